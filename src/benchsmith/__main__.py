@@ -1,0 +1,3 @@
+from benchsmith.cli.app import main
+
+main()

@@ -1,0 +1,213 @@
+"""benchsmith command line. Parses, calls benchsmith.api, renders progress. No logic here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from benchsmith import api
+from benchsmith.cli.console import RunProgress, err_console
+from benchsmith.errors import BenchsmithError
+
+app = typer.Typer(
+    name="benchsmith",
+    help="Turn code benchmarks into validated, reproducible LLM-generated datasets.\n\n"
+    "Quick start:\n\n"
+    "  benchsmith init-config my.yaml\n\n"
+    "  benchsmith dry-run --config my.yaml\n\n"
+    "  benchsmith run --config my.yaml",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = typer.Option(..., "--config", "-c", help="YAML run config (see init-config).")
+RunIdOpt = typer.Option(None, "--run-id", help="Run id: the folder name under run_dir.")
+
+
+def _fail(e: BaseException) -> None:
+    console = err_console()
+    console.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+    raise typer.Exit(getattr(e, "exit_code", 1))
+
+
+@app.command("init-config")
+def init_config(
+    path: Path = typer.Argument(..., help="Where to write the sample config."),
+) -> None:
+    """Write a commented sample config.
+
+    Example:
+
+      benchsmith init-config my.yaml
+    """
+    try:
+        api.copy_template(path)
+    except BenchsmithError as e:
+        _fail(e)
+    err_console().print(f"wrote {path}; edit it, then: benchsmith dry-run --config {path}")
+
+
+@app.command("dry-run")
+def dry_run(
+    config: Path = ConfigOpt,
+    run_id: Optional[str] = RunIdOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+) -> None:
+    """Load tasks, write manifests and tasks.jsonl, print a cost estimate. Calls no model.
+
+    Examples:
+
+      benchsmith dry-run --config my.yaml
+
+      benchsmith dry-run --config my.yaml --run-id plans_v1 --json
+    """
+    console = err_console()
+    try:
+        cfg = api.load_config(config)
+        rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False))
+    except BenchsmithError as e:
+        _fail(e)
+        return
+    est = rep.estimate
+    out = {
+        "run_dir": str(rep.run_dir),
+        "tasks": rep.tasks,
+        "requests": rep.units_pending,
+        "estimate_first_attempts_usd": round(est.first_attempt_usd, 4),
+        "estimate_upper_bound_usd": round(est.upper_bound_usd, 4),
+        "priced": est.priced,
+    }
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    tasks = ", ".join(f"{k}: {v}" for k, v in rep.tasks.items())
+    typer.echo(f"run dir:   {rep.run_dir}")
+    typer.echo(f"tasks:     {tasks}")
+    typer.echo(f"requests:  {rep.units_pending}")
+    if est.priced:
+        typer.echo(
+            f"cost:      at most ${est.first_attempt_usd:.4f} for first attempts, "
+            f"${est.upper_bound_usd:.4f} with every validation retry (upper bounds)"
+        )
+    else:
+        typer.echo("cost:      unknown (no price for the model in `prices`)")
+
+
+@app.command("run")
+def run(
+    config: Path = ConfigOpt,
+    run_id: Optional[str] = RunIdOpt,
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (needs --run-id)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Generate the dataset, with a live progress bar.
+
+    Interrupted runs (Ctrl-C, crash, kill -9) continue with --resume: nothing completed is
+    sent again. The run stops cleanly before the budget could be exceeded; resume it with a
+    larger budget.max_usd.
+
+    Examples:
+
+      benchsmith run --config my.yaml
+
+      benchsmith run --config my.yaml --run-id R --resume
+    """
+    console = err_console()
+    say = lambda m: console.print(m, markup=False)  # noqa: E731
+
+    def show_estimate(est: api.Estimate) -> None:
+        if est.priced:
+            say(f"{est.units} requests to send; upper-bound cost ${est.upper_bound_usd:.4f}")
+        else:
+            say(f"{est.units} requests to send")
+
+    try:
+        cfg = api.load_config(config)
+        with RunProgress(console, enabled=not quiet) as prog:
+            summary = api.run(
+                cfg, run_id, resume, echo=say, on_progress=prog.update, on_estimate=show_estimate
+            )
+    except KeyboardInterrupt:
+        console.print("interrupted; continue with --resume --run-id <id>", markup=False)
+        raise typer.Exit(130) from None
+    except BenchsmithError as e:
+        _fail(e)
+        return
+    _print_summary(summary, as_json)
+    if summary.stopped:
+        raise typer.Exit(2)
+
+
+def _print_summary(s: api.RunSummary, as_json: bool) -> None:
+    data: dict[str, Any] = {
+        "run_dir": str(s.run_dir),
+        "stopped": s.stopped,
+        "message": s.message,
+        "units": s.counts,
+        "spent_usd": round(s.spent_usd, 6),
+        "usage": s.usage,
+    }
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(s.counts.items()))
+    typer.echo(f"run dir:  {s.run_dir}")
+    typer.echo(f"units:    {counts}")
+    typer.echo(
+        f"tokens:   in {s.usage.get('input_tokens', 0):,} (cached {s.usage.get('cached_input_tokens', 0):,}),"
+        f" out {s.usage.get('output_tokens', 0):,}; spent ${s.spent_usd:.4f}"
+    )
+    if s.stopped:
+        typer.echo(f"stopped:  {s.message}")
+        typer.echo(f"continue: benchsmith run --config <cfg> --run-id {s.run_dir.name} --resume")
+
+
+@app.command("status")
+def status(
+    run_dir: Path = typer.Argument(..., help="The run directory, e.g. runs/R."),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON on stdout."),
+) -> None:
+    """Counts per state, tokens, cost and what is left.
+
+    Example:
+
+      benchsmith status runs/20261122-101500-a1b2c3
+    """
+    try:
+        st = api.run_status(run_dir)
+    except BenchsmithError as e:
+        _fail(e)
+        return
+    if as_json:
+        typer.echo(json.dumps(st, indent=2))
+        return
+    u = st["units"]
+    typer.echo(f"run:       {st['run_id']}  ({st['invocations']} invocation(s), last: {st['last_status']})")
+    typer.echo("units:     " + ", ".join(f"{k} {v}" for k, v in u.items()))
+    for ds, d in st["datasets"].items():
+        typer.echo(f"dataset:   {ds}: {d['complete']}/{d['tasks']} tasks complete")
+    us = st["usage"]
+    typer.echo(
+        f"usage:     {us['api_calls']} calls, in {us['input_tokens']:,} "
+        f"(cached {us['cached_input_tokens']:,}), out {us['output_tokens']:,}, "
+        f"reasoning {us['reasoning_tokens']:,}"
+    )
+    typer.echo(f"spent:     ${st['spent_usd']:.4f}")
+    typer.echo(f"left:      {u['pending']} request(s) pending")
+    for reason, n in st["failure_reasons"].items():
+        typer.echo(f"reason:    {n} x {reason}")
+
+
+def main() -> None:
+    try:
+        app()
+    except BenchsmithError as e:  # pragma: no cover - commands catch their own
+        err_console().print(f"error: {e}", markup=False)
+        sys.exit(1)

@@ -1,0 +1,71 @@
+"""All terminal output: messages and the live progress bar go to stderr."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from benchsmith.engine.online import Stats
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class RunProgress:
+    """done/failed/tokens/$/ETA. Off when stderr is not a terminal or with --quiet."""
+
+    def __init__(self, console: Console, enabled: bool):
+        self.enabled = enabled and console.is_terminal
+        self.console = console
+        self._last = 0.0
+        self._p = Progress(
+            TextColumn("[bold]generating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> RunProgress:
+        if self.enabled:
+            self._p.start()
+            self._task = self._p.add_task("run", total=None, info="")
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.enabled:
+            self._p.stop()
+
+    def update(self, s: Stats) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and s.done < s.total:
+            return
+        self._last = now
+        info = (
+            f"ok {s.ok} invalid {s.invalid} failed {s.failed} retries {s.retries} "
+            f"tok {s.input_tokens + s.output_tokens:,} ${s.cost_usd:.4f}"
+        )
+        self._p.update(self._task, total=s.total, completed=s.done, info=info)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

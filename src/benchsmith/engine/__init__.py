@@ -1,0 +1,1 @@
+"""Execution: wire formats, HTTP, rate limits, retries, budget, and the online executor."""

@@ -1,0 +1,358 @@
+"""The online executor: bounded concurrency over pending ledger units.
+
+For each unit: reserve the worst-case cost, wait for rate-limit capacity, record the attempt,
+send, classify the outcome, validate, and either finish the unit or retry:
+  retryable  429 / 5xx / 408 / 409 / timeouts / connection errors / malformed bodies
+             (backoff with jitter, Retry-After honoured), up to engine.max_retries
+  invalid    a 200 whose answer fails validation: re-asked with the issues fed back,
+             up to the stage's max_validation_retries
+  fatal      400 / 404 / 422 ...: the unit fails with the server's message
+  stop       401 / 403 (and exhausted quota): the whole run stops at once
+  budget     the next request cannot fit: dispatch stops, the unit stays pending
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from benchsmith.config import Price
+from benchsmith.engine.budget import Budget
+from benchsmith.engine.http import TRANSIENT_EXC, HttpClient
+from benchsmith.engine.pricing import cost_usd, prompt_token_bound, worst_case_usd
+from benchsmith.engine.ratelimit import RateLimiter
+from benchsmith.engine.wire import PATHS, MalformedAnswer, build_body, error_message, parse_completion
+from benchsmith.errors import AuthError
+from benchsmith.recipes.base import Recipe, RequestSpec, with_feedback
+from benchsmith.records import Task, Usage
+from benchsmith.store.ids import unit_id as make_unit_id
+from benchsmith.store.ledger import Ledger, Unit
+
+
+@dataclass
+class Stats:
+    """Live counters for progress display."""
+
+    total: int = 0
+    ok: int = 0
+    invalid: int = 0
+    failed: int = 0
+    retries: int = 0
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.invalid + self.failed
+
+
+@dataclass
+class EngineSettings:
+    api: str
+    structured: str
+    keys: list[str]
+    concurrency: int
+    max_retries: int
+    backoff_base_s: float
+    backoff_max_s: float
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    stopped: str | None = None  # None (all done), "budget", "auth"
+    message: str = ""
+
+
+class OnlineExecutor:
+    """Runs pending units to a terminal state (or until budget/auth stops the run)."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        recipe: Recipe,
+        tasks: dict[tuple[str, str], Task],
+        invocation: int,
+        settings: EngineSettings,
+        http: HttpClient,
+        budget: Budget,
+        limiter: RateLimiter,
+        prices: Callable[[str], Price | None],
+        on_progress: Callable[[Stats], None] | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.ledger = ledger
+        self.recipe = recipe
+        self.tasks = tasks
+        self.inv = invocation
+        self.s = settings
+        self.http = http
+        self.budget = budget
+        self.limiter = limiter
+        self.prices = prices
+        self.on_progress = on_progress or (lambda _s: None)
+        self.rng = rng or random.Random()
+        self.stats = Stats()
+        self.queue: deque[Unit] = deque()
+        self.outcome = Outcome()
+        self._keys = itertools.cycle(range(len(settings.keys))) if settings.keys else None
+        self._history: dict[str, tuple[int, int, list[dict[str, str]] | None]] = {}
+        self._inflight = 0
+        self._wake = asyncio.Event()
+
+    # -- public -------------------------------------------------------------------------
+    async def run(self, units: list[Unit]) -> Outcome:
+        self._load_history([u.unit_id for u in units])
+        self.queue.extend(units)
+        self.stats.total = len(units)
+        self.on_progress(self.stats)
+        n = min(self.s.concurrency, max(1, len(units)))
+        workers = [asyncio.create_task(self._worker()) for _ in range(n)]
+        try:
+            await asyncio.gather(*workers)
+        except AuthError as e:
+            self.outcome = Outcome("auth", str(e))
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        return self.outcome
+
+    # -- internals ----------------------------------------------------------------------
+    def _load_history(self, ids: list[str]) -> None:
+        """For resumed units: attempt count, invalid count, and the last feedback messages."""
+        if not ids:
+            return
+        wanted = set(ids)
+        for a in self.ledger.attempts():
+            uid = a["unit_id"]
+            if uid not in wanted:
+                continue
+            n, inv, msgs = self._history.get(uid, (0, 0, None))
+            n += 1
+            if a["status"] == "invalid":
+                inv += 1
+                unit = self.ledger.unit(uid)
+                if unit is not None and a["raw_output"] is not None:
+                    base = RequestSpec.from_dict(unit.spec).messages
+                    msgs = list(with_feedback(base, a["raw_output"], tuple(a["issues"])))
+            self._history[uid] = (n, inv, msgs)
+
+    def _next_key(self) -> tuple[str | None, str]:
+        if self._keys is None:
+            return None, ""
+        i = next(self._keys)
+        key = self.s.keys[i]
+        return key, f"key#{i + 1}" if key != "local" else "local"
+
+    async def _worker(self) -> None:
+        # Workers stay alive while others are in flight: a finished unit may plan children.
+        while self.outcome.stopped is None:
+            if not self.queue:
+                if self._inflight == 0:
+                    self._wake.set()
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            unit = self.queue.popleft()
+            self._inflight += 1
+            try:
+                await self._process(unit)
+            finally:
+                self._inflight -= 1
+                self._wake.set()
+
+    def _backoff(self, k: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.s.backoff_max_s * 2)
+        base = min(self.s.backoff_base_s * (2**k), self.s.backoff_max_s)
+        return base * (0.5 + self.rng.random() * 0.5)
+
+    async def _process(self, unit: Unit) -> None:
+        spec = RequestSpec.from_dict(unit.spec)
+        stage = self.recipe.stage(spec.stage)
+        price = self.prices(spec.model)
+        n, vfails, fb = self._history.get(unit.unit_id, (0, 0, None))
+        messages: list[dict[str, str]] = fb or list(spec.messages)
+        transient = 0
+        max_out = int(spec.params.get("max_output_tokens", 0) or 0)
+        if vfails > stage.max_validation_retries:
+            self._finish(unit, "invalid", "validation retries exhausted", None)
+            return
+        while True:
+            body = build_body(
+                api=self.s.api,
+                structured=self.s.structured,
+                model=spec.model,
+                messages=messages,
+                schema=spec.schema,
+                schema_name=spec.schema_name,
+                params=spec.params,
+                extra=self.s.extra_body or None,
+            )
+            payload = orjson.dumps(body)
+            reserve = worst_case_usd(len(payload), len(messages), max_out, price)
+            if not self.budget.try_reserve(reserve):
+                if self.outcome.stopped is None:
+                    self.outcome = Outcome(
+                        "budget",
+                        f"budget: the next request could cost up to ${reserve:.4f} and only "
+                        f"${self.budget.remaining or 0:.4f} of ${self.budget.max_usd:.4f} is left",
+                    )
+                self.queue.appendleft(unit)
+                return
+            await self.limiter.acquire(prompt_token_bound(len(payload), len(messages)) + max_out)
+            key, hint = self._next_key()
+            n += 1
+            aid = self.ledger.begin_attempt(unit.unit_id, self.inv, n, spec.model, reserve, hint)
+            self.stats.calls += 1
+            try:
+                res = await self.http.post(PATHS[self.s.api], payload, key)
+            except asyncio.CancelledError:
+                self._end(aid, reserve, "cancelled", None, None, Usage(), reserve, error="run stopped")
+                raise
+            except TRANSIENT_EXC as e:
+                is_timeout = isinstance(e, asyncio.TimeoutError)
+                # A timed-out request may still be billed: count its worst case.
+                charge = reserve if is_timeout else 0.0
+                status = "timeout" if is_timeout else "connection_error"
+                self._end(aid, reserve, status, None, None, Usage(), charge, error=f"{status}: {e!r}"[:300])
+                transient += 1
+                if transient > self.s.max_retries:
+                    self._finish(unit, "failed", f"{status} after {transient} tries", None)
+                    return
+                self.stats.retries += 1
+                await asyncio.sleep(self._backoff(transient - 1, None))
+                continue
+
+            if res.status == 200:
+                try:
+                    comp = parse_completion(self.s.api, orjson.loads(res.body))
+                except (orjson.JSONDecodeError, MalformedAnswer) as e:
+                    self._end(aid, reserve, "malformed", 200, res.latency_s, Usage(), reserve,
+                              error=f"malformed answer: {e}"[:300])
+                    transient += 1
+                    if transient > self.s.max_retries:
+                        self._finish(unit, "failed", "malformed answers", None)
+                        return
+                    self.stats.retries += 1
+                    await asyncio.sleep(self._backoff(transient - 1, None))
+                    continue
+                cost = cost_usd(comp.usage, price)
+                self.stats.input_tokens += comp.usage.input_tokens
+                self.stats.output_tokens += comp.usage.output_tokens
+                issues: tuple[str, ...]
+                if comp.finished:
+                    parsed = stage.parse(spec, comp.text)
+                    issues = parsed.issues
+                else:
+                    parsed, issues = None, (f"answer was cut off ({comp.detail})",)
+                if parsed is not None and parsed.ok:
+                    with self.ledger.tx():
+                        self._end(aid, reserve, "ok", 200, res.latency_s, comp.usage, cost,
+                                  raw=comp.text)
+                        self.ledger.finish_unit(unit.unit_id, "ok", None, list(parsed.records))
+                    self.stats.ok += 1
+                    self.on_progress(self.stats)
+                    self._plan_children(unit, spec, list(parsed.records))
+                    return
+                vfails += 1
+                exhausted = vfails > stage.max_validation_retries
+                with self.ledger.tx():
+                    self._end(aid, reserve, "invalid", 200, res.latency_s, comp.usage, cost,
+                              raw=comp.text, issues=issues)
+                    if exhausted:
+                        self.ledger.finish_unit(
+                            unit.unit_id, "invalid", f"validation: {issues[0]}"[:500], None
+                        )
+                if exhausted:
+                    self.stats.invalid += 1
+                    self.on_progress(self.stats)
+                    return
+                self.stats.retries += 1
+                messages = list(with_feedback(spec.messages, comp.text, issues))
+                continue
+
+            text = res.body.decode("utf-8", "replace")
+            try:
+                err_body: Any = orjson.loads(res.body)
+            except orjson.JSONDecodeError:
+                err_body = text
+            msg = error_message(err_body, text or f"HTTP {res.status}")
+            self._end(aid, reserve, "http_error", res.status, res.latency_s, Usage(), 0.0,
+                      error=f"HTTP {res.status}: {msg}")
+            quota = res.status == 429 and "quota" in msg.lower()
+            if res.status in (401, 403) or quota:
+                what = "quota exhausted" if quota else "authentication failed"
+                raise AuthError(
+                    f"{what} (HTTP {res.status}) at {self.http.base_url}: {msg}; "
+                    "check the API key and its permissions, then resume the run"
+                )
+            if res.status in (408, 409, 429) or res.status >= 500:
+                transient += 1
+                if transient > self.s.max_retries:
+                    self._finish(unit, "failed", f"HTTP {res.status} after {transient} tries: {msg}", None)
+                    return
+                self.stats.retries += 1
+                await asyncio.sleep(self._backoff(transient - 1, res.retry_after))
+                continue
+            self._finish(unit, "failed", f"HTTP {res.status}: {msg}", None)
+            return
+
+    def _end(
+        self,
+        aid: int,
+        reserve: float,
+        status: str,
+        http_status: int | None,
+        latency: float | None,
+        usage: Usage,
+        cost: float,
+        *,
+        raw: str | None = None,
+        error: str | None = None,
+        issues: tuple[str, ...] | None = None,
+    ) -> None:
+        self.budget.settle(reserve, cost)
+        self.stats.cost_usd += cost
+        self.ledger.end_attempt(
+            aid, status=status, http_status=http_status, latency_s=latency, usage=usage,
+            cost_usd=cost, raw_output=raw, error=error, issues=issues,
+        )
+
+    def _finish(self, unit: Unit, state: str, reason: str | None, result: Any) -> None:
+        self.ledger.finish_unit(unit.unit_id, state, reason, result)
+        if state == "failed":
+            self.stats.failed += 1
+        elif state == "invalid":
+            self.stats.invalid += 1
+        self.on_progress(self.stats)
+
+    def _plan_children(self, unit: Unit, spec: RequestSpec, records: list[dict[str, Any]]) -> None:
+        children = self.recipe.children_of(spec.stage)
+        if not children:
+            return
+        task = self.tasks[(spec.dataset, spec.task_id)]
+        rows = []
+        for child in children:
+            parent = {"unit_id": unit.unit_id, "spec": spec, "records": records}
+            for cs in child.build(task, parent):
+                d = cs.to_dict()
+                d["parent_id"] = unit.unit_id
+                rows.append((make_unit_id(self.recipe.name, self.recipe.version, d), d))
+        self.ledger.add_units(rows)
+        for uid, _ in rows:
+            u = self.ledger.unit(uid)
+            if u is not None and u.state == "pending":
+                self.queue.append(u)
+                self.stats.total += 1

@@ -1,0 +1,1 @@
+"""Files derived from the ledger: datasets, failures, manifests, logs. Always rewritten whole."""

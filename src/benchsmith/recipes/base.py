@@ -1,0 +1,138 @@
+"""The recipe contract: a Recipe is an ordered tuple of Stages.
+
+A Stage builds requests for a task (stage 1) or from one finished request of the stage it
+`needs` (later stages), and parses an answer into records or a list of issues. Stages are
+pure: they never talk HTTP and never touch the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchsmith.records import Task
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """What to send, independent of the wire format (responses / chat / batch)."""
+
+    dataset: str
+    task_id: str
+    stage: str
+    sample_index: int
+    model: str
+    messages: tuple[dict[str, str], ...]
+    schema: dict[str, Any] | None = None
+    schema_name: str = "answer"
+    params: dict[str, Any] = field(default_factory=dict)
+    parent_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "task_id": self.task_id,
+            "stage": self.stage,
+            "sample_index": self.sample_index,
+            "model": self.model,
+            "messages": list(self.messages),
+            "schema": self.schema,
+            "schema_name": self.schema_name,
+            "params": dict(self.params),
+            "parent_id": self.parent_id,
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RequestSpec:
+        return cls(
+            dataset=d["dataset"],
+            task_id=d["task_id"],
+            stage=d["stage"],
+            sample_index=d["sample_index"],
+            model=d["model"],
+            messages=tuple(d["messages"]),
+            schema=d.get("schema"),
+            schema_name=d.get("schema_name", "answer"),
+            params=dict(d.get("params") or {}),
+            parent_id=d.get("parent_id"),
+            meta=dict(d.get("meta") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The outcome of parsing one answer: records when valid, else issues."""
+
+    records: tuple[dict[str, Any], ...] = ()
+    issues: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+
+BuildFn = Callable[[Task, "dict[str, Any] | None"], list[RequestSpec]]
+ParseFn = Callable[[RequestSpec, str], Parsed]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a recipe.
+
+    `build(task, parent)` returns the requests of this stage. For the first stage `parent`
+    is None; for a stage that `needs` another, it is called once per finished parent unit
+    with `{"spec": parent RequestSpec, "records": [...]}`.
+    """
+
+    name: str
+    build: BuildFn
+    parse: ParseFn
+    needs: str | None = None
+    max_validation_retries: int = 2
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    version: str
+    stages: tuple[Stage, ...]
+    template_name: str = ""
+    template_text: str = ""
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"recipe {self.name}: duplicate stage names {names}")
+        for i, s in enumerate(self.stages):
+            if i == 0 and s.needs is not None:
+                raise ValueError(f"recipe {self.name}: first stage cannot need another")
+            if i > 0 and s.needs not in names[:i]:
+                raise ValueError(f"recipe {self.name}: stage {s.name} needs an earlier stage")
+
+    def stage(self, name: str) -> Stage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def children_of(self, name: str) -> list[Stage]:
+        return [s for s in self.stages if s.needs == name]
+
+
+def with_feedback(
+    messages: tuple[dict[str, str], ...], raw: str, issues: tuple[str, ...]
+) -> tuple[dict[str, str], ...]:
+    """Messages for a re-ask: the previous answer plus the validation problems."""
+    problems = "\n".join(f"- {i}" for i in issues[:20])
+    return (
+        *messages,
+        {"role": "assistant", "content": raw[:20000]},
+        {
+            "role": "user",
+            "content": "Your answer failed validation:\n"
+            f"{problems}\nAnswer again with a complete, corrected JSON object.",
+        },
+    )

@@ -1,0 +1,35 @@
+"""Stable, versioned content-hash ids for requests."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+ID_PREFIX = "r1_"  # bump when the fingerprinted fields change
+
+
+def canonical_json(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def unit_id(recipe: str, recipe_version: str, spec: dict[str, Any]) -> str:
+    """Derived from what is sent (model, messages, schema, params) and where it belongs.
+
+    43 ASCII characters: fits the Batch API's custom_id limit.
+    """
+    fp = {
+        "recipe": recipe,
+        "recipe_version": recipe_version,
+        "dataset": spec["dataset"],
+        "task_id": spec["task_id"],
+        "stage": spec["stage"],
+        "sample_index": spec["sample_index"],
+        "parent_id": spec.get("parent_id"),
+        "model": spec["model"],
+        "messages": spec["messages"],
+        "schema": spec.get("schema"),
+        "params": spec.get("params"),
+    }
+    return ID_PREFIX + hashlib.sha256(canonical_json(fp)).hexdigest()[:40]

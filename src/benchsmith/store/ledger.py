@@ -1,0 +1,365 @@
+"""The run ledger: SQLite in WAL mode, the source of truth of a run.
+
+Every planned unit (one request of one stage for one task) has a row in `units` and ends in
+exactly one terminal state: ok, invalid, failed or skipped. Every API call is a row in
+`attempts`, written *before* it is sent (with its worst-case cost reserved) and settled after,
+so a crash at any moment leaves a ledger from which resume is a query and spend is never
+under-counted. No secret ever enters a row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchsmith.records import Task, Usage
+
+TERMINAL = ("ok", "invalid", "failed", "skipped")
+SCHEMA_VERSION = 1
+
+_MIGRATIONS = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE invocations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at REAL NOT NULL, ended_at REAL, status TEXT NOT NULL,
+        mode TEXT NOT NULL, budget_usd REAL, message TEXT
+    );
+    CREATE TABLE tasks (
+        dataset TEXT NOT NULL, task_id TEXT NOT NULL, task_json BLOB NOT NULL,
+        PRIMARY KEY (dataset, task_id)
+    );
+    CREATE TABLE units (
+        unit_id TEXT PRIMARY KEY,
+        dataset TEXT NOT NULL, task_id TEXT NOT NULL, stage TEXT NOT NULL,
+        sample_index INTEGER NOT NULL, parent_id TEXT, model TEXT NOT NULL,
+        spec_json BLOB NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending', reason TEXT,
+        result_json BLOB, created_at REAL NOT NULL, updated_at REAL NOT NULL
+    );
+    CREATE INDEX units_state ON units(state);
+    CREATE INDEX units_task ON units(dataset, task_id);
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        unit_id TEXT NOT NULL REFERENCES units(unit_id),
+        invocation INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        started_at REAL NOT NULL, ended_at REAL,
+        status TEXT NOT NULL,
+        http_status INTEGER, latency_s REAL,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+        reserved_usd REAL NOT NULL DEFAULT 0,
+        cost_usd REAL,
+        key_hint TEXT,
+        raw_output TEXT, error TEXT, issues_json BLOB
+    );
+    CREATE INDEX attempts_unit ON attempts(unit_id);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class Unit:
+    unit_id: str
+    dataset: str
+    task_id: str
+    stage: str
+    sample_index: int
+    parent_id: str | None
+    model: str
+    spec: dict[str, Any]
+    state: str
+    reason: str | None
+    result: Any
+
+
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+class Ledger:
+    """Thin, synchronous access to the run's SQLite file. One instance per process."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL: each commit survives a process kill; only power loss can drop the tail.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        self._migrate()
+
+    # -- schema -------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for i, sql in enumerate(_MIGRATIONS[version:], start=version + 1):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in sql.split(";"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+                self.db.execute(f"PRAGMA user_version={i}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def tx(self) -> _Tx:
+        return _Tx(self.db)
+
+    # -- meta / invocations -------------------------------------------------------------
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def start_invocation(self, mode: str, budget_usd: float | None) -> int:
+        # An invocation left 'running' by a crash is closed as such.
+        self.db.execute(
+            "UPDATE invocations SET status='crashed' WHERE status='running'"
+        )
+        cur = self.db.execute(
+            "INSERT INTO invocations (started_at, status, mode, budget_usd) VALUES (?,?,?,?)",
+            (time.time(), "running", mode, budget_usd),
+        )
+        return int(cur.lastrowid or 0)
+
+    def end_invocation(self, inv: int, status: str, message: str = "") -> None:
+        self.db.execute(
+            "UPDATE invocations SET ended_at=?, status=?, message=? WHERE id=?",
+            (time.time(), status, message, inv),
+        )
+
+    def invocations(self) -> list[dict[str, Any]]:
+        cur = self.db.execute(
+            "SELECT id, started_at, ended_at, status, mode, budget_usd, message FROM invocations "
+            "ORDER BY id"
+        )
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    # -- tasks --------------------------------------------------------------------------
+    def add_tasks(self, tasks: list[Task]) -> None:
+        with self.tx():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?)",
+                [(t.dataset, t.id, _dumps(t.to_dict())) for t in tasks],
+            )
+
+    def tasks(self, dataset: str | None = None) -> list[Task]:
+        q = "SELECT task_json FROM tasks"
+        args: tuple[Any, ...] = ()
+        if dataset is not None:
+            q += " WHERE dataset=?"
+            args = (dataset,)
+        rows = self.db.execute(q + " ORDER BY dataset, task_id", args).fetchall()
+        return [Task.from_dict(orjson.loads(r[0])) for r in rows]
+
+    def datasets(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT dataset FROM tasks ORDER BY 1")]
+
+    # -- units --------------------------------------------------------------------------
+    def add_units(self, rows: list[tuple[str, dict[str, Any]]]) -> int:
+        """Insert planned units (id, spec); existing ids are left untouched. Returns new count."""
+        now = time.time()
+        before = self.db.total_changes
+        with self.tx():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO units (unit_id, dataset, task_id, stage, sample_index, "
+                "parent_id, model, spec_json, created_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        uid,
+                        s["dataset"],
+                        s["task_id"],
+                        s["stage"],
+                        s["sample_index"],
+                        s.get("parent_id"),
+                        s["model"],
+                        _dumps(s),
+                        now,
+                        now,
+                    )
+                    for uid, s in rows
+                ],
+            )
+        return self.db.total_changes - before
+
+    def _unit(self, r: tuple[Any, ...]) -> Unit:
+        return Unit(
+            unit_id=r[0],
+            dataset=r[1],
+            task_id=r[2],
+            stage=r[3],
+            sample_index=r[4],
+            parent_id=r[5],
+            model=r[6],
+            spec=orjson.loads(r[7]),
+            state=r[8],
+            reason=r[9],
+            result=orjson.loads(r[10]) if r[10] is not None else None,
+        )
+
+    _UNIT_COLS = (
+        "unit_id, dataset, task_id, stage, sample_index, parent_id, model, spec_json, state, "
+        "reason, result_json"
+    )
+
+    def units(self, state: str | None = None, ids: list[str] | None = None) -> Iterator[Unit]:
+        q = f"SELECT {self._UNIT_COLS} FROM units"
+        args: list[Any] = []
+        if state is not None:
+            q += " WHERE state=?"
+            args.append(state)
+        q += " ORDER BY dataset, task_id, stage, sample_index, unit_id"
+        for r in self.db.execute(q, args).fetchall():
+            if ids is None or r[0] in ids:
+                yield self._unit(r)
+
+    def unit(self, unit_id: str) -> Unit | None:
+        r = self.db.execute(
+            f"SELECT {self._UNIT_COLS} FROM units WHERE unit_id=?", (unit_id,)
+        ).fetchone()
+        return self._unit(r) if r else None
+
+    def finish_unit(self, unit_id: str, state: str, reason: str | None, result: Any) -> None:
+        assert state in TERMINAL
+        self.db.execute(
+            "UPDATE units SET state=?, reason=?, result_json=?, updated_at=? "
+            "WHERE unit_id=? AND state='pending'",
+            (state, reason, _dumps(result) if result is not None else None, time.time(), unit_id),
+        )
+
+    def state_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT state, COUNT(*) FROM units GROUP BY state").fetchall()
+        return {s: n for s, n in rows}
+
+    def task_states(self) -> dict[tuple[str, str], dict[str, int]]:
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        for ds, tid, state, n in self.db.execute(
+            "SELECT dataset, task_id, state, COUNT(*) FROM units GROUP BY 1, 2, 3"
+        ):
+            out.setdefault((ds, tid), {})[state] = n
+        return out
+
+    # -- attempts -----------------------------------------------------------------------
+    def begin_attempt(
+        self, unit_id: str, invocation: int, n: int, model: str, reserved_usd: float, key_hint: str
+    ) -> int:
+        cur = self.db.execute(
+            "INSERT INTO attempts (unit_id, invocation, n, model, started_at, status, "
+            "reserved_usd, key_hint) VALUES (?,?,?,?,?,?,?,?)",
+            (unit_id, invocation, n, model, time.time(), "sent", reserved_usd, key_hint),
+        )
+        return int(cur.lastrowid or 0)
+
+    def end_attempt(
+        self,
+        attempt_id: int,
+        *,
+        status: str,
+        http_status: int | None,
+        latency_s: float | None,
+        usage: Usage | None,
+        cost_usd: float | None,
+        raw_output: str | None = None,
+        error: str | None = None,
+        issues: list[str] | tuple[str, ...] | None = None,
+    ) -> None:
+        u = usage or Usage()
+        self.db.execute(
+            "UPDATE attempts SET ended_at=?, status=?, http_status=?, latency_s=?, "
+            "input_tokens=?, cached_input_tokens=?, output_tokens=?, reasoning_tokens=?, "
+            "cost_usd=?, raw_output=?, error=?, issues_json=? WHERE id=?",
+            (
+                time.time(),
+                status,
+                http_status,
+                latency_s,
+                u.input_tokens,
+                u.cached_input_tokens,
+                u.output_tokens,
+                u.reasoning_tokens,
+                cost_usd,
+                raw_output,
+                error,
+                _dumps(list(issues)) if issues else None,
+                attempt_id,
+            ),
+        )
+
+    def attempt_count(self, unit_id: str) -> int:
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM attempts WHERE unit_id=?", (unit_id,)).fetchone()[0]
+        )
+
+    def attempts(self, unit_id: str | None = None) -> list[dict[str, Any]]:
+        q = (
+            "SELECT a.id, a.unit_id, a.invocation, a.n, a.model, a.started_at, a.ended_at, "
+            "a.status, a.http_status, a.latency_s, a.input_tokens, a.cached_input_tokens, "
+            "a.output_tokens, a.reasoning_tokens, a.reserved_usd, a.cost_usd, a.key_hint, "
+            "a.raw_output, a.error, a.issues_json, u.dataset, u.task_id, u.stage, u.sample_index "
+            "FROM attempts a JOIN units u USING (unit_id)"
+        )
+        args: tuple[Any, ...] = ()
+        if unit_id is not None:
+            q += " WHERE a.unit_id=?"
+            args = (unit_id,)
+        cur = self.db.execute(q + " ORDER BY a.id", args)
+        cols = [c[0] for c in cur.description]
+        out = []
+        for r in cur.fetchall():
+            d = dict(zip(cols, r))
+            d["issues"] = orjson.loads(d.pop("issues_json")) if d["issues_json"] else []
+            out.append(d)
+        return out
+
+    def spend(self) -> tuple[float, float]:
+        """(settled USD, USD reserved by attempts that never settled, e.g. after a crash)."""
+        settled, open_ = self.db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0), "
+            "COALESCE(SUM(CASE WHEN status='sent' THEN reserved_usd ELSE 0 END), 0) "
+            "FROM attempts"
+        ).fetchone()
+        return float(settled), float(open_)
+
+    def usage_totals(self) -> dict[str, int]:
+        r = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(input_tokens),0), COALESCE(SUM(cached_input_tokens),0),"
+            " COALESCE(SUM(output_tokens),0), COALESCE(SUM(reasoning_tokens),0) FROM attempts"
+        ).fetchone()
+        return {
+            "api_calls": r[0],
+            "input_tokens": r[1],
+            "cached_input_tokens": r[2],
+            "output_tokens": r[3],
+            "reasoning_tokens": r[4],
+        }
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

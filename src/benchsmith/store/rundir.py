@@ -1,0 +1,106 @@
+"""Run directory layout and atomic file writes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside `runs/<run_id>/`. Names are part of the public contract."""
+
+    root: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.sqlite"
+
+    @property
+    def runs_jsonl(self) -> Path:
+        return self.root / "runs.jsonl"
+
+    @property
+    def calls_log(self) -> Path:
+        return self.root / "logs" / "batch_calls.jsonl"
+
+    @property
+    def run_log(self) -> Path:
+        return self.root / "logs" / "run.log"
+
+    @property
+    def prompts(self) -> Path:
+        return self.root / "prompts"
+
+    @property
+    def config_json(self) -> Path:
+        return self.root / "config" / "run_config.json"
+
+    def manifest(self, dataset: str, kind: str) -> Path:
+        suffix = {"all": "task_ids", "complete": "complete_task_ids", "incomplete": "incomplete_task_ids"}
+        return self.root / "manifests" / f"{dataset}_{suffix[kind]}.json"
+
+    def dataset_file(self, dataset: str, name: str) -> Path:
+        return self.root / "datasets" / dataset / name
+
+    def failed_file(self, dataset: str, name: str) -> Path:
+        return self.root / "failed_plans" / "datasets" / dataset / name
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder + rename: readers never see a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[Any]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    n = 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for row in rows:
+                fh.write(orjson.dumps(row) + b"\n")
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return n
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")

@@ -1,0 +1,1 @@
+"""Local validation of answers: schemas and sanity rules. Validators return lists of issues."""

@@ -1,0 +1,40 @@
+"""Sanity rules for implementation plans beyond the schema."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_WS = re.compile(r"\s+")
+
+
+def norm(text: str) -> str:
+    return _WS.sub(" ", text.strip().lower())
+
+
+def check_plans(plans: list[dict[str, Any]], expected: int, min_steps: int) -> list[str]:
+    issues: list[str] = []
+    if len(plans) != expected:
+        issues.append(f"expected exactly {expected} plans, got {len(plans)}")
+    titles: dict[str, int] = {}
+    for i, p in enumerate(plans):
+        where = f"plans[{i}]"
+        if not p["title"].strip():
+            issues.append(f"{where}.title is empty")
+        if not p["summary"].strip():
+            issues.append(f"{where}.summary is empty")
+        steps = [norm(s) for s in p["steps"]]
+        if len(steps) < min_steps:
+            issues.append(f"{where}.steps has {len(steps)} steps; at least {min_steps} required")
+        if any(not s for s in steps):
+            issues.append(f"{where}.steps contains an empty step")
+        seen: set[str] = set()
+        for j, s in enumerate(steps):
+            if s and s in seen:
+                issues.append(f"{where}.steps[{j}] repeats an earlier step")
+            seen.add(s)
+        t = norm(p["title"])
+        if t and t in titles:
+            issues.append(f"{where}.title repeats plans[{titles[t]}].title")
+        titles.setdefault(t, i)
+    return issues

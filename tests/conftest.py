@@ -1,0 +1,34 @@
+"""Shared pytest fixtures.
+
+``tests/`` is put on ``sys.path`` so test modules can do
+``from fake_openai import FakeOpenAI, Reply``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterator
+
+import pytest
+
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)
+
+from fake_openai import FakeOpenAI  # noqa: E402
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A running local OpenAI-compatible fake server (fresh per test).
+
+    Use ``fake_openai.base_url`` as the client's base URL; script it with
+    ``fake_openai.enqueue(Reply...)`` / ``fake_openai.script = fn``; inspect
+    ``fake_openai.requests``.
+    """
+    server = FakeOpenAI().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -154,9 +154,11 @@ class EngineConfig(_Strict):
 class Price(_Strict):
     """USD per 1M tokens."""
 
-    input: float = Field(..., ge=0)
-    cached_input: float | None = Field(None, ge=0, description="Default: the input price.")
-    output: float = Field(..., ge=0)
+    input: float = Field(..., ge=0, description="USD per 1M input tokens.")
+    cached_input: float | None = Field(
+        None, ge=0, description="USD per 1M cached input tokens; default: the input price."
+    )
+    output: float = Field(..., ge=0, description="USD per 1M output tokens (reasoning included).")
 
 
 class BudgetConfig(_Strict):

@@ -19,7 +19,7 @@ TEMPLATE_NAME = "plan_prompt_template.txt"
 RECIPE_VERSION = "1"
 
 
-def plan_schema(plans_per_call: int) -> dict[str, Any]:
+def plan_schema(plans_per_call: int, min_steps: int = 2) -> dict[str, Any]:
     """Strict-mode JSON Schema: every object closed, every property required."""
     plan = {
         "type": "object",
@@ -31,6 +31,7 @@ def plan_schema(plans_per_call: int) -> dict[str, Any]:
             "steps": {
                 "type": "array",
                 "description": "Concrete, ordered implementation steps.",
+                "minItems": min_steps,
                 "items": {"type": "string"},
             },
         },
@@ -54,7 +55,7 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
     pc = cfg.plans
     tpl_path = cfg.resolve(pc.prompt_template) if pc.prompt_template else None
     template = load_template(tpl_path, TEMPLATE_NAME)
-    schema = plan_schema(pc.plans_per_call)
+    schema = plan_schema(pc.plans_per_call, pc.min_steps)
     params, _dropped = cfg.model.request_params()
 
     def build(task: Task, parent: dict[str, Any] | None) -> list[RequestSpec]:

@@ -28,7 +28,7 @@ from benchsmith.engine.wire import build_body
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.export.jsonl import write_outputs
 from benchsmith.recipes import get_recipe
-from benchsmith.recipes.base import Recipe
+from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.records import Task
 from benchsmith.sources import load_tasks
 from benchsmith.store.ids import unit_id
@@ -106,12 +106,13 @@ def _plan(cfg: RunConfig, rd: RunDir, echo: Echo) -> tuple[Ledger, Recipe, dict[
         if not tasks:
             raise ConfigError(f"datasets.{name}", "", "no tasks selected; check max_tasks / task_ids_file")
         all_tasks.extend(tasks)
-    _, dropped = cfg.model.request_params()
-    if dropped:
-        echo(
-            f"warning: {cfg.model.name} is a reasoning model; not sending {', '.join(dropped)} "
-            "(set model.reasoning: false to override)"
-        )
+    for m in cfg.all_models():
+        _, dropped = m.request_params()
+        if dropped:
+            echo(
+                f"warning: {m.name} is a reasoning model; not sending {', '.join(dropped)} "
+                "(set reasoning: false on the model to override)"
+            )
     atomic_write_json(rd.config_json, cfg.public_dict())
     atomic_write_bytes(rd.prompts / recipe.template_name, recipe.template_text.encode("utf-8"))
     ledger = Ledger(rd.ledger)
@@ -123,8 +124,30 @@ def _plan(cfg: RunConfig, rd: RunDir, echo: Echo) -> tuple[Ledger, Recipe, dict[
             d = spec.to_dict()
             rows.append((unit_id(recipe.name, recipe.version, d), d))
     ledger.add_units(rows)
+    by_key = {(t.dataset, t.id): t for t in all_tasks}
+    _replan_children(ledger, recipe, by_key)
     ledger.set_meta("recipe", recipe.name)
-    return ledger, recipe, {(t.dataset, t.id): t for t in all_tasks}
+    return ledger, recipe, by_key
+
+
+def _replan_children(ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task]) -> None:
+    """Plan children of finished units (idempotent: ids are content hashes).
+
+    Covers a crash between a unit finishing and its children being recorded.
+    """
+    rows = []
+    for u in ledger.units(state="ok"):
+        task = tasks.get((u.dataset, u.task_id))
+        if task is None:
+            continue
+        spec = RequestSpec.from_dict(u.spec)
+        for child in recipe.children_of(u.stage):
+            for cs in child.build(task, {"unit_id": u.unit_id, "spec": spec, "records": u.result or []}):
+                d = cs.to_dict()
+                d["parent_id"] = u.unit_id
+                rows.append((unit_id(recipe.name, recipe.version, d), d))
+    if rows:
+        ledger.add_units(rows)
 
 
 def _estimate(cfg: RunConfig, ledger: Ledger, recipe: Recipe) -> Estimate:
@@ -132,6 +155,8 @@ def _estimate(cfg: RunConfig, ledger: Ledger, recipe: Recipe) -> Estimate:
     first = total = 0.0
     n = 0
     priced = True
+    local = cfg.provider == "local"
+    other_prices = [None if local else cfg.price_for(m.name) for m in cfg.all_models()] or [None]
     for u in ledger.units(state="pending"):
         spec = u.spec
         price = cfg.price_for(spec["model"]) if cfg.provider != "local" else None
@@ -142,26 +167,36 @@ def _estimate(cfg: RunConfig, ledger: Ledger, recipe: Recipe) -> Estimate:
             schema=spec["schema"], schema_name=spec["schema_name"], params=spec["params"],
         )
         max_out = int(spec["params"].get("max_output_tokens", 0) or 0)
-        one = worst_case_usd(len(orjson.dumps(body)), len(spec["messages"]), max_out, price)
-        tries = 1 + recipe.stage(spec["stage"]).max_validation_retries
-        # A re-ask also carries the previous answer (up to max_output_tokens) and the issues.
-        retry = worst_case_usd(
-            len(orjson.dumps(body)) + 4 * max_out + 2000, len(spec["messages"]) + 2, max_out, price
-        )
-        first += one
-        total += one + (tries - 1) * retry
-        n += 1
+        stage = recipe.stage(spec["stage"])
+        tries = 1 + stage.max_validation_retries
+        size = len(orjson.dumps(body))
+        # A chained unit is followed by the rest of its chain, each with a longer prompt.
+        following = max(1, stage.chain_length - spec["sample_index"]) if stage.needs == stage.name else 1
+        for j in range(following):
+            grown = size + j * stage.chain_growth_bytes
+            # Later units of a chain may go to another model: take the dearest.
+            cands = [price] if j == 0 else other_prices
+            one = max(worst_case_usd(grown, len(spec["messages"]), max_out, p) for p in cands)
+            # A re-ask also carries the previous answer (up to max_output_tokens) and the issues.
+            retry = max(
+                worst_case_usd(grown + 4 * max_out + 2000, len(spec["messages"]) + 2, max_out, p)
+                for p in cands
+            )
+            first += one
+            total += one + (tries - 1) * retry
+            n += 1
     return Estimate(n, first, total, priced)
 
 
 def _check_prices(cfg: RunConfig) -> None:
     if cfg.provider == "local" or cfg.budget.max_usd is None:
         return
-    if cfg.price_for(cfg.model.name) is None:
-        raise ConfigError(
-            "config", f"prices.{cfg.model.name}",
-            "budget.max_usd is set but this model has no price; add input/output USD per 1M tokens",
-        )
+    for m in cfg.all_models():
+        if cfg.price_for(m.name) is None:
+            raise ConfigError(
+                cfg.config_dir, f"prices.{m.name}",
+                "budget.max_usd is set but this model has no price; add input/output USD per 1M tokens",
+            )
 
 
 def dry_run(cfg: RunConfig, run_id: str | None = None, echo: Echo = _noop) -> DryRunReport:

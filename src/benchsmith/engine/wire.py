@@ -34,6 +34,29 @@ def drop_for_reasoning(params: dict[str, Any], is_reasoning: bool) -> tuple[dict
     return {k: v for k, v in params.items() if k not in dropped}, dropped
 
 
+def bound_schema(schema: Any, max_chars: int, max_items: int) -> Any:
+    """A copy of `schema` with every string and array bounded.
+
+    Grammar-constrained local models never close an open string or array by themselves, so
+    the llama-cpp adapter bounds them (the grammar honours maxLength/maxItems) and excludes
+    raw control characters, which that grammar otherwise lets into strings.
+    """
+    if isinstance(schema, list):
+        return [bound_schema(s, max_chars, max_items) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: bound_schema(v, max_chars, max_items) for k, v in schema.items()}
+    types = out.get("type")
+    types = types if isinstance(types, list) else [types]
+    if "string" in types and "enum" not in out and "pattern" not in out:
+        # The pattern carries the length: the grammar uses a pattern instead of maxLength.
+        out["pattern"] = "^[^\\x00-\\x1f\"\\\\]{1,%d}$" % max_chars
+    if "array" in types:
+        lo = out.get("minItems", 0)
+        out["maxItems"] = max(lo, min(out.get("maxItems", max_items), max_items))
+    return out
+
+
 def build_body(
     *,
     api: str,
@@ -44,8 +67,12 @@ def build_body(
     schema_name: str,
     params: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    bounds: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body for one request. `params` use neutral names (max_output_tokens, ...)."""
+    """The JSON body for one request. `params` use neutral names (max_output_tokens, ...).
+
+    `bounds` = (max string chars, max array items), applied by the llama-cpp adapter only.
+    """
     body: dict[str, Any] = {"model": model}
     p = dict(params)
     max_out = p.pop("max_output_tokens", None)
@@ -70,6 +97,8 @@ def build_body(
             body["reasoning_effort"] = effort
         if schema is not None:
             if structured == "llama_cpp":
+                if bounds is not None:
+                    schema = bound_schema(schema, *bounds)
                 body["response_format"] = {"type": "json_object", "schema": schema}
             else:
                 body["response_format"] = {

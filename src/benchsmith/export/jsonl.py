@@ -10,7 +10,11 @@ from benchsmith.store.rundir import RunDir, atomic_write_json, atomic_write_json
 
 
 def record_rows(ledger: Ledger, dataset: str, stage: str) -> Iterator[dict[str, Any]]:
-    """Valid records of one stage, one row per record, in task/sample order."""
+    """Valid records of one stage, one row per record, in task/sample order.
+
+    `attempt` is the number of the API call (1-based, per request) whose answer was accepted.
+    """
+    ok_attempt = ledger.ok_attempt_numbers()
     for u in ledger.units(state="ok"):
         if u.dataset != dataset or u.stage != stage:
             continue
@@ -20,6 +24,7 @@ def record_rows(ledger: Ledger, dataset: str, stage: str) -> Iterator[dict[str, 
                 "task_id": u.task_id,
                 "request_id": u.unit_id,
                 "model": u.model,
+                "attempt": ok_attempt.get(u.unit_id, 1),
                 **rec,
             }
 

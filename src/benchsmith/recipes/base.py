@@ -84,7 +84,8 @@ class Stage:
 
     `build(task, parent)` returns the requests of this stage. For the first stage `parent`
     is None; for a stage that `needs` another, it is called once per finished parent unit
-    with `{"spec": parent RequestSpec, "records": [...]}`.
+    with `{"unit_id": ..., "spec": parent RequestSpec, "records": [...]}`. A stage that needs
+    itself is a chain: each finished unit may plan the next (e.g. call k+1 sees call k).
     """
 
     name: str
@@ -92,6 +93,10 @@ class Stage:
     parse: ParseFn
     needs: str | None = None
     max_validation_retries: int = 2
+    # For cost estimates of a chain: how many units follow a first one, and how many prompt
+    # bytes each later unit may add (e.g. the accepted plans it is shown).
+    chain_length: int = 1
+    chain_growth_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,8 @@ class Recipe:
         if len(set(names)) != len(names):
             raise ValueError(f"recipe {self.name}: duplicate stage names {names}")
         for i, s in enumerate(self.stages):
+            if s.needs == s.name:
+                continue  # a chained stage: each finished unit plans the next one
             if i == 0 and s.needs is not None:
                 raise ValueError(f"recipe {self.name}: first stage cannot need another")
             if i > 0 and s.needs not in names[:i]:

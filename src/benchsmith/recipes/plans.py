@@ -1,10 +1,16 @@
 """The plans recipe: K calls per task, each asking for P implementation plans as strict JSON.
 
-Inputs: a Task. Outputs: plan records {plan_id, title, summary, steps, ...}.
+Inputs: a Task. Outputs: plan records {plan_id, call_index, plan_index, title, summary, steps}.
+
+With `plans.diversity` (the default) the calls of a task form a chain: call k+1 is built once
+call k is accepted, shows the plans accepted so far, and asks for different approaches; a plan
+too similar to an accepted one is rejected as `duplicate_of:<plan id>` and re-asked.
+Without it, all calls of a task are sent at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -12,11 +18,13 @@ from benchsmith.config import RunConfig
 from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, Stage
 from benchsmith.recipes.prompt import load_template, render, task_text
 from benchsmith.records import Task
+from benchsmith.validate.diversity import duplicate_issues, plan_text
 from benchsmith.validate.plans import check_plans
 from benchsmith.validate.schema import validate_instance
 
 TEMPLATE_NAME = "plan_prompt_template.txt"
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
+GIST_CHARS = 200
 
 
 def plan_schema(plans_per_call: int, min_steps: int = 2) -> dict[str, Any]:
@@ -51,52 +59,94 @@ def plan_schema(plans_per_call: int, min_steps: int = 2) -> dict[str, Any]:
     }
 
 
+def cache_key(prefix: str, task: Task, template: str) -> str:
+    """Stable per task and template, so every call of a task can share the cached prefix."""
+    tpl = hashlib.sha256(template.encode()).hexdigest()[:10]
+    tid = hashlib.sha256(f"{task.dataset}\0{task.id}".encode()).hexdigest()[:16]
+    return f"{prefix}-{tpl}-{tid}"[:64]
+
+
+def _prior_block(prior: list[dict[str, Any]]) -> str:
+    lines = [
+        "",
+        "Plans already accepted for this task (yours must take different approaches; "
+        "do not repeat or rephrase them):",
+    ]
+    for p in prior:
+        lines.append(f"- {p['plan_id']}: {p['title']} -- {p['gist']}")
+    return "\n".join(lines)
+
+
 def plans_recipe(cfg: RunConfig) -> Recipe:
     pc = cfg.plans
     tpl_path = cfg.resolve(pc.prompt_template) if pc.prompt_template else None
     template = load_template(tpl_path, TEMPLATE_NAME)
     schema = plan_schema(pc.plans_per_call, pc.min_steps)
-    params, _dropped = cfg.model.request_params()
+    models = cfg.models_by_call()
+    oa = cfg.openai
+    caching = oa.prompt_cache_enabled and cfg.provider != "local"
+
+    def prefix(task: Task) -> str:
+        return render(
+            template,
+            {"PLANS_PER_CALL": pc.plans_per_call, "MIN_STEPS": pc.min_steps, "TASK_TEXT": task_text(task)},
+        )
+
+    def spec_for(task: Task, call: int, prior: list[dict[str, Any]]) -> RequestSpec:
+        model = models[call]
+        params, _dropped = model.request_params()
+        if caching:
+            params["prompt_cache_key"] = cache_key(oa.prompt_cache_key_prefix, task, template)
+            if oa.prompt_cache_retention:
+                params["prompt_cache_retention"] = oa.prompt_cache_retention
+        # Shared prefix first (instructions, task text); what differs per call comes last.
+        content = prefix(task) + f"\n(Call {call + 1} of {pc.calls_per_task}.)"
+        if prior:
+            content += _prior_block(prior)
+        return RequestSpec(
+            dataset=task.dataset,
+            task_id=task.id,
+            stage="plans",
+            sample_index=call,
+            model=model.name,
+            messages=({"role": "user", "content": content},),
+            schema=schema,
+            schema_name="implementation_plans",
+            params=params,
+            meta={"prior": prior} if pc.diversity else {},
+        )
 
     def build(task: Task, parent: dict[str, Any] | None) -> list[RequestSpec]:
-        body = render(
-            template,
+        if not pc.diversity:
+            if parent is not None:
+                return []
+            return [spec_for(task, call, []) for call in range(pc.calls_per_task)]
+        if parent is None:
+            return [spec_for(task, 0, [])]
+        pspec: RequestSpec = parent["spec"]
+        nxt = pspec.sample_index + 1
+        if nxt >= pc.calls_per_task:
+            return []
+        prior = list(pspec.meta.get("prior", [])) + [
             {
-                "PLANS_PER_CALL": pc.plans_per_call,
-                "MIN_STEPS": pc.min_steps,
-                "TASK_TEXT": task_text(task),
-            },
-        )
-        specs = []
-        for call in range(pc.calls_per_task):
-            # The call note comes last so every call of a task shares the cacheable prefix.
-            note = f"\n(Call {call + 1} of {pc.calls_per_task}.)"
-            specs.append(
-                RequestSpec(
-                    dataset=task.dataset,
-                    task_id=task.id,
-                    stage="plans",
-                    sample_index=call,
-                    model=cfg.model.name,
-                    messages=({"role": "user", "content": body + note},),
-                    schema=schema,
-                    schema_name="implementation_plans",
-                    params=params,
-                )
-            )
-        return specs
+                "plan_id": r["plan_id"],
+                "title": r["title"],
+                "gist": r["summary"][:GIST_CHARS],
+                "text": plan_text(r),
+            }
+            for r in parent["records"]
+        ]
+        return [spec_for(task, nxt, prior)]
 
     def parse(spec: RequestSpec, raw: str) -> Parsed:
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, strict=False)  # tolerate raw newlines inside strings
         except (json.JSONDecodeError, TypeError) as e:
             return Parsed(issues=(f"answer is not valid JSON: {e}",))
         issues = validate_instance(data, schema)
         if not issues:
             issues = check_plans(data["plans"], pc.plans_per_call, pc.min_steps)
-        if issues:
-            return Parsed(issues=tuple(issues))
-        records = tuple(
+        records = [
             {
                 "plan_id": f"{spec.task_id}#c{spec.sample_index}p{j}",
                 "call_index": spec.sample_index,
@@ -106,13 +156,25 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
                 "steps": [s.strip() for s in p["steps"]],
             }
             for j, p in enumerate(data["plans"])
-        )
-        return Parsed(records=records)
+        ] if not issues else []
+        if not issues and pc.diversity:
+            issues = duplicate_issues(records, spec.meta.get("prior", []), pc.similarity_threshold)
+        if issues:
+            return Parsed(issues=tuple(issues))
+        return Parsed(records=tuple(records))
 
+    # A chained stage needs itself: each accepted call plans the next one.
+    stage = Stage(
+        "plans", build, parse, needs="plans" if pc.diversity else None,
+        max_validation_retries=pc.max_validation_retries,
+        chain_length=pc.calls_per_task if pc.diversity else 1,
+        # each accepted plan adds a line: id, title, gist (bounded by GIST_CHARS)
+        chain_growth_bytes=pc.plans_per_call * (GIST_CHARS * 4 + 400),
+    )
     return Recipe(
         name="plans",
         version=RECIPE_VERSION,
-        stages=(Stage("plans", build, parse, max_validation_retries=pc.max_validation_retries),),
+        stages=(stage,),
         template_name=TEMPLATE_NAME,
         template_text=template,
     )

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from benchsmith.config import DatasetConfig, RunConfig
+from benchsmith.config import DatasetConfig, FieldMap, RunConfig
+from benchsmith.errors import ConfigError
 from benchsmith.records import Task
-from benchsmith.sources import humaneval, jsonl
+from benchsmith.sources import humaneval, jsonl, refactorbench, swebench
+from benchsmith.sources.rows import iter_file, iter_hf
 from benchsmith.sources.select import select_tasks
+
+_FIELDS: dict[str, FieldMap] = {
+    "swebench_verified": swebench.FIELDS,
+    "swebench_lite": swebench.FIELDS,
+    "swebench": swebench.FIELDS,
+    "refactorbench_py": refactorbench.FIELDS,
+}
 
 
 def load_tasks(name: str, ds: DatasetConfig, cfg: RunConfig) -> list[Task]:
     """Load, sort, filter and cap the tasks of one configured dataset."""
-    if ds.source == "humaneval":
+    field = f"datasets.{name}"
+    source = ds.source_for(name)
+    if source == "humaneval":
         tasks = humaneval.load(name, cfg.resolve(ds.path) if ds.path else None)
     else:
-        assert ds.path is not None
-        tasks = jsonl.load(name, cfg.resolve(ds.path), ds.fields, f"datasets.{name}")
+        fm = ds.fields or _FIELDS.get(source) or FieldMap()
+        if ds.path:
+            path = cfg.resolve(ds.path)
+            tasks = jsonl.to_tasks(name, iter_file(path, field), fm, str(path))
+        elif ds.hf_name:
+            tasks = jsonl.to_tasks(name, iter_hf(ds.hf_name, ds.split, field), fm, ds.hf_name)
+        else:  # pragma: no cover - rejected by the config model
+            raise ConfigError("config", f"{field}.path", "set `path` or `hf_name`")
     allow = cfg.resolve(ds.task_ids_file) if ds.task_ids_file else None
-    return select_tasks(tasks, max_tasks=ds.max_tasks, task_ids_file=allow, field=f"datasets.{name}")
+    return select_tasks(tasks, max_tasks=ds.max_tasks, task_ids_file=allow, field=field)

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from benchsmith.config import FieldMap
 from benchsmith.errors import ConfigError
 from benchsmith.records import Task
-
-
-def iter_rows(path: Path, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, row) from a .jsonl or .jsonl.gz file, with one-line errors."""
-    if not path.is_file():
-        raise ConfigError(str(path), f"{field}.path", "file not found")
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ConfigError(str(path), f"line {n}", f"not valid JSON: {e.msg}") from None
-                if not isinstance(row, dict):
-                    raise ConfigError(str(path), f"line {n}", "each line must be a JSON object")
-                yield n, row
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise ConfigError(str(path), f"{field}.path", f"cannot read: {e}") from None
+from benchsmith.sources.rows import iter_file
 
 
 def row_to_task(
@@ -55,6 +33,11 @@ def row_to_task(
     )
 
 
+def to_tasks(
+    dataset: str, rows: Iterable[tuple[int, dict[str, Any]]], fm: FieldMap, where: str
+) -> list[Task]:
+    return [row_to_task(dataset, row, fm, where, n) for n, row in rows]
+
+
 def load(dataset: str, path: Path, fields: FieldMap | None, field: str) -> list[Task]:
-    fm = fields or FieldMap()
-    return [row_to_task(dataset, row, fm, str(path), n) for n, row in iter_rows(path, field)]
+    return to_tasks(dataset, iter_file(path, field), fields or FieldMap(), str(path))

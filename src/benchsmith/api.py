@@ -33,6 +33,7 @@ from benchsmith.records import Task
 from benchsmith.sources import load_tasks
 from benchsmith.store.ids import unit_id
 from benchsmith.store.ledger import Ledger
+from benchsmith.validate.diversity import DUPLICATE_PREFIX
 from benchsmith.store.rundir import RunDir, atomic_write_bytes, atomic_write_json, new_run_id
 
 __all__ = ["dry_run", "load_config", "read_records", "run", "run_status"]
@@ -330,6 +331,11 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
             if u.state in ("failed", "invalid", "skipped") and u.reason:
                 key = u.reason.split(":")[0][:60]
                 reasons[key] = reasons.get(key, 0) + 1
+        similar: dict[str, int] = {}
+        for a in ledger.attempts():
+            n = sum(1 for i in a["issues"] if i.startswith(DUPLICATE_PREFIX))
+            if n:
+                similar[a["dataset"]] = similar.get(a["dataset"], 0) + n
         invs = ledger.invocations()
         return {
             "run_id": rd.run_id,
@@ -340,6 +346,7 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
             "spent_usd": round(settled + unsettled, 6),
             "unsettled_usd": round(unsettled, 6),
             "failure_reasons": reasons,
+            "similarity_rejections": similar,
             "invocations": len(invs),
             "last_status": invs[-1]["status"] if invs else "planned",
             "last_message": invs[-1]["message"] if invs else "",

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from benchsmith.store.ledger import Ledger
+from benchsmith.validate.diversity import DUPLICATE_PREFIX
 from benchsmith.store.rundir import RunDir, atomic_write_json, atomic_write_jsonl
 
 
@@ -114,15 +115,27 @@ def write_outputs(ledger: Ledger, rd: RunDir, stages: list[str], unit_states: bo
         atomic_write_json(rd.manifest(ds, "all"), [t.id for t in tasks])
         atomic_write_json(rd.manifest(ds, "complete"), complete)
         atomic_write_json(rd.manifest(ds, "incomplete"), incomplete)
+        if ds.startswith("swebench"):
+            first100 = rd.root / "manifests" / f"{ds}_first100_instance_ids.json"
+            atomic_write_json(first100, [t.id for t in tasks][:100])
         by_id = {t.id: t for t in tasks}
+        rejections: dict[str, int] = {}
         for stage in stages:
             atomic_write_jsonl(rd.dataset_file(ds, f"{stage}.jsonl"), record_rows(ledger, ds, stage))
             failed = failed_rows(ledger, ds, stage)
+            for r in failed:
+                n = sum(1 for i in r["issues"] if i.startswith(DUPLICATE_PREFIX))
+                if n:
+                    rejections[r["task_id"]] = rejections.get(r["task_id"], 0) + n
             atomic_write_jsonl(rd.failed_file(ds, f"{stage}.jsonl"), failed)
             failed_tasks = sorted({r["task_id"] for r in failed})
             atomic_write_jsonl(
                 rd.failed_file(ds, "tasks.jsonl"),
                 (by_id[t].to_dict() for t in failed_tasks if t in by_id),
             )
+        atomic_write_json(
+            rd.root / "manifests" / f"{ds}_similarity_rejections.json",
+            {t.id: rejections.get(t.id, 0) for t in tasks},
+        )
     atomic_write_jsonl(rd.calls_log, call_log_rows(ledger))
     atomic_write_jsonl(rd.runs_jsonl, invocation_rows(ledger))

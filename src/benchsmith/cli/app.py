@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 
 from benchsmith import api
-from benchsmith.cli.console import RunProgress, err_console
+from benchsmith.cli.console import RunProgress, err_console, fail
 from benchsmith.errors import BenchsmithError
 
 app = typer.Typer(
@@ -30,10 +30,7 @@ ConfigOpt = typer.Option(..., "--config", "-c", help="YAML run config (see init-
 RunIdOpt = typer.Option(None, "--run-id", help="Run id: the folder name under run_dir.")
 
 
-def _fail(e: BaseException) -> None:
-    console = err_console()
-    console.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
-    raise typer.Exit(getattr(e, "exit_code", 1))
+_fail = fail
 
 
 @app.command("init-config")

@@ -1,9 +1,78 @@
-"""CLI commands: check (placeholder until implemented)."""
+"""CLI command: validate-run. Parses, calls benchsmith.validate.run_check, renders the table."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+MAX_SHOWN = 5  # problems shown per failed check in the table; --json has them all
+
+
+def validate_run(
+    run_dir: Path = typer.Argument(..., help="The run directory, e.g. runs/R."),
+    as_json: bool = typer.Option(False, "--json", help="Print the check results as JSON on stdout."),
+) -> None:
+    """Re-check every artifact of a run against the ledger and the schemas.
+
+    Checks: ledger states; plan count of each complete task; each plan row
+    against the schema; unique plan ids; plans.jsonl, tasks.jsonl and
+    failed_plans hold exactly what the ledger says; manifests; costs in
+    logs/batch_calls.jsonl and runs.jsonl (recomputed from usage and the
+    price table); every .json/.jsonl file parses, no temp file is left; the
+    API key (from the configured variable, if set here) is in no file.
+
+    Prints a table of checks; exits 1 if any check fails.
+
+    Examples:
+
+      benchsmith validate-run runs/plans_v1
+
+      benchsmith validate-run runs/plans_v1 --json
+    """
+    from benchsmith.cli.app import _fail
+    from benchsmith.errors import BenchsmithError
+    from benchsmith.validate.run_check import check_run
+
+    try:
+        results = check_run(run_dir)
+    except BenchsmithError as e:
+        _fail(e)
+        return
+    ok = all(r.ok for r in results)
+    if as_json:
+        out = {"run_dir": str(run_dir), "ok": ok, "checks": [r.to_dict() for r in results]}
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title=f"validate-run {run_dir}", title_justify="left")
+        table.add_column("check", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("detail", overflow="fold")
+        for r in results:
+            if r.ok:
+                table.add_row(r.name, Text("ok", style="green"), Text(r.detail))
+                continue
+            shown = r.problems[:MAX_SHOWN]
+            more = len(r.problems) - len(shown)
+            lines = shown + ([f"... and {more} more (see --json)"] if more > 0 else [])
+            # Text, not markup: problems quote file contents such as "[...]".
+            table.add_row(r.name, Text("FAIL", style="bold red"), Text("\n".join(lines)))
+        console = Console(highlight=False, soft_wrap=False)
+        console.print(table)
+        failed = [r.name for r in results if not r.ok]
+        if failed:
+            console.print(f"FAIL: {len(failed)} check(s) failed: {', '.join(failed)}", markup=False)
+        else:
+            console.print(f"ok: all {len(results)} checks passed", markup=False)
+    if not ok:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("validate-run")(validate_run)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
+
+import typer
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -69,3 +72,9 @@ class RunProgress:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def fail(e: BaseException) -> NoReturn:
+    """Print a one-line error (escaped: messages may hold `[...]`) and exit non-zero."""
+    err_console().print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False)
+    raise typer.Exit(getattr(e, "exit_code", 1))

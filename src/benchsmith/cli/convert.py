@@ -1,9 +1,81 @@
-"""CLI commands: convert (placeholder until implemented)."""
+"""CLI commands: `convert <benchmark>` turns a benchmark checkout into a JSONL a source loads."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from benchsmith.cli.console import err_console, fail
+from benchsmith.errors import BenchsmithError
+from benchsmith.sources.refactorbench_convert import convert_refactorbench, write_rows
+
+convert_app = typer.Typer(
+    name="convert",
+    help="Convert a benchmark checkout into the JSONL file a dataset source loads.\n\n"
+    "Example:\n\n"
+    "  benchsmith convert refactorbench --refactorbench-root RefactorBench "
+    "--variant descriptive --output data/refactorbench_py.jsonl",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@convert_app.command("refactorbench")
+def refactorbench(
+    refactorbench_root: Path = typer.Option(
+        ...,
+        "--refactorbench-root",
+        help="Checkout of github.com/microsoft/RefactorBench (with problems/, tests/, scripts/, "
+        "repositories/).",
+    ),
+    variant: str = typer.Option(
+        ..., "--variant", help="Instruction variant: base, descriptive or lazy."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="JSONL file to write (replaced atomically)."
+    ),
+    limit: Optional[int] = typer.Option(
+        None, "--limit", help="Keep the first N tasks after sorting by task id."
+    ),
+    include_test_source: bool = typer.Option(
+        False,
+        "--include-test-source",
+        help="Also store each task's test file text as `test_source` (a gold field, never "
+        "put in a prompt).",
+    ),
+) -> None:
+    """Write one JSONL row per RefactorBench task for the `refactorbench_py` source.
+
+    Rows: task_id, repo_dir, upstream_repo, variant, instruction, problem_file,
+    test_file (paired by scripts/<variant>_mapping.py), files (the source files
+    the instruction names) and, with --include-test-source, test_source.
+
+    Load the output with: datasets: {refactorbench_py: {path: <output>}}
+
+    Examples:
+
+      benchsmith convert refactorbench --refactorbench-root ../RefactorBench --variant descriptive --output data/refactorbench_py.jsonl
+
+      benchsmith convert refactorbench --refactorbench-root ../RefactorBench --variant lazy --output data/rb_lazy.jsonl --limit 10 --include-test-source
+    """
+    try:
+        rows = convert_refactorbench(
+            refactorbench_root, variant, limit=limit, include_test_source=include_test_source
+        )
+        n = write_rows(output, rows)
+    except BenchsmithError as e:
+        fail(e)
+    paired = sum(1 for r in rows if r["test_file"])
+    source = "with" if include_test_source else "without"
+    err_console().print(
+        f"wrote {n} rows ({variant} variant, {paired} with a test file, {source} test source) "
+        f"to {output}",
+        markup=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.add_typer(convert_app, name="convert")

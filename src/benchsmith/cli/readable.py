@@ -1,9 +1,58 @@
-"""CLI commands: readable (placeholder until implemented)."""
+"""CLI command: render-readable (the run's plans as Markdown)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from benchsmith.errors import BenchsmithError
+
+
+def render_readable_cmd(
+    run_dir: Path = typer.Option(
+        ..., "--run-dir", help="The run directory, e.g. runs/R (must contain ledger.sqlite)."
+    ),
+    output_dir: Optional[Path] = typer.Option(
+        None,
+        "--output-dir",
+        help="Write index.md, <dataset>/... and failed_plans/... in this folder instead of "
+        "runs/R/readable and runs/R/failed_plans/readable.",
+    ),
+    no_task_text: bool = typer.Option(
+        False, "--no-task-text", help="Leave the task text ([PRIMARY_TASK] ...) out of each file."
+    ),
+) -> None:
+    """Render a run's plans as Markdown, one file per accepted answer.
+
+    Reads the ledger (the source of truth). Writes readable/index.md and
+    one file per answer; invalid attempts, with their validation error and
+    raw output, go under failed_plans/readable. Re-rendering replaces the
+    previous output.
+
+    Examples:
+
+      benchsmith render-readable --run-dir runs/plans_v1
+
+      benchsmith render-readable --run-dir runs/R --output-dir review --no-task-text
+    """
+    from benchsmith.cli.app import _fail
+    from benchsmith.export.readable import render_readable
+
+    try:
+        rep = render_readable(run_dir, output_dir, include_task_text=not no_task_text)
+    except BenchsmithError as e:
+        _fail(e)
+        return
+    typer.echo(f"index:    {rep.index}")
+    typer.echo(f"invalid:  {rep.failed_index}")
+    typer.echo(
+        f"files:    {len(rep.files)} answers ({rep.plans} plans, {rep.tasks} tasks), "
+        f"{len(rep.failed_files)} invalid attempts"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("render-readable")(render_readable_cmd)

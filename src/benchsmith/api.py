@@ -27,6 +27,7 @@ from benchsmith.engine.ratelimit import RateLimiter
 from benchsmith.engine.wire import build_body
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.export.jsonl import write_outputs
+from benchsmith.export.readable import render_after_run
 from benchsmith.recipes import get_recipe
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.records import Task
@@ -272,6 +273,9 @@ def run(
         finally:
             ledger.end_invocation(inv, status, message)
             write_outputs(ledger, rd, [s.name for s in recipe.stages])
+        warning = render_after_run(rd.root)  # a rendering problem never fails the run
+        if warning:
+            echo(warning)
         counts = ledger.state_counts()
         settled, unsettled = ledger.spend()
         return RunSummary(

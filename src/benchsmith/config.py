@@ -7,6 +7,7 @@ Secrets are never part of the config: `openai.api_key_env` names an environment 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -244,6 +245,15 @@ class RunConfig(_Strict):
     config_dir: str = Field(".", description="Set by the loader; relative paths resolve here.")
 
     @model_validator(mode="after")
+    def _llama_cpp_is_chat(self) -> RunConfig:
+        if self.openai.structured_output == "llama_cpp" and self.openai.api != "chat":
+            raise ValueError(
+                "openai.structured_output: llama_cpp needs openai.api: chat "
+                "(llama-cpp-python serves no /v1/responses)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _multi_model_needs_models(self) -> RunConfig:
         if self.multi_model and self.model1 is None:
             raise ValueError("multi_model: true needs model1 (and model2/model3 for calls 2/3)")
@@ -255,7 +265,7 @@ class RunConfig(_Strict):
         if not v:
             raise ValueError("at least one dataset is required")
         for name, ds in v.items():
-            if not name.replace("_", "").replace("-", "").isalnum():
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
                 raise ValueError(f"dataset name {name!r} must be letters, digits, - or _")
             src = ds.source_for(name)
             if src != "humaneval" and not ds.path and not ds.hf_name:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Optional
 
 import typer
-from rich.markup import escape
 
 from benchsmith.cli.console import err_console
+from benchsmith.cli.console import fail as _fail
 from benchsmith.errors import BenchsmithError
-
-
-def _fail(e: BaseException) -> NoReturn:
-    # The message is escaped: ids and paths may hold [brackets] that rich would parse.
-    err_console().print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False)
-    raise typer.Exit(getattr(e, "exit_code", 1))
 
 
 def prepare_sections(

@@ -1,4 +1,4 @@
-"""CLI command: validate-run. Parses, calls benchsmith.validate.run_check, renders the table."""
+"""CLI command: validate-run. Calls benchsmith.validate.run_checks, renders the table."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ MAX_SHOWN = 5  # problems shown per failed check in the table; --json has them a
 
 def validate_run(
     run_dir: Path = typer.Argument(..., help="The run directory, e.g. runs/R."),
-    as_json: bool = typer.Option(False, "--json", help="Print the check results as JSON on stdout."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the check results as JSON on stdout."
+    ),
 ) -> None:
     """Re-check every artifact of a run against the ledger and the schemas.
 
@@ -33,7 +35,7 @@ def validate_run(
     """
     from benchsmith.cli.app import _fail
     from benchsmith.errors import BenchsmithError
-    from benchsmith.validate.run_check import check_run
+    from benchsmith.validate.run_checks import check_run
 
     try:
         results = check_run(run_dir)

@@ -1,0 +1,169 @@
+"""Read one run directory for the checks: files parsed once and cached, the ledger read-only."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchsmith.store.ledger import SCHEMA_VERSION, Ledger
+from benchsmith.store.rundir import RunDir
+from benchsmith.validate.run_checks.base import STAGE, short
+
+_LEDGER_TABLES = {"meta", "invocations", "tasks", "units", "attempts"}
+
+
+class ReadOnlyLedger(Ledger):
+    """The run's ledger, read only: no migration, no journal-mode change, writes refused."""
+
+    def __init__(self, path: Path):  # deliberately not calling Ledger.__init__
+        self.path = Path(path)
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA busy_timeout=10000")
+        self.db.execute("PRAGMA query_only=ON")
+
+
+@dataclass
+class Jsonl:
+    rows: list[tuple[int, Any]]  # (line number, parsed value) of the lines that parse
+    errors: list[str]  # line-level problems (not JSON, not an object, blank)
+
+
+class Run:
+    """Lazily loaded pieces of one run directory, shared by the checks."""
+
+    def __init__(self, root: Path):
+        self.rd = RunDir(root)
+        self.root = root
+        self._jsonl: dict[Path, Jsonl | None] = {}
+        self._json: dict[Path, tuple[bool, Any, str]] = {}
+        self.ledger: Ledger | None = None
+        self.ledger_problems: list[str] = []
+
+    def rel(self, p: Path) -> str:
+        try:
+            return str(p.relative_to(self.root))
+        except ValueError:
+            return str(p)
+
+    def missing(self, p: Path) -> str:
+        return f"missing {self.rel(p)}"
+
+    # -- paths (all from RunDir) ---------------------------------------------------------
+    def plans_path(self, ds: str) -> Path:
+        return self.rd.dataset_file(ds, f"{STAGE}.jsonl")
+
+    def failed_plans_path(self, ds: str) -> Path:
+        return self.rd.failed_file(ds, f"{STAGE}.jsonl")
+
+    def dataset_roots(self) -> list[Path]:
+        """The folders holding one sub-folder per dataset: datasets/ and failed_plans/datasets/."""
+        return [self.rd.dataset_file("-", "-").parents[1], self.rd.failed_file("-", "-").parents[1]]
+
+    # -- files ---------------------------------------------------------------------------
+    def jsonl(self, path: Path) -> Jsonl | None:
+        """Parsed lines of a JSONL file, or None when the file is missing."""
+        if path not in self._jsonl:
+            self._jsonl[path] = self._read_jsonl(path) if path.is_file() else None
+        return self._jsonl[path]
+
+    def _read_jsonl(self, path: Path) -> Jsonl:
+        rows: list[tuple[int, Any]] = []
+        errors: list[str] = []
+        with path.open("rb") as fh:
+            for i, line in enumerate(fh, start=1):
+                where = f"{self.rel(path)}:{i}"
+                if not line.strip():
+                    errors.append(f"{where}: blank line")
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError as e:
+                    errors.append(f"{where}: not valid JSON ({e})")
+                    continue
+                if not isinstance(obj, dict):
+                    errors.append(f"{where}: not a JSON object")
+                    continue
+                rows.append((i, obj))
+        return Jsonl(rows, errors)
+
+    def json(self, path: Path) -> tuple[bool, Any, str]:
+        """(ok, value, problem) of a JSON file."""
+        if path not in self._json:
+            if not path.is_file():
+                self._json[path] = (False, None, self.missing(path))
+            else:
+                try:
+                    self._json[path] = (True, orjson.loads(path.read_bytes()), "")
+                except orjson.JSONDecodeError as e:
+                    self._json[path] = (False, None, f"{self.rel(path)}: not valid JSON ({e})")
+        return self._json[path]
+
+    # -- config --------------------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any] | None:
+        ok, val, _ = self.json(self.rd.config_json)
+        return val if ok and isinstance(val, dict) else None
+
+    def config_problem(self) -> str:
+        """Why `config` is None."""
+        return self.json(self.rd.config_json)[2] or "config/run_config.json is not an object"
+
+    def plans_cfg(self) -> tuple[dict[str, int] | None, str]:
+        cfg = self.config
+        if cfg is None:
+            return None, self.config_problem()
+        pc = cfg.get("plans")
+        out: dict[str, int] = {}
+        for key in ("calls_per_task", "plans_per_call", "min_steps"):
+            v = pc.get(key) if isinstance(pc, dict) else None
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                return None, (
+                    f"config/run_config.json: plans.{key} is missing or not a positive integer"
+                )
+            out[key] = v
+        return out, ""
+
+    # -- ledger --------------------------------------------------------------------------
+    def open_ledger(self) -> list[str]:
+        """Open the ledger read-only; problems if it is not a usable ledger."""
+        problems: list[str] = []
+        try:
+            led = ReadOnlyLedger(self.rd.ledger)
+        except sqlite3.Error as e:
+            return [f"ledger.sqlite: cannot be opened ({e})"]
+        try:
+            version = led.db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {
+                r[0] for r in led.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            check = [r[0] for r in led.db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.Error as e:
+            led.close()
+            return [f"ledger.sqlite: not a readable SQLite database ({e})"]
+        missing = _LEDGER_TABLES - tables
+        if missing:
+            problems.append(f"ledger.sqlite: tables missing: {short(missing)}")
+        if version != SCHEMA_VERSION:
+            problems.append(
+                f"ledger.sqlite: schema version {version}, "
+                f"this benchsmith reads version {SCHEMA_VERSION}"
+            )
+        if check != ["ok"]:
+            problems.append(f"ledger.sqlite: integrity check failed: {'; '.join(check[:5])}")
+        if problems:
+            led.close()
+            return problems
+        self.ledger = led
+        return []
+
+    def close(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
+
+    def datasets(self) -> list[str]:
+        return self.ledger.datasets() if self.ledger is not None else []

@@ -1,0 +1,121 @@
+"""The `matches_ledger` check: the exported JSONL files hold exactly the rows the ledger yields."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchsmith.export.jsonl import failed_rows, record_rows
+from benchsmith.store.ledger import Ledger
+from benchsmith.validate.run_checks.base import STAGE, Outcome, Problems, no_ledger, norm
+from benchsmith.validate.run_checks.loader import Jsonl, Run
+
+Row = dict[str, Any]
+_Key = Callable[[Row], Any]
+_Name = Callable[[Row], str]
+
+
+def _diff_rows(
+    p: Problems, label: str, actual: Jsonl, expected: list[Row], key: _Key, name: _Name
+) -> None:
+    """Problems for rows of `actual` added, repeated or edited against `expected`, or lost."""
+    exp: dict[Any, Row] = {}
+    for row in expected:
+        exp[key(row)] = norm(row)
+    seen: Counter[Any] = Counter()
+    for line, row in actual.rows:
+        try:
+            k = key(row)
+            hash(k)
+        except (KeyError, TypeError):
+            p.add(
+                f"{label}:{line}: row without a usable id; not written from the ledger",
+                f"{label}: extra row",
+            )
+            continue
+        seen[k] += 1
+        want = exp.get(k)
+        if want is None:
+            p.add(
+                f"{label}:{line}: {name(row)} is not in the ledger (added)",
+                f"{label}: row not in the ledger",
+            )
+        elif seen[k] > 1:
+            p.add(
+                f"{label}:{line}: {name(row)} repeated (the ledger has it once)",
+                f"{label}: repeated row",
+            )
+        elif row != want:
+            fields = sorted(k2 for k2 in set(row) | set(want) if row.get(k2) != want.get(k2))
+            p.add(
+                f"{label}:{line}: {name(row)} differs from the ledger in "
+                f"{', '.join(fields)} (edited)",
+                f"{label}: edited row",
+            )
+    for k, row in exp.items():
+        if not seen[k]:
+            p.add(
+                f"{label}: {name(row)} is in the ledger but not in the file (lost)",
+                f"{label}: lost row",
+            )
+
+
+def _task_name(r: Row) -> str:
+    return f"task {r.get('task_id')!r}"
+
+
+def _task_key(r: Row) -> Any:
+    return r["task_id"]
+
+
+def _expected_files(run: Run, led: Ledger, ds: str) -> list[tuple[Path, list[Row], _Key, _Name]]:
+    """(file, rows the ledger yields for it, row key, row name) of each exported file of `ds`."""
+    tasks = [t.to_dict() for t in led.tasks(ds)]
+    by_id = {t["task_id"]: t for t in tasks}
+    expected_failed = failed_rows(led, ds, STAGE)
+    failed_tasks = sorted({r["task_id"] for r in expected_failed})
+    return [
+        (
+            run.plans_path(ds),
+            list(record_rows(led, ds, STAGE)),
+            lambda r: (r["request_id"], r["plan_index"]),
+            lambda r: f"plan {r.get('plan_id')!r}",
+        ),
+        (run.rd.dataset_file(ds, "tasks.jsonl"), tasks, _task_key, _task_name),
+        (
+            run.failed_plans_path(ds),
+            expected_failed,
+            lambda r: r["attempt_id"],
+            lambda r: f"failed attempt {r.get('attempt_id')!r} ({r.get('task_id')})",
+        ),
+        (
+            run.rd.failed_file(ds, "tasks.jsonl"),
+            [by_id[t] for t in failed_tasks if t in by_id],
+            _task_key,
+            _task_name,
+        ),
+    ]
+
+
+def check_matches_ledger(run: Run) -> Outcome:
+    if run.ledger is None:
+        return no_ledger()
+    p = Problems()
+    n = 0
+    known = set(run.datasets())
+    for ds in run.datasets():
+        files = _expected_files(run, run.ledger, ds)
+        n += len(files[0][1])
+        for path, expected, key, name in files:
+            actual = run.jsonl(path)
+            if actual is None:
+                p.add(run.missing(path))
+                continue
+            _diff_rows(p, run.rel(path), actual, expected, key, name)
+    for d in run.dataset_roots():
+        if d.is_dir():
+            for extra in sorted(x.name for x in d.iterdir() if x.is_dir() and x.name not in known):
+                p.add(f"{run.rel(d)}/{extra}: dataset not in the ledger")
+    return f"{n} plan(s) in the ledger", p.finish()

@@ -49,10 +49,10 @@ def refactorbench(
     """Write one JSONL row per RefactorBench task for the `refactorbench_py` source.
 
     Rows: task_id, repo_dir, upstream_repo, variant, instruction, problem_file,
-    test_file (paired by scripts/<variant>_mapping.py), files (the source files
+    test_file (paired by `scripts/<variant>_mapping.py`), files (the source files
     the instruction names) and, with --include-test-source, test_source.
 
-    Load the output with: datasets: {refactorbench_py: {path: <output>}}
+    Load the output with: `datasets: {refactorbench_py: {path: <output>}}`
 
     Examples:
 

@@ -17,7 +17,7 @@ def render_readable_cmd(
     output_dir: Optional[Path] = typer.Option(
         None,
         "--output-dir",
-        help="Write index.md, <dataset>/... and failed_plans/... in this folder instead of "
+        help="Write index.md, `<dataset>/...` and failed_plans/... in this folder instead of "
         "runs/R/readable and runs/R/failed_plans/readable.",
     ),
     no_task_text: bool = typer.Option(

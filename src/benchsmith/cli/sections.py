@@ -44,7 +44,7 @@ def prepare_sections(
     Tasks of each sectioned dataset (swebench_verified, refactorbench_py) are sorted by id
     after the dataset's own task_ids_file / max_tasks and cut into consecutive chunks of
     --section-size; section k gets chunk k of every dataset. Each section_XX/ holds
-    <dataset>_task_ids.json and section_config.yaml: the main config with task_ids_file set
+    `<dataset>_task_ids.json` and section_config.yaml: the main config with task_ids_file set
     to that list, max_tasks removed and every path absolute (run_dir stays the main one).
     Other datasets (e.g. humaneval) are left out of the sections and named in the manifest.
     Run the sections, check them with `status`, then combine them with `merge-sections`.
@@ -113,7 +113,7 @@ def merge_sections(
 ) -> None:
     """Merge approved section runs into one new run directory.
 
-    Builds <run-dir>/<output-run-id>/ with the layout of any run: a new ledger.sqlite with
+    Builds `<run-dir>/<output-run-id>/` with the layout of any run: a new ledger.sqlite with
     every section's tasks, requests (states, results), invocations and attempts (ids
     renumbered; config/merge_attempt_ids.jsonl maps them), and datasets/, failed_plans/,
     manifests/, runs.jsonl and logs/batch_calls.jsonl regenerated from it. prompts/ and

@@ -33,7 +33,7 @@ from benchsmith.errors import AuthError
 from benchsmith.recipes.base import Recipe, RequestSpec, with_feedback
 from benchsmith.records import Task, Usage
 from benchsmith.store.ids import unit_id as make_unit_id
-from benchsmith.store.ledger import Ledger, Unit
+from benchsmith.store.ledger import GroupCommit, Ledger, Unit
 
 
 @dataclass
@@ -109,6 +109,7 @@ class OnlineExecutor:
         self._history: dict[str, tuple[int, int, list[dict[str, str]] | None]] = {}
         self._inflight = 0
         self._wake = asyncio.Event()
+        self._gc: GroupCommit
 
     # -- public -------------------------------------------------------------------------
     async def run(self, units: list[Unit]) -> Outcome:
@@ -117,6 +118,7 @@ class OnlineExecutor:
         self.stats.total = len(units)
         self.on_progress(self.stats)
         n = min(self.s.concurrency, max(1, len(units)))
+        self._gc = GroupCommit(self.ledger)
         workers = [asyncio.create_task(self._worker()) for _ in range(n)]
         try:
             await asyncio.gather(*workers)
@@ -125,6 +127,8 @@ class OnlineExecutor:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+        finally:
+            self._gc.close()
         return self.outcome
 
     # -- internals ----------------------------------------------------------------------
@@ -214,7 +218,22 @@ class OnlineExecutor:
             await self.limiter.acquire(prompt_token_bound(len(payload), len(messages)) + max_out)
             key, hint = self._next_key()
             n += 1
-            aid = self.ledger.begin_attempt(unit.unit_id, self.inv, n, spec.model, reserve, hint)
+            # The attempt row (with its reserved cost) is committed before the request is
+            # sent; concurrent workers share one commit (see GroupCommit).
+            begun = self._gc.submit(
+                lambda n=n, reserve=reserve, hint=hint: self.ledger.begin_attempt(
+                    unit.unit_id, self.inv, n, spec.model, reserve, hint
+                )
+            )
+            try:
+                aid = await begun
+            except asyncio.CancelledError:
+                # Written but not sent: settle it as cancelled, as for a cancelled send.
+                # Not yet written: the row is dropped, as if cancelled before recording.
+                if begun.done() and not begun.cancelled() and begun.exception() is None:
+                    self._end(begun.result(), reserve, "cancelled", None, None, Usage(), reserve,
+                              error="run stopped")
+                raise
             self.stats.calls += 1
             try:
                 res = await self.http.post(PATHS[self.s.api], payload, key)
@@ -258,13 +277,37 @@ class OnlineExecutor:
                 else:
                     parsed, issues = None, (f"answer was cut off ({comp.detail})",)
                 if parsed is not None and parsed.ok:
-                    with self.ledger.tx():
-                        self._end(aid, reserve, "ok", 200, res.latency_s, comp.usage, cost,
-                                  raw=comp.text)
-                        self.ledger.finish_unit(unit.unit_id, "ok", None, list(parsed.records))
+                    records = list(parsed.records)
+                    self._settle(reserve, cost)
+                    # Children are built (pure) before the parent is written so that their
+                    # rows can share its group commit; a build error is raised after the
+                    # parent is committed, as when children were planned afterwards.
+                    build_error: Exception | None = None
+                    try:
+                        rows = self._child_rows(unit, spec, records)
+                    except Exception as e:
+                        rows, build_error = [], e
+
+                    def finish_ok(aid: int = aid, comp: Any = comp, lat: float = res.latency_s,
+                                  cost: float = cost, records: list[Any] = records,
+                                  rows: list[Any] = rows) -> Exception | None:
+                        self.ledger.end_attempt(
+                            aid, status="ok", http_status=200, latency_s=lat, usage=comp.usage,
+                            cost_usd=cost, raw_output=comp.text, error=None, issues=None,
+                        )
+                        self.ledger.finish_unit(unit.unit_id, "ok", None, records)
+                        return self.ledger.insert_units_after(rows) if rows else None
+
+                    # Durable (committed, grouped with concurrent writers) before anything
+                    # else sees the unit as done; shielded so a stop cannot drop the write.
+                    insert_error = await asyncio.shield(self._gc.submit(finish_ok))
                     self.stats.ok += 1
                     self.on_progress(self.stats)
-                    self._plan_children(unit, spec, list(parsed.records))
+                    if build_error is not None:
+                        raise build_error
+                    if insert_error is not None:
+                        raise insert_error
+                    self._queue_children(rows)
                     return
                 vfails += 1
                 exhausted = vfails > stage.max_validation_retries
@@ -323,12 +366,15 @@ class OnlineExecutor:
         error: str | None = None,
         issues: tuple[str, ...] | None = None,
     ) -> None:
-        self.budget.settle(reserve, cost)
-        self.stats.cost_usd += cost
+        self._settle(reserve, cost)
         self.ledger.end_attempt(
             aid, status=status, http_status=http_status, latency_s=latency, usage=usage,
             cost_usd=cost, raw_output=raw, error=error, issues=issues,
         )
+
+    def _settle(self, reserve: float, cost: float) -> None:
+        self.budget.settle(reserve, cost)
+        self.stats.cost_usd += cost
 
     def _finish(self, unit: Unit, state: str, reason: str | None, result: Any) -> None:
         self.ledger.finish_unit(unit.unit_id, state, reason, result)
@@ -338,10 +384,13 @@ class OnlineExecutor:
             self.stats.invalid += 1
         self.on_progress(self.stats)
 
-    def _plan_children(self, unit: Unit, spec: RequestSpec, records: list[dict[str, Any]]) -> None:
+    def _child_rows(
+        self, unit: Unit, spec: RequestSpec, records: list[dict[str, Any]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(unit id, spec) of the units a finished unit plans (a chain's next call)."""
         children = self.recipe.children_of(spec.stage)
         if not children:
-            return
+            return []
         task = self.tasks[(spec.dataset, spec.task_id)]
         rows = []
         for child in children:
@@ -350,7 +399,9 @@ class OnlineExecutor:
                 d = cs.to_dict()
                 d["parent_id"] = unit.unit_id
                 rows.append((make_unit_id(self.recipe.name, self.recipe.version, d), d))
-        self.ledger.add_units(rows)
+        return rows
+
+    def _queue_children(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
         for uid, _ in rows:
             u = self.ledger.unit(uid)
             if u is not None and u.state == "pending":

@@ -185,9 +185,11 @@ def test_partial_run_with_a_failed_request_validates(
     assert json.loads((manifests / "humaneval_complete_task_ids.json").read_text()) == [
         t for t in ids if t != victim
     ]
-    # The incomplete task keeps the plans of its accepted first call.
+    # The incomplete task keeps the plans of its accepted calls: the chain went on past the
+    # failed second call, so calls 1 and 3 (4 plans each) were accepted.
     plans = [orjson.loads(ln) for ln in _lines(rd / PLANS)]
-    assert sum(p["task_id"] == victim for p in plans) == 4
+    assert sorted({p["call_index"] for p in plans if p["task_id"] == victim}) == [0, 2]
+    assert sum(p["task_id"] == victim for p in plans) == 8
 
 
 def test_unsettled_attempt_allowed_only_after_a_crash(run_copy: Path) -> None:

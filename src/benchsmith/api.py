@@ -135,15 +135,18 @@ def _plan(cfg: RunConfig, rd: RunDir, echo: Echo) -> tuple[Ledger, Recipe, dict[
 def _replan_children(ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task]) -> None:
     """Plan children of finished units (idempotent: ids are content hashes).
 
-    Covers a crash between a unit finishing and its children being recorded.
+    Covers a crash between a unit finishing and its children being recorded. A chain also
+    goes on past an invalid or failed unit, shown only the plans accepted so far.
     """
     rows = []
-    for u in ledger.units(state="ok"):
+    for u in ledger.units():
         task = tasks.get((u.dataset, u.task_id))
-        if task is None:
+        if task is None or u.state == "pending":
             continue
         spec = RequestSpec.from_dict(u.spec)
         for child in recipe.children_of(u.stage):
+            if u.state != "ok" and child.needs != u.stage:
+                continue  # only a chain goes on past a unit without records
             for cs in child.build(task, {"unit_id": u.unit_id, "spec": spec, "records": u.result or []}):
                 d = cs.to_dict()
                 d["parent_id"] = u.unit_id

@@ -321,6 +321,7 @@ class OnlineExecutor:
                 if exhausted:
                     self.stats.invalid += 1
                     self.on_progress(self.stats)
+                    self._continue_chain(unit, spec)
                     return
                 self.stats.retries += 1
                 messages = list(with_feedback(spec.messages, comp.text, issues))
@@ -383,6 +384,20 @@ class OnlineExecutor:
         elif state == "invalid":
             self.stats.invalid += 1
         self.on_progress(self.stats)
+        self._continue_chain(unit, RequestSpec.from_dict(unit.spec))
+
+    def _continue_chain(self, unit: Unit, spec: RequestSpec) -> None:
+        """A chain goes on past a unit that ended without records (call 2 after call 1 failed).
+
+        Other stages' children need their parent's answer, so they are not planned.
+        """
+        stage = self.recipe.stage(spec.stage)
+        if stage.needs != stage.name:
+            return
+        rows = self._child_rows(unit, spec, [])
+        if rows:
+            self.ledger.add_units(rows)
+            self._queue_children(rows)
 
     def _child_rows(
         self, unit: Unit, spec: RequestSpec, records: list[dict[str, Any]]

@@ -140,7 +140,7 @@ def run(
         return
     _print_summary(summary, as_json)
     if summary.stopped:
-        raise typer.Exit(2)
+        raise typer.Exit(3 if summary.stopped == "stopped_auth" else 2)
 
 
 def _print_summary(s: api.RunSummary, as_json: bool) -> None:

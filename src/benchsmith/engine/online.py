@@ -178,7 +178,8 @@ class OnlineExecutor:
 
     def _backoff(self, k: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(retry_after, self.s.backoff_max_s * 2)
+            # Honour the server's delay (as the official SDK does, up to 120 s).
+            return min(retry_after, max(120.0, self.s.backoff_max_s))
         base = min(self.s.backoff_base_s * (2**k), self.s.backoff_max_s)
         return base * (0.5 + self.rng.random() * 0.5)
 

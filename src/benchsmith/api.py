@@ -303,6 +303,10 @@ async def _execute(
         api=api, structured=structured, keys=keys, concurrency=eng.concurrency,
         max_retries=eng.max_retries, backoff_base_s=eng.backoff_base_s,
         backoff_max_s=eng.backoff_max_s,
+        schema_bounds=(
+            (cfg.local.max_string_chars, cfg.local.max_array_items)
+            if structured == "llama_cpp" else None
+        ),
     )
     pending = list(ledger.units(state="pending"))
     prices = (lambda _m: None) if cfg.provider == "local" else cfg.price_for

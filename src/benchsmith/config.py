@@ -293,7 +293,7 @@ class RunConfig(_Strict):
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
-        return p if p.is_absolute() else (Path(self.config_dir) / p)
+        return Path(os.path.normpath(p if p.is_absolute() else Path(self.config_dir) / p))
 
     def price_for(self, model: str) -> Price | None:
         return self.prices.get(model)

@@ -65,6 +65,7 @@ class EngineSettings:
     backoff_base_s: float
     backoff_max_s: float
     extra_body: dict[str, Any] = field(default_factory=dict)
+    schema_bounds: tuple[int, int] | None = None  # llama-cpp adapter: (max chars, max items)
 
 
 @dataclass
@@ -204,6 +205,7 @@ class OnlineExecutor:
                 schema_name=spec.schema_name,
                 params=spec.params,
                 extra=self.s.extra_body or None,
+                bounds=self.s.schema_bounds,
             )
             payload = orjson.dumps(body)
             reserve = worst_case_usd(len(payload), len(messages), max_out, price)

@@ -157,6 +157,9 @@ class OpenAIConfig(_Strict):
         description="How the JSON schema is requested: OpenAI strict json_schema, or "
         "llama-cpp-python's `json_object` + `schema`.",
     )
+    use_batch_api: bool = Field(
+        False, description="Run through the Batch API (half price, up to 24 h) instead of online."
+    )
     prompt_cache_enabled: bool = Field(
         False, description="Send `prompt_cache_key` (and retention) with every request."
     )
@@ -195,6 +198,22 @@ class EngineConfig(_Strict):
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
     backoff_base_s: float = Field(0.5, gt=0, description="First backoff delay.")
     backoff_max_s: float = Field(60.0, gt=0, description="Longest backoff delay.")
+
+
+class BatchConfig(_Strict):
+    """The Batch API executor (`openai.use_batch_api: true` or `run --mode batch`)."""
+
+    price_multiplier: float = Field(
+        0.5, gt=0, le=1, description="Batch price as a fraction of the online price."
+    )
+    max_requests_per_file: int = Field(
+        50_000, ge=1, le=50_000, description="Requests per batch input file (API limit 50,000)."
+    )
+    max_bytes_per_file: int = Field(
+        200_000_000, ge=1_000, le=200_000_000, description="Bytes per input file (API limit 200 MB)."
+    )
+    poll_interval_s: float = Field(5.0, gt=0, description="First delay between status polls.")
+    max_poll_interval_s: float = Field(60.0, gt=0, description="Longest delay between polls.")
 
 
 class Price(_Strict):
@@ -238,6 +257,7 @@ class RunConfig(_Strict):
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
     local: LocalConfig = Field(default_factory=LocalConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     prices: dict[str, Price] = Field(
         default_factory=dict, description="Price table by model name (USD per 1M tokens)."

@@ -23,7 +23,6 @@ import orjson
 from benchsmith.records import Task, Usage
 
 TERMINAL = ("ok", "invalid", "failed", "skipped")
-SCHEMA_VERSION = 1
 
 _MIGRATIONS = [
     """
@@ -67,7 +66,30 @@ _MIGRATIONS = [
     );
     CREATE INDEX attempts_unit ON attempts(unit_id);
     """,
+    # m002: batch jobs (one per input file) and the attempts each carries; offline ingest.
+    """
+    CREATE TABLE batches (
+        local_id TEXT PRIMARY KEY,
+        batch_id TEXT UNIQUE,
+        invocation INTEGER NOT NULL,
+        model TEXT NOT NULL, endpoint TEXT NOT NULL,
+        input_file_id TEXT, output_file_id TEXT, error_file_id TEXT,
+        status TEXT NOT NULL,
+        request_counts TEXT, errors TEXT, usage TEXT,
+        n_requests INTEGER NOT NULL, bytes INTEGER NOT NULL, reserved_usd REAL NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL, reconciled_at REAL
+    );
+    CREATE TABLE batch_items (
+        local_id TEXT NOT NULL REFERENCES batches(local_id),
+        unit_id TEXT NOT NULL,
+        attempt_id INTEGER NOT NULL,
+        PRIMARY KEY (local_id, unit_id)
+    );
+    CREATE INDEX batch_items_attempt ON batch_items(attempt_id);
+    CREATE TABLE ingested_lines (line_hash TEXT PRIMARY KEY, source TEXT, ingested_at REAL);
+    """,
 ]
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -352,6 +374,15 @@ class Ledger:
             out.append(d)
         return out
 
+    def pending_attempts(self) -> Iterator[tuple[str, dict[str, Any], str, int | None, str | None, list[str]]]:
+        """(unit id, spec, status, http status, raw output, issues) of attempts of pending units."""
+        cur = self.db.execute(
+            "SELECT a.unit_id, u.spec_json, a.status, a.http_status, a.raw_output, a.issues_json "
+            "FROM attempts a JOIN units u USING (unit_id) WHERE u.state='pending' ORDER BY a.id"
+        )
+        for uid, spec, status, http_status, raw, issues in cur:
+            yield uid, orjson.loads(spec), status, http_status, raw, orjson.loads(issues) if issues else []
+
     def ok_attempt_numbers(self) -> dict[str, int]:
         """unit_id -> number of its accepted attempt."""
         return dict(self.db.execute("SELECT unit_id, n FROM attempts WHERE status='ok'").fetchall())
@@ -393,11 +424,13 @@ class _Tx:
 
 class GroupCommit:
     """Group commit for the asyncio engine: write operations submitted during the same
-    event-loop iteration run in ONE transaction, and every submitter awaits the COMMIT that
-    made its operation durable before it goes on (e.g. before sending the request whose
-    attempt row it wrote). Fewer commits means far fewer WAL frames: pages touched by
-    several operations (the attempts leaf, the sqlite_sequence row, index tails) are written
-    once per group instead of once per operation.
+    event-loop iteration (or within MAX_DELAY_S) run in ONE transaction, and every submitter
+    awaits the COMMIT that made its operation durable before it goes on. An operation on a
+    request's critical path (the attempt row that must be durable before the request is
+    sent) is submitted `at_once`: committed immediately, together with whatever is queued
+    (typically other workers' finished units), so the send never waits for the loop. Fewer
+    commits means far fewer WAL frames: pages touched by several operations (the attempts
+    leaf, the sqlite_sequence row, index tails) are written once per group, not per write.
 
     If any operation of a group raises, the group is rolled back and each operation is
     re-run alone in its own transaction, so every submitter gets exactly the result or the
@@ -433,20 +466,21 @@ class GroupCommit:
             ledger.db.execute("PRAGMA wal_autocheckpoint=0")
             self._ckpt = _Checkpointer(ledger.path)
 
-    def submit(self, op: Callable[[], Any]) -> asyncio.Future[Any]:
+    def submit(self, op: Callable[[], Any], at_once: bool = False) -> asyncio.Future[Any]:
         """Queue `op` (synchronous ledger writes); the future resolves after its COMMIT.
 
-        The group is committed on the next loop iteration, or at once (the returned future is
-        then already done, so awaiting it does not even yield) when its first operation has
-        waited MAX_DELAY_S: on a busy loop a group must not wait for every ready task's work.
+        The group is committed on the next loop iteration, or at once, with `op` and what is
+        queued, when `at_once` is set or the group's first operation has waited MAX_DELAY_S
+        (on a busy loop a group must not wait for every ready task's work). Committed at
+        once, the returned future is already done: awaiting it does not even yield.
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        now = time.perf_counter()
+        t = time.perf_counter()
         if not self._ops:
-            self._first_at = now
+            self._first_at = t
         self._ops.append((op, fut))
-        if now - self._first_at >= self.MAX_DELAY_S:
+        if at_once or t - self._first_at >= self.MAX_DELAY_S:
             self.flush()
         elif not self._scheduled:
             self._scheduled = True

@@ -1,0 +1,260 @@
+"""The batch executor: the same units as online, sent through the OpenAI Batch API.
+
+Lifecycle of each input file, every transition written to the ledger:
+  prepare  attempts (worst case reserved at the batch price) + batch row, input file on disk
+  upload   POST /files (purpose=batch)            -> input_file_id
+  create   POST /batches (metadata: local id)     -> batch_id
+  poll     GET /batches/{id} with backoff         -> status, request_counts
+  download output and error files                 -> batches/<local id>_{output,errors}.jsonl
+  reconcile join on custom_id; invalid answers, expired/cancelled/missing and retryable lines
+           stay pending and go in a later file; one transaction per batch
+A crash at any point re-attaches on resume: a prepared batch is looked up by its local id
+in the provider's batch list before anything is uploaded again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchsmith.config import BatchConfig, Price
+from benchsmith.engine.batch_api import BatchApi
+from benchsmith.engine.batch_lines import ENDPOINTS, Chunk, plan_chunks, request_lines
+from benchsmith.engine.budget import Budget
+from benchsmith.engine.history import load_histories
+from benchsmith.engine.online import Outcome, Stats
+from benchsmith.engine.reconcile import Reconciler
+from benchsmith.errors import AuthError
+from benchsmith.recipes.base import Recipe
+from benchsmith.records import Task
+from benchsmith.store import batches as bstore
+from benchsmith.store.ledger import Ledger
+
+META_KEY = "benchsmith_local_id"
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    api: str
+    structured: str
+    bounds: tuple[int, int] | None
+    max_retries: int
+    cfg: BatchConfig
+
+
+class BatchExecutor:
+    def __init__(
+        self, *, ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task], invocation: int,
+        settings: BatchSettings, client: BatchApi, budget: Budget, workdir: Path,
+        price_for: Callable[[str], Price | None], on_progress: Callable[[Stats], None] | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ):
+        self.ledger = ledger
+        self.recipe = recipe
+        self.tasks = tasks
+        self.inv = invocation
+        self.s = settings
+        self.client = client
+        self.budget = budget
+        self.workdir = workdir
+        self.price_for = price_for
+        self.on_progress = on_progress or (lambda _s: None)
+        self.sleep = sleep
+        self.outcome = Outcome()
+
+    # -- the loop -------------------------------------------------------------------------
+    async def run(self) -> Outcome:
+        try:
+            while True:
+                open_ = bstore.batches(self.ledger, unreconciled=True)
+                if open_:
+                    await asyncio.gather(*(self._drive(b["local_id"]) for b in open_))
+                    self._refresh_budget()
+                if self.outcome.stopped:
+                    break
+                chunks, budget_stopped, refused = self._prepare_next()
+                if not chunks:
+                    if budget_stopped:
+                        self._stop_budget(refused)
+                    break
+                await asyncio.gather(*(self._drive(c) for c in chunks))
+                self._refresh_budget()
+                if budget_stopped:
+                    self._stop_budget(refused)
+                    break
+        except AuthError as e:
+            self.outcome = Outcome("auth", str(e))
+        self._progress()
+        return self.outcome
+
+    def _stop_budget(self, refused: float) -> None:
+        self.outcome = Outcome(
+            "budget",
+            f"budget: the next request could cost up to ${refused:.4f} at the batch price and "
+            f"only ${self.budget.remaining or 0:.4f} of ${self.budget.max_usd or 0:.4f} is left",
+        )
+
+    def _refresh_budget(self) -> None:
+        settled, unsettled = self.ledger.spend()
+        self.budget.spent, self.budget.reserved = settled + unsettled, 0.0
+
+    def _progress(self) -> None:
+        c = self.ledger.state_counts()
+        u = self.ledger.usage_totals()
+        settled, _ = self.ledger.spend()
+        self.on_progress(Stats(
+            total=sum(c.values()), ok=c.get("ok", 0), invalid=c.get("invalid", 0),
+            failed=c.get("failed", 0), calls=u["api_calls"], input_tokens=u["input_tokens"],
+            output_tokens=u["output_tokens"], cost_usd=settled,
+        ))
+
+    # -- prepare ----------------------------------------------------------------------------
+    def input_path(self, local_id: str) -> Path:
+        return self.workdir / f"{local_id}_input.jsonl"
+
+    def _prepare_next(self) -> tuple[list[str], bool, float]:
+        """Write the next input files for pending units not already in a batch."""
+        busy = bstore.units_in_flight(self.ledger)
+        pending = [u for u in self.ledger.units(state="pending") if u.unit_id not in busy]
+        if not pending:
+            return [], False, 0.0
+        lines = request_lines(
+            pending, load_histories(self.ledger), api=self.s.api, structured=self.s.structured,
+            price_for=self.price_for, multiplier=self.s.cfg.price_multiplier, bounds=self.s.bounds,
+        )
+        plan = plan_chunks(
+            lines, workdir=self.workdir, max_requests=self.s.cfg.max_requests_per_file,
+            max_bytes=self.s.cfg.max_bytes_per_file, budget=self.budget,
+        )
+        return [self._record(ch) for ch in plan.chunks], plan.budget_stopped, plan.refused_usd
+
+    def _record(self, ch: Chunk) -> str:
+        local_id = "b" + secrets.token_hex(8)
+        ch.path.replace(self.input_path(local_id))
+        counts = {uid: self.ledger.attempt_count(uid) for uid in ch.unit_ids}
+        with self.ledger.tx():
+            items = []
+            for uid, reserve in zip(ch.unit_ids, ch.reserves):
+                aid = self.ledger.begin_attempt(uid, self.inv, counts[uid] + 1, ch.model, reserve,
+                                                f"batch:{local_id}")
+                items.append((uid, aid))
+            bstore.add_batch(
+                self.ledger, local_id=local_id, invocation=self.inv, model=ch.model,
+                endpoint=_endpoint(self.s.api), n_requests=len(items), n_bytes=ch.bytes,
+                reserved_usd=ch.reserved_usd, items=items,
+            )
+        return local_id
+
+    # -- one batch, from wherever it stands -------------------------------------------------
+    async def _drive(self, local_id: str) -> None:
+        b = bstore.batch(self.ledger, local_id)
+        assert b is not None
+        if b["batch_id"] is None:
+            found = await self._find_remote(local_id)
+            if found is not None:
+                bstore.update_batch(self.ledger, local_id, batch_id=found["id"],
+                                    input_file_id=found.get("input_file_id"), status=found["status"])
+            else:
+                if b["input_file_id"] is None:
+                    f = await self.client.upload(self.input_path(local_id))
+                    bstore.update_batch(self.ledger, local_id, input_file_id=f["id"], status="uploaded")
+                    b = bstore.batch(self.ledger, local_id) or b
+                created = await self.client.create(
+                    b["input_file_id"], b["endpoint"], {META_KEY: local_id}
+                )
+                bstore.update_batch(self.ledger, local_id, batch_id=created["id"],
+                                    status=created["status"])
+        await self._poll(local_id)
+
+    async def _find_remote(self, local_id: str) -> dict[str, Any] | None:
+        async for rb in self.client.list_all():
+            if (rb.get("metadata") or {}).get(META_KEY) == local_id:
+                return rb
+        return None
+
+    async def _poll(self, local_id: str) -> None:
+        b = bstore.batch(self.ledger, local_id)
+        assert b is not None and b["batch_id"]
+        delay = self.s.cfg.poll_interval_s
+        while True:
+            rb = await self.client.retrieve(b["batch_id"])
+            bstore.update_batch(
+                self.ledger, local_id, status=rb["status"], request_counts=rb.get("request_counts"),
+                output_file_id=rb.get("output_file_id"), error_file_id=rb.get("error_file_id"),
+                errors=rb.get("errors"), usage=rb.get("usage"),
+            )
+            self._progress()
+            if rb["status"] in bstore.TERMINAL_BATCH:
+                break
+            await self.sleep(delay)
+            delay = min(delay * 1.5, self.s.cfg.max_poll_interval_s)
+        await self._reconcile(local_id, rb)
+
+    # -- reconcile --------------------------------------------------------------------------
+    async def _reconcile(self, local_id: str, rb: dict[str, Any]) -> None:
+        files = []
+        for key, suffix in (("output_file_id", "output"), ("error_file_id", "errors")):
+            if rb.get(key):
+                files.append(await self.client.download(
+                    rb[key], self.workdir / f"{local_id}_{suffix}.jsonl"
+                ))
+        items = bstore.items(self.ledger, local_id)
+        api = ENDPOINTS.get(rb.get("endpoint") or "", self.s.api)
+        rec = Reconciler(
+            self.ledger, self.recipe, self.tasks, invocation=self.inv, price_for=self.price_for,
+            multiplier=self.s.cfg.price_multiplier, max_retries=self.s.max_retries,
+        )
+        line_errors = _line_errors(rb, self.input_path(local_id))
+        with self.ledger.tx():
+            seen: set[str] = set()
+            for path in files:
+                with path.open("rb") as fh:
+                    for raw in fh:
+                        if not raw.strip():
+                            continue
+                        line = orjson.loads(raw)
+                        uid = line.get("custom_id")
+                        if uid not in items or uid in seen:
+                            rec.counts.unknown += uid not in items
+                            continue
+                        seen.add(uid)
+                        rec.apply(line, items[uid], api)
+            for uid, aid in items.items():
+                if uid in seen:
+                    continue
+                if uid in line_errors:  # the input file failed validation on this line
+                    rec.apply({"custom_id": uid, "response": {"status_code": 400, "body": {
+                        "error": {"message": line_errors[uid]}}}}, aid, api)
+                else:
+                    rec.missing(uid, aid)
+            bstore.update_batch(self.ledger, local_id, reconciled_at=time.time())
+        if rec.counts.stop:
+            raise AuthError(rec.counts.stop[0])
+
+
+def _endpoint(api: str) -> str:
+    return "/v1/responses" if api == "responses" else "/v1/chat/completions"
+
+
+def _line_errors(rb: dict[str, Any], input_path: Path) -> dict[str, str]:
+    """custom_id -> message, for a batch that failed validation with per-line errors."""
+    data = ((rb.get("errors") or {}).get("data")) or []
+    by_line = {e.get("line"): e for e in data if isinstance(e, dict) and e.get("line")}
+    if rb.get("status") != "failed" or not by_line or not input_path.exists():
+        return {}
+    out = {}
+    with input_path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if n in by_line:
+                e = by_line[n]
+                out[orjson.loads(raw)["custom_id"]] = (
+                    f"batch validation, line {n}: {e.get('code')}: {e.get('message')}"
+                )
+    return out

@@ -1,0 +1,38 @@
+"""What the ledger already knows about pending units: attempts so far and re-ask messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchsmith.recipes.base import RequestSpec, with_feedback
+from benchsmith.store.ledger import Ledger
+
+RETRYABLE_STATUSES = ("http_error", "timeout", "connection_error", "malformed")
+
+
+@dataclass(frozen=True)
+class UnitHistory:
+    attempts: int = 0  # API calls made for the unit
+    invalid: int = 0  # answers that failed validation
+    transient: int = 0  # retryable failures (429/5xx, timeouts, malformed bodies)
+    messages: tuple[dict[str, str], ...] | None = None  # re-ask with the last validation issues
+
+
+def load_histories(ledger: Ledger) -> dict[str, UnitHistory]:
+    """Histories of pending units that have attempts (others have none)."""
+    out: dict[str, UnitHistory] = {}
+    specs: dict[str, RequestSpec] = {}
+    for uid, spec_json, status, http_status, raw, issues in ledger.pending_attempts():
+        h = out.get(uid, UnitHistory())
+        n, inv, tr, msgs = h.attempts + 1, h.invalid, h.transient, h.messages
+        if status == "invalid":
+            inv += 1
+            if raw is not None:
+                spec = specs.get(uid) or RequestSpec.from_dict(spec_json)
+                specs[uid] = spec
+                msgs = with_feedback(spec.messages, raw, tuple(issues))
+        elif status in RETRYABLE_STATUSES and (http_status is None or http_status in (408, 409, 429)
+                                                or http_status >= 500):
+            tr += 1
+        out[uid] = UnitHistory(n, inv, tr, msgs)
+    return out

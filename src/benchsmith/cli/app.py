@@ -102,6 +102,9 @@ def run(
     config: Path = ConfigOpt,
     run_id: Optional[str] = RunIdOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (needs --run-id)."),
+    mode: Optional[str] = typer.Option(
+        None, "--mode", help="`online` or `batch` (Batch API); default: openai.use_batch_api."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
@@ -116,6 +119,8 @@ def run(
       benchsmith run --config my.yaml
 
       benchsmith run --config my.yaml --run-id R --resume
+
+      benchsmith run --config my.yaml --mode batch
     """
     console = err_console()
     say = lambda m: console.print(m, markup=False)  # noqa: E731
@@ -130,7 +135,8 @@ def run(
         cfg = api.load_config(config)
         with RunProgress(console, enabled=not quiet) as prog:
             summary = api.run(
-                cfg, run_id, resume, echo=say, on_progress=prog.update, on_estimate=show_estimate
+                cfg, run_id, resume, mode=mode, echo=say, on_progress=prog.update,
+                on_estimate=show_estimate,
             )
     except KeyboardInterrupt:
         console.print("interrupted; continue with --resume --run-id <id>", markup=False)
@@ -207,9 +213,9 @@ def status(
 
 
 def _register_all() -> None:
-    from benchsmith.cli import check, convert, readable, sections
+    from benchsmith.cli import batch, check, convert, readable, sections
 
-    for mod in (convert, check, readable, sections):
+    for mod in (convert, batch, check, readable, sections):
         mod.register(app)
 
 

@@ -1,0 +1,200 @@
+"""Batch operations on an existing run: status, cancel, offline export and ingest.
+
+Export writes the run's pending requests as Batch API lines for a runner elsewhere (a vLLM
+`run-batch` job, another provider); ingest reconciles the result lines exactly as the batch
+executor does. Ingesting the same file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchsmith.config import RunConfig, api_keys, parse_config
+from benchsmith.engine.batch_lines import ENDPOINTS, request_lines
+from benchsmith.engine.history import load_histories
+from benchsmith.engine.reconcile import Reconciler
+from benchsmith.errors import ConfigError
+from benchsmith.execute import _bounds
+from benchsmith.export.jsonl import write_outputs
+from benchsmith.planner import wire_for
+from benchsmith.recipes import get_recipe
+from benchsmith.store import batches as bstore
+from benchsmith.store.ledger import Ledger
+from benchsmith.store.rundir import RunDir
+
+INGEST_BLOCK = 2000  # lines per transaction
+
+
+def open_run_dir(run_dir: str | Path) -> tuple[RunDir, Ledger, RunConfig]:
+    rd = RunDir(Path(run_dir))
+    if not rd.ledger.is_file():
+        raise ConfigError(str(rd.root), "", "not a run directory (no ledger.sqlite)")
+    try:
+        data = orjson.loads(rd.config_json.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as e:
+        raise ConfigError(str(rd.config_json), "", f"cannot read the run's config: {e}") from None
+    cfg_dir = data.pop("config_dir", str(rd.root))
+    cfg = parse_config(data, file=str(rd.config_json), config_dir=cfg_dir)
+    return rd, Ledger(rd.ledger), cfg
+
+
+def batch_status(run_dir: str | Path, refresh: bool = True) -> list[dict[str, Any]]:
+    """The run's batches from the ledger; with `refresh`, unfinished ones are re-read from the API."""
+    rd, ledger, cfg = open_run_dir(run_dir)
+    try:
+        rows = bstore.batches(ledger)
+        live = [b for b in rows if b["batch_id"] and b["status"] not in bstore.TERMINAL_BATCH]
+        if refresh and live:
+            from benchsmith.engine.batch_api import BatchApi
+
+            async def go() -> None:
+                keys = api_keys(cfg)
+                async with BatchApi(cfg.openai.base_url, keys[0] if keys else None) as api:
+                    for b in live:
+                        rb = await api.retrieve(b["batch_id"])
+                        bstore.update_batch(ledger, b["local_id"], status=rb["status"],
+                                            request_counts=rb.get("request_counts"))
+
+            asyncio.run(go())
+            rows = bstore.batches(ledger)
+        return rows
+    finally:
+        ledger.close()
+
+
+def batch_cancel(run_dir: str | Path) -> list[str]:
+    """Ask the provider to cancel every submitted, unfinished batch. Returns their ids.
+
+    Their partial results are reconciled by the next `run --resume`.
+    """
+    rd, ledger, cfg = open_run_dir(run_dir)
+    try:
+        live = [b for b in bstore.batches(ledger, unreconciled=True)
+                if b["batch_id"] and b["status"] not in bstore.TERMINAL_BATCH]
+        if not live:
+            return []
+        from benchsmith.engine.batch_api import BatchApi
+
+        async def go() -> None:
+            keys = api_keys(cfg)
+            async with BatchApi(cfg.openai.base_url, keys[0] if keys else None) as api:
+                for b in live:
+                    rb = await api.cancel(b["batch_id"])
+                    bstore.update_batch(ledger, b["local_id"], status=rb.get("status", "cancelling"))
+
+        asyncio.run(go())
+        return [b["batch_id"] for b in live]
+    finally:
+        ledger.close()
+
+
+def batch_export(run_dir: str | Path, out: Path, endpoint: str | None = None) -> int:
+    """Write the pending requests (with any validation feedback) as Batch API lines."""
+    rd, ledger, cfg = open_run_dir(run_dir)
+    try:
+        api, structured = wire_for(cfg)
+        if endpoint is not None:
+            if endpoint not in ENDPOINTS:
+                raise ConfigError("command line", "--endpoint", f"must be one of {sorted(ENDPOINTS)}")
+            api = ENDPOINTS[endpoint]
+            if structured == "llama_cpp" and api != "chat":
+                raise ConfigError("command line", "--endpoint", "llama_cpp output needs /v1/chat/completions")
+        busy = bstore.units_in_flight(ledger)
+        pending = (u for u in ledger.units(state="pending") if u.unit_id not in busy)
+        lines = request_lines(
+            pending, load_histories(ledger), api=api, structured=structured,
+            price_for=cfg.price_for, multiplier=cfg.batch.price_multiplier,
+            bounds=_bounds(cfg, structured),
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        n = 0
+        with tmp.open("wb") as fh:
+            for line in lines:
+                fh.write(line.data)
+                n += 1
+        tmp.replace(out)
+        return n
+    finally:
+        ledger.close()
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    lines: int
+    skipped_seen: int
+    counts: dict[str, int]
+    unknown_ids: list[str]
+
+
+def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
+    """Reconcile result lines (OpenAI output/error files, vLLM run-batch output)."""
+    rd, ledger, cfg = open_run_dir(run_dir)
+    for f in files:
+        if not f.is_file():
+            ledger.close()
+            raise ConfigError(str(f), "", "results file not found")
+    try:
+        recipe = get_recipe(cfg)
+        tasks = {(t.dataset, t.id): t for t in ledger.tasks()}
+        api, _ = wire_for(cfg)
+        inv = ledger.start_invocation("ingest", cfg.budget.max_usd)
+        rec = Reconciler(
+            ledger, recipe, tasks, invocation=inv, price_for=cfg.price_for,
+            multiplier=cfg.batch.price_multiplier, max_retries=cfg.engine.max_retries,
+        )
+        total = skipped = 0
+        status = "completed"
+        try:
+            for f in files:
+                block: list[tuple[str, bytes]] = []
+                with f.open("rb") as fh:
+                    for n, raw in enumerate(fh, 1):
+                        if not raw.strip():
+                            continue
+                        block.append((hashlib.sha256(raw.strip()).hexdigest(), raw))
+                        if len(block) >= INGEST_BLOCK:
+                            skipped += _ingest_block(ledger, rec, block, api, f)
+                            total += len(block)
+                            block = []
+                    if block:
+                        skipped += _ingest_block(ledger, rec, block, api, f)
+                        total += len(block)
+        except BaseException as e:
+            status = "error"
+            ledger.end_invocation(inv, status, str(e)[:300])
+            raise
+        ledger.end_invocation(inv, status, f"ingested {total} lines from {len(files)} file(s)")
+        write_outputs(ledger, rd, [s.name for s in recipe.stages])
+        return IngestReport(total, skipped, rec.counts.as_dict(), rec.counts.unknown_ids[:20])
+    finally:
+        ledger.close()
+
+
+def _ingest_block(ledger: Ledger, rec: Reconciler, block: list[tuple[str, bytes]], api: str,
+                  source: Path) -> int:
+    seen = bstore.seen_lines(ledger, [h for h, _ in block])
+    skipped = 0
+    with ledger.tx():
+        fresh = []
+        for h, raw in block:
+            if h in seen:
+                skipped += 1
+                continue
+            seen.add(h)
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                raise ConfigError(str(source), "", f"a line is not valid JSON: {e}") from None
+            if not isinstance(line, dict):
+                raise ConfigError(str(source), "", "each line must be a JSON object")
+            rec.apply(line, None, api)
+            fresh.append(h)
+        bstore.mark_lines(ledger, fresh, str(source))
+    return skipped

@@ -19,8 +19,20 @@ def test_readme_config_reference_in_sync():
 
 
 def _commands():
-    group = typer.main.get_command(app)
-    return group.commands
+    """Leaf commands by their full name, e.g. 'batch ingest'."""
+
+    out = {}
+
+    def walk(group, prefix):
+        for name, cmd in group.commands.items():
+            full = f"{prefix}{name}"
+            if hasattr(cmd, "commands"):
+                walk(cmd, full + " ")
+            else:
+                out[full] = cmd
+
+    walk(typer.main.get_command(app), "")
+    return out
 
 
 def test_every_command_and_option_has_help_and_readme_entry():
@@ -32,5 +44,5 @@ def test_every_command_and_option_has_help_and_readme_entry():
             if p.param_type_name == "option" and p.name != "help":
                 assert p.help, f"{name} {p.opts}: option without help text"
         assert f"`{name}" in readme, f"README does not document `{name}`"
-        res = runner.invoke(app, [name, "--help"])
+        res = runner.invoke(app, [*name.split(), "--help"])
         assert res.exit_code == 0 and "Example" in res.output

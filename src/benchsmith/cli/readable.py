@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from benchsmith.cli.console import fail
 from benchsmith.errors import BenchsmithError
 
 
@@ -37,14 +38,12 @@ def render_readable_cmd(
 
       benchsmith render-readable --run-dir runs/R --output-dir review --no-task-text
     """
-    from benchsmith.cli.app import _fail
     from benchsmith.export.readable import render_readable
 
     try:
         rep = render_readable(run_dir, output_dir, include_task_text=not no_task_text)
     except BenchsmithError as e:
-        _fail(e)
-        return
+        fail(e)
     typer.echo(f"index:    {rep.index}")
     typer.echo(f"invalid:  {rep.failed_index}")
     typer.echo(

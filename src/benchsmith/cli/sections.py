@@ -145,8 +145,7 @@ def merge_sections(
     for w in rep.warnings:
         console.print(f"warning: {w}", markup=False)
     if as_json:
-        path = rep.run_dir / "config" / "merge_manifest.json"
-        typer.echo(path.read_text(encoding="utf-8").rstrip())
+        typer.echo(rep.manifest_path.read_text(encoding="utf-8").rstrip())
         return
     typer.echo(f"run dir:   {rep.run_dir}")
     for s in rep.sections:

@@ -1,0 +1,209 @@
+"""merge-sections, ledger side: read section ledgers read-only and copy their rows into the
+merged ledger (invocation and attempt ids renumbered), tallying what is kept and dropped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from benchsmith.errors import BenchsmithError, ConfigError
+from benchsmith.records import Usage
+from benchsmith.store.rundir import RunDir
+
+_USAGE_KEYS = tuple(f.name for f in fields(Usage))
+
+
+@dataclass
+class Tally:
+    """Tasks, request states, tokens and cost of one section's kept (or dropped) rows."""
+
+    tasks: dict[str, int] = field(default_factory=dict)
+    units: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"api_calls": 0, **{k: 0 for k in _USAGE_KEYS}}
+    )
+    spent_usd: float = 0.0
+
+    def add_attempt(self, a: dict[str, Any]) -> None:
+        self.usage["api_calls"] += 1
+        for k in _USAGE_KEYS:
+            self.usage[k] += int(a.get(k) or 0)
+        # Same rule as Ledger.spend(): settled cost, or the reservation of an unsettled call.
+        self.spent_usd += float(a.get("cost_usd") or 0.0)
+        if a.get("status") == "sent":
+            self.spent_usd += float(a.get("reserved_usd") or 0.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tasks": dict(self.tasks),
+            "units": dict(self.units),
+            "usage": dict(self.usage),
+            "spent_usd": self.spent_usd,
+        }
+
+
+def _open_ro(path: Path) -> sqlite3.Connection:
+    """A read-only connection; a section run is never changed by a merge."""
+    uri = path.absolute().as_uri()
+    try:
+        try:
+            db = sqlite3.connect(uri + "?mode=ro", uri=True)
+            db.execute("SELECT 1 FROM sqlite_master").fetchall()
+        except sqlite3.OperationalError:
+            # e.g. a read-only folder where SQLite cannot create the WAL index
+            db = sqlite3.connect(uri + "?immutable=1", uri=True)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as e:
+        raise ConfigError(str(path), "", f"cannot read the ledger: {e}") from None
+    missing = {"meta", "invocations", "tasks", "units", "attempts"} - tables
+    if missing:
+        db.close()
+        raise ConfigError(str(path), "", f"not a benchsmith ledger (no table {sorted(missing)[0]})")
+    return db
+
+
+def _cols(db: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+
+
+def _rows(db: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
+    cur = db.execute(sql, args)
+    cols = [c[0] for c in cur.description]
+    while True:
+        batch = cur.fetchmany(1000)
+        if not batch:
+            return
+        for r in batch:
+            yield dict(zip(cols, r))
+
+
+@dataclass
+class Section:
+    """One section run, its ledger open read-only."""
+
+    name: str
+    path: Path
+    db: sqlite3.Connection
+    keys: set[tuple[str, str]]
+    stages: set[str]
+    meta: dict[str, str]
+
+    def running_invocations(self) -> int:
+        """Invocations still marked running (still running, or crashed)."""
+        return self.db.execute(
+            "SELECT COUNT(*) FROM invocations WHERE status='running'"
+        ).fetchone()[0]
+
+
+def load_section(name: str, path: Path, schema_version: int) -> Section:
+    """Open section run `name` at `path`; raises unless it is a ledger of at most
+    `schema_version` (the version of the merged ledger just created)."""
+    rd = RunDir(path)
+    if not path.is_dir():
+        raise ConfigError(str(path), "--section-run", f"section {name}: no such run directory")
+    if not rd.ledger.is_file():
+        raise ConfigError(
+            str(path), "--section-run", f"section {name}: not a run directory (no ledger.sqlite)"
+        )
+    db = _open_ro(rd.ledger)
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > schema_version:
+        db.close()
+        raise ConfigError(
+            str(rd.ledger), "", f"section {name}: ledger schema {version} is newer than this "
+            f"benchsmith ({schema_version}); upgrade benchsmith"
+        )
+    keys = {(d, t) for d, t in db.execute("SELECT dataset, task_id FROM tasks")}
+    keys |= {(d, t) for d, t in db.execute("SELECT DISTINCT dataset, task_id FROM units")}
+    stages = {r[0] for r in db.execute("SELECT DISTINCT stage FROM units")}
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    return Section(name, path, db, keys, stages, meta)
+
+
+def _insert_sql(table: str, cols: list[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
+
+class Copier:
+    """Copies section ledgers into the merged ledger, renumbering invocations and attempts."""
+
+    def __init__(self, db: sqlite3.Connection, owner: dict[tuple[str, str], str]):
+        self.db = db
+        self.owner = owner
+        self.dst_cols = {t: _cols(db, t) for t in ("tasks", "units", "invocations", "attempts")}
+        self.next_inv = 1
+        self.next_att = 1
+        self.attempt_map: list[dict[str, Any]] = []
+
+    def _source(
+        self, s: Section, table: str, order: str
+    ) -> tuple[list[str], Iterator[dict[str, Any]]]:
+        cols = [c for c in _cols(s.db, table) if c in self.dst_cols[table]]
+        return cols, _rows(s.db, f"SELECT {', '.join(cols)} FROM {table} ORDER BY {order}")
+
+    def copy(self, s: Section) -> tuple[Tally, Tally, dict[int, int]]:
+        """(kept, dropped, invocation id map) of one section."""
+        kept, dropped = Tally(), Tally()
+        db = self.db
+        cols, rows = self._source(s, "tasks", "dataset, task_id")
+        ins = _insert_sql("tasks", cols)
+        for r in rows:
+            tally = kept if self.owner[(r["dataset"], r["task_id"])] == s.name else dropped
+            tally.tasks[r["dataset"]] = tally.tasks.get(r["dataset"], 0) + 1
+            if tally is kept:
+                db.execute(ins, [r[c] for c in cols])
+
+        # Invocations: renumbered; the message names the section and the old id.
+        inv_map: dict[int, int] = {}
+        cols, rows = self._source(s, "invocations", "id")
+        ins = _insert_sql("invocations", cols)
+        for r in rows:
+            old = r["id"]
+            inv_map[old] = r["id"] = self.next_inv
+            r["message"] = f"[section {s.name}, invocation {old}] {r.get('message') or ''}".rstrip()
+            db.execute(ins, [r[c] for c in cols])
+            self.next_inv += 1
+
+        kept_units: set[str] = set()
+        cols, rows = self._source(s, "units", "unit_id")
+        ins = _insert_sql("units", cols)
+        for r in rows:
+            tally = kept if self.owner[(r["dataset"], r["task_id"])] == s.name else dropped
+            tally.units[r["state"]] = tally.units.get(r["state"], 0) + 1
+            if tally is not kept:
+                continue
+            try:
+                db.execute(ins, [r[c] for c in cols])
+            except sqlite3.IntegrityError:
+                raise BenchsmithError(
+                    f"section {s.name}: request {r['unit_id']} is already in an earlier "
+                    "section; were the same tasks run twice?"
+                ) from None
+            kept_units.add(r["unit_id"])
+
+        # Attempts: renumbered, invocation ids remapped; those of dropped tasks left out.
+        cols, rows = self._source(s, "attempts", "id")
+        ins = _insert_sql("attempts", cols)
+        for r in rows:
+            if r["unit_id"] not in kept_units:
+                dropped.add_attempt(r)
+                continue
+            kept.add_attempt(r)
+            old = r["id"]
+            r["id"] = self.next_att
+            if r["invocation"] not in inv_map:  # pragma: no cover - ledgers always have it
+                raise BenchsmithError(
+                    f"section {s.name}: attempt {old} names invocation {r['invocation']}, "
+                    "which the ledger does not have"
+                )
+            r["invocation"] = inv_map[r["invocation"]]
+            db.execute(ins, [r[c] for c in cols])
+            self.attempt_map.append(
+                {"section": s.name, "attempt_id": old, "merged_attempt_id": self.next_att}
+            )
+            self.next_att += 1
+        return kept, dropped, inv_map

@@ -20,13 +20,44 @@ Out of process::
     # prints "READY http://127.0.0.1:PORT/v1" and serves until killed
 
 Endpoints: ``POST /v1/responses``, ``POST /v1/chat/completions``,
-``GET /v1/models``. Anything else answers 404 (wrong method: 405) with an
-OpenAI-style error body. Every request is recorded.
+``GET /v1/models``, and the Files + Batches API below. Anything else answers
+404 (wrong method: 405) with an OpenAI-style error body. Every request is
+recorded.
 
 Reply resolution order per request: ``enqueue``d replies (FIFO), then
 ``server.script(received, index)`` (``None`` falls through), then the default
 answerer. The default answerer returns a schema-valid JSON instance when the
 request asks for structured output, otherwise a short text.
+
+Files and Batches API (see ``BatchScript`` for every knob)::
+
+    POST /v1/files (multipart: file, purpose)   GET /v1/files[?purpose=]
+    GET /v1/files/{id}   GET /v1/files/{id}/content   DELETE /v1/files/{id}
+    POST /v1/batches   GET /v1/batches?limit=&after=
+    GET /v1/batches/{id}   POST /v1/batches/{id}/cancel
+
+A batch walks its states one per ``GET /v1/batches/{id}`` (default
+``validating -> in_progress -> finalizing -> completed``; the create call
+answers ``validating``). Its lines are answered by the same default answerer
+as the online endpoints (not by ``enqueue``/``script``), each wrapped as
+``{"id": "batch_req_…", "custom_id", "response": {"status_code": 200,
+"request_id": "req_…", "body": <Response | ChatCompletion>}, "error": null}``.
+Per batch, the first ``enqueue_batch``ed script (FIFO) is used, else
+``server.batch_plan(batch_id, input_lines)`` (``None`` falls through), else
+``BatchScript()``::
+
+    server.enqueue_batch(BatchScript(expire_after=3, shuffle=True))
+    server.batch_plan = lambda bid, lines: BatchScript(drop={"c2"}) if len(lines) > 5 else None
+    server.max_batch_lines = 10          # validation limits (also max_batch_bytes)
+    server.batches[bid].lines            # parsed input lines; .processed, .status, .outputs ...
+    server.files[fid].content            # raw bytes of any file
+    server.custom_id_counts()            # Counter of custom_ids over all batches
+    server.advance_batch(bid) / server.finish_batch(bid)   # move without polling
+    server.batch_advance_on_get = False  # polls no longer advance a batch
+
+File and batch endpoints answer at once (``latency`` does not apply) and are
+recorded in ``server.requests`` like the rest (multipart uploads have
+``body=None``; ``raw`` keeps the bytes).
 """
 
 from __future__ import annotations
@@ -39,16 +70,20 @@ import inspect
 import itertools
 import os
 import random
+import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import orjson
 from aiohttp import web
 
-__all__ = ["FakeOpenAI", "Received", "Reply", "generate_instance", "main"]
+__all__ = [
+    "BatchScript", "FakeBatch", "FakeFile", "FakeOpenAI", "Received", "Reply", "generate_instance", "main",
+]
 
 _JSON = "application/json"
 _RESPONSES = "/v1/responses"
@@ -105,7 +140,8 @@ class Received:
     ``t`` is ``time.monotonic()`` at arrival (compare differences only).
     ``body`` is the parsed JSON object, or ``None`` if the body was empty,
     not JSON, or not a JSON object. ``headers`` keeps every header, including
-    ``Authorization``; lookups are case-insensitive.
+    ``Authorization``; lookups are case-insensitive. ``query`` is the raw
+    query string (``"limit=2&after=batch_…"``), empty when there is none.
     """
 
     path: str
@@ -114,6 +150,7 @@ class Received:
     raw: bytes
     t: float
     method: str = "POST"
+    query: str = ""
 
 
 # --------------------------------------------------------------------------- #
@@ -564,6 +601,975 @@ def _seed_of(data: bytes) -> int:
 
 
 # --------------------------------------------------------------------------- #
+# Files and Batches API (state, scripting)
+# --------------------------------------------------------------------------- #
+
+_FILES = "/v1/files"
+_BATCHES = "/v1/batches"
+_FILE_RE = re.compile(r"^/v1/files/([^/]+)(/content)?$")
+_BATCH_RE = re.compile(r"^/v1/batches/([^/]+)(/cancel)?$")
+_FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+# Accepted by ``batches.create`` (openai-python ``batch_create_params.py``) ...
+_BATCH_ENDPOINTS = (
+    "/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions",
+    "/v1/moderations", "/v1/images/generations", "/v1/images/edits", "/v1/videos",
+)
+# ... of which the fake can answer these two.
+_BATCH_SUPPORTED = (_RESPONSES, _CHAT)
+_BATCH_STATUSES = (
+    "validating", "failed", "in_progress", "finalizing",
+    "completed", "expired", "cancelling", "cancelled",
+)
+_TERMINAL = ("failed", "completed", "expired", "cancelled")
+_WITH_RESULTS = ("completed", "expired", "cancelled")
+_TIMESTAMP_OF = {
+    "in_progress": "in_progress_at", "finalizing": "finalizing_at", "completed": "completed_at",
+    "failed": "failed_at", "expired": "expired_at", "cancelling": "cancelling_at",
+    "cancelled": "cancelled_at",
+}
+_TIMESTAMPS = ("in_progress_at", "expires_at", "finalizing_at", "completed_at", "failed_at",
+               "expired_at", "cancelling_at", "cancelled_at")
+_MAX_REPORTED_ERRORS = 100
+_EXPIRED_MSG = "This request could not be executed before the completion window expired."
+_CANCELLED_MSG = "This request was cancelled before it could be executed."
+_DUPLICATE_MSG = (
+    "The custom_id for this request is a duplicate of another request. "
+    "The custom_id parameter must be unique for each request in a batch."
+)
+
+
+@dataclass(frozen=True, eq=False)
+class BatchScript:
+    """How one batch behaves. Every field is optional; ``BatchScript()`` is
+    the default batch (``validating -> in_progress -> finalizing -> completed``,
+    every line answered by the default answerer).
+
+    ``states``
+        Statuses walked through, one per ``GET /v1/batches/{id}`` (the create
+        call answers ``states[0]``). The walk stops at the first terminal
+        status (``failed``, ``completed``, ``expired``, ``cancelled``) and
+        stays on the last entry if there is none (a stuck batch). Repeat an
+        entry to make it last several polls. Default: see above, or
+        ``validating -> in_progress -> expired`` when ``expire_after`` is set.
+        A batch whose input fails validation always goes ``validating ->
+        failed`` (leading ``validating`` entries and a ``failed`` entry in
+        ``states`` are honoured).
+    ``fail_validation``
+        ``True``: fail at validation (with the input's real line errors if it
+        has any, else one error on line 1). A sequence of line numbers
+        (1-based) or of error dicts (``code``/``line``/``message``/``param``,
+        missing keys become ``None``): fail with exactly those errors.
+    ``expire_after``
+        Complete only the first N requests (input order); the rest become
+        ``batch_expired`` error lines. Applies when the walk ends in
+        ``expired`` (the default walk when ``states`` is not given); with
+        ``states`` ending in ``expired`` but no ``expire_after``, whatever ran
+        by the last ``in_progress`` poll is kept.
+    ``cancel``
+        What ``POST /v1/batches/{id}/cancel`` does. ``True``: status
+        ``cancelling`` at once, ``cancelled`` on the next poll; requests
+        processed so far keep their results, the rest become
+        ``batch_cancelled`` error lines. An ``int`` N: as ``True`` but exactly
+        the first N requests finish. ``False``: the cancel is refused (409).
+        The same N applies when ``states`` itself walks into ``cancelling``.
+    ``shuffle``
+        Write output and error lines in random order (``True`` = seed 0, an
+        ``int`` = that seed).
+    ``drop``
+        custom_ids omitted from both result files (their request still counts
+        in ``request_counts`` as if it had run).
+    ``http_errors``
+        ``{custom_id: status | Reply.error(...)}``: error-file line with
+        ``response: {status_code, request_id, body: {"error": {...}}}`` and
+        ``error: null``.
+    ``answer``
+        ``fn(custom_id, body)`` returning the answer for a line: ``None``
+        (default answer), a ``str``/``dict``/``list`` (answer text, like
+        ``Reply.text``), or a ``Reply`` (``text``/``json``/``incomplete``/
+        ``error``/``raw``; delays are ignored). Raising records the exception
+        in ``server.errors`` and yields a 500 error line.
+    ``usage_on_batch``
+        Whether the batch object carries ``usage`` (default ``True``).
+
+    Progress: with K ``in_progress`` entries, the k-th shows
+    ``floor(N * k / (K + 1))`` requests processed (N = all requests, or the
+    expire/cancel count); ``finalizing``/``completed`` show all. Result files
+    are written when ``completed``/``expired``/``cancelled`` is reached (only
+    non-empty ones get an id). ``request_counts``: ``total`` is 0 until the
+    input passed validation; an HTTP-error line counts as failed, a dropped one
+    as completed, an expired/cancelled one as failed. ``usage`` is all zeros
+    until the result files exist, then the sum over the output-file lines.
+    """
+
+    states: Sequence[str] | None = None
+    fail_validation: bool | Sequence[int | Mapping[str, Any]] = False
+    expire_after: int | None = None
+    cancel: bool | int = True
+    shuffle: bool | int = False
+    drop: Collection[str] = ()
+    http_errors: Mapping[str, "int | Reply"] = field(default_factory=dict)
+    answer: Callable[[str, dict], Any] | None = None
+    usage_on_batch: bool = True
+
+    def __post_init__(self) -> None:
+        if self.states is not None:
+            if isinstance(self.states, str) or not self.states:
+                raise ValueError("BatchScript.states must be a non-empty sequence of statuses")
+            bad = [s for s in self.states if s not in _BATCH_STATUSES]
+            if bad:
+                raise ValueError(
+                    f"BatchScript.states: unknown status(es) {bad}; use {_BATCH_STATUSES}"
+                )
+        if self.expire_after is not None and self.expire_after < 0:
+            raise ValueError("BatchScript.expire_after must be >= 0")
+
+
+@dataclass(eq=False)
+class FakeFile:
+    """An uploaded or generated file (``server.files[file_id]``)."""
+
+    id: str
+    filename: str
+    purpose: str
+    content: bytes
+    created_at: int
+
+    @property
+    def bytes(self) -> int:  # noqa: A003 - mirrors the OpenAI field name
+        return len(self.content)
+
+    def jsonl(self) -> list[Any]:
+        """Parsed non-blank lines (unparseable lines come back as ``None``)."""
+        out: list[Any] = []
+        for raw in self.content.split(b"\n"):
+            if raw.strip():
+                try:
+                    out.append(orjson.loads(raw))
+                except orjson.JSONDecodeError:
+                    out.append(None)
+        return out
+
+    def as_object(self) -> dict:
+        expires = self.created_at + 30 * 86400 if self.purpose == "batch" else None
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": len(self.content),
+            "created_at": self.created_at,
+            "expires_at": expires,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+            "status_details": None,
+        }
+
+
+@dataclass(eq=False)
+class FakeBatch:
+    """Server-side state of one batch (``server.batches[batch_id]``).
+
+    ``lines`` are the parsed non-blank input lines (``None`` for a line that
+    is not JSON), ``line_numbers`` their 1-based physical line numbers.
+    ``status`` / ``states`` / ``pos`` show where the walk is; ``processed`` is
+    how many requests (in input order) have run; ``validated`` whether the
+    input passed validation (and ``request_counts.total`` is set); ``polls``
+    counts ``GET /v1/batches/{id}`` calls; ``cancel_requested`` whether the
+    client called cancel. ``outputs`` / ``error_lines`` are the result lines
+    as written to the output / error file (after ``drop`` and ``shuffle``)."""
+
+    id: str
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    metadata: dict | None
+    created_at: int
+    script: BatchScript
+    lines: list[Any]
+    line_numbers: list[int]
+    model: str | None
+    validation_errors: list[dict]
+    states: list[str]
+    status: str = "validating"
+    pos: int = 0
+    processed: int = 0
+    validated: bool = False
+    polls: int = 0
+    cancel_requested: bool = False
+    results_written: bool = False
+    errors: list[dict] | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    timestamps: dict = field(default_factory=dict)
+    request_counts: dict = field(default_factory=lambda: {"total": 0, "completed": 0, "failed": 0})
+    usage: dict = field(default_factory=lambda: _usage_sum([]))
+    outcomes: dict = field(default_factory=dict)  # line index -> (status_code, body, request_id)
+    outputs: list[dict] = field(default_factory=list)
+    error_lines: list[dict] = field(default_factory=list)
+
+    @property
+    def custom_ids(self) -> list[Any]:
+        """custom_id of every parsed input line (input order, duplicates kept)."""
+        return [ln.get("custom_id") for ln in self.lines if isinstance(ln, dict)]
+
+    @property
+    def n(self) -> int:
+        return len(self.lines)
+
+    def as_object(self) -> dict:
+        obj: dict[str, Any] = {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "errors": (
+                None
+                if self.errors is None
+                else {"object": "list", "data": [dict(e) for e in self.errors]}
+            ),
+            "input_file_id": self.input_file_id,
+            "completion_window": self.completion_window,
+            "status": self.status,
+            "output_file_id": self.output_file_id,
+            "error_file_id": self.error_file_id,
+            "created_at": self.created_at,
+        }
+        for key in _TIMESTAMPS:
+            obj[key] = self.timestamps.get(key)
+        obj["request_counts"] = dict(self.request_counts)
+        obj["metadata"] = None if self.metadata is None else dict(self.metadata)
+        obj["model"] = self.model
+        if self.script.usage_on_batch:
+            obj["usage"] = orjson.loads(orjson.dumps(self.usage))
+        return obj
+
+
+def _usage_sum(bodies: list[Any]) -> dict:
+    """Batch ``usage`` summed over result bodies (Responses or Chat shape)."""
+    tot = {"in": 0, "cached": 0, "out": 0, "reason": 0, "total": 0}
+    for b in bodies:
+        u = b.get("usage") if isinstance(b, dict) else None
+        if not isinstance(u, dict):
+            continue
+        if "input_tokens" in u or "output_tokens" in u:
+            in_d = u.get("input_tokens_details") or {}
+            out_d = u.get("output_tokens_details") or {}
+            n_in, n_out = u.get("input_tokens", 0), u.get("output_tokens", 0)
+        else:
+            in_d = u.get("prompt_tokens_details") or {}
+            out_d = u.get("completion_tokens_details") or {}
+            n_in, n_out = u.get("prompt_tokens", 0), u.get("completion_tokens", 0)
+        tot["in"] += int(n_in or 0)
+        tot["out"] += int(n_out or 0)
+        tot["cached"] += int(in_d.get("cached_tokens") or 0)
+        tot["reason"] += int(out_d.get("reasoning_tokens") or 0)
+        tot["total"] += int(u.get("total_tokens", (n_in or 0) + (n_out or 0)) or 0)
+    return {
+        "input_tokens": tot["in"],
+        "input_tokens_details": {"cached_tokens": tot["cached"]},
+        "output_tokens": tot["out"],
+        "output_tokens_details": {"reasoning_tokens": tot["reason"]},
+        "total_tokens": tot["total"],
+    }
+
+
+def _line_error(code: str, line: int | None, message: str, param: str | None = None) -> dict:
+    return {"code": code, "line": line, "message": message, "param": param}
+
+
+def _api_error(
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+) -> web.Response:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return web.Response(status=status, body=orjson.dumps(body), content_type=_JSON)
+
+
+def _missing(param: str) -> web.Response:
+    message = f"Missing required parameter: '{param}'."
+    return _api_error(400, message, code="missing_required_parameter", param=param)
+
+
+def _invalid(param: str, detail: str) -> web.Response:
+    message = f"Invalid value for '{param}': {detail}"
+    return _api_error(400, message, code="invalid_value", param=param)
+
+
+def _missing_line(no: int, param: str) -> dict:
+    message = f"Missing required parameter: '{param}'."
+    return _line_error("missing_required_parameter", no, message, param)
+
+
+def _json_response(obj: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), content_type=_JSON)
+
+
+_CD_NAME = re.compile(r'(?:^|;)\s*name="([^"]*)"', re.I)
+_CD_FILENAME = re.compile(r'(?:^|;)\s*filename="([^"]*)"', re.I)
+_CD_FILENAME_STAR = re.compile(r"(?:^|;)\s*filename\*=([^;]+)", re.I)
+
+
+def _parse_multipart(raw: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]] | None:
+    """``{field: (filename_or_None, data)}`` of a ``multipart/form-data``
+    body, or ``None`` if it is not one. Small and fast: splits on the
+    boundary; enough for what HTTP clients send."""
+    ctype, _, params = content_type.partition(";")
+    if ctype.strip().lower() != "multipart/form-data":
+        return None
+    m = re.search(r'boundary=(?:"([^"]+)"|([^;\s]+))', params, re.I)
+    if not m:
+        return None
+    delim = b"--" + (m.group(1) or m.group(2)).encode("latin-1")
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in raw.split(delim)[1:]:
+        if part.startswith(b"--"):
+            break
+        if part.startswith(b"\r\n"):
+            part = part[2:]
+        head, sep, data = part.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        if data.endswith(b"\r\n"):
+            data = data[:-2]
+        disposition = ""
+        for hline in head.decode("utf-8", "replace").split("\r\n"):
+            hname, _, hval = hline.partition(":")
+            if hname.strip().lower() == "content-disposition":
+                disposition = hval
+        name_m = _CD_NAME.search(disposition)
+        if not name_m:
+            continue
+        filename: str | None = None
+        star = _CD_FILENAME_STAR.search(disposition)
+        plain = _CD_FILENAME.search(disposition)
+        if star:
+            value = star.group(1).strip().strip('"')
+            _, _, value = value.rpartition("'")  # charset'lang'value
+            filename = urllib.parse.unquote(value)
+        elif plain:  # aiohttp and httpx percent-escape (some) characters
+            filename = urllib.parse.unquote(plain.group(1))
+        fields[name_m.group(1)] = (filename, data)
+    return fields
+
+
+class _BatchAPI:
+    """Files + Batches endpoints of :class:`FakeOpenAI` (a mixin)."""
+
+    # Provided by FakeOpenAI:
+    errors: list[BaseException]
+    _new_id: Callable[[], str]
+    _payload: Callable[..., dict | None]
+
+    def _init_batches(self) -> None:
+        self.batch_plan: Callable[[str, list[Any]], BatchScript | None] | None = None
+        self.batch_advance_on_get = True
+        self.max_batch_bytes = 200 * 1024 * 1024
+        self.max_batch_lines = 50_000
+        self._files: dict[str, FakeFile] = {}
+        self._batches: dict[str, FakeBatch] = {}
+        self._batch_queue: collections.deque[BatchScript] = collections.deque()
+        # Re-entrant: `batch_plan` / `answer` callbacks may read server.batches.
+        self._batch_lock = threading.RLock()
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def files(self) -> dict[str, FakeFile]:
+        """Snapshot ``{file_id: FakeFile}`` of live (not deleted) files,
+        uploads and generated result files alike."""
+        with self._batch_lock:
+            return dict(self._files)
+
+    @property
+    def batches(self) -> dict[str, FakeBatch]:
+        """Snapshot ``{batch_id: FakeBatch}`` in creation order."""
+        with self._batch_lock:
+            return dict(self._batches)
+
+    def enqueue_batch(self, *scripts: BatchScript) -> None:
+        """Scripts for the next created batches, FIFO (before ``batch_plan``)."""
+        for s in scripts:
+            if not isinstance(s, BatchScript):
+                raise TypeError(f"enqueue_batch expects BatchScript, got {type(s).__name__}")
+        with self._batch_lock:
+            self._batch_queue.extend(scripts)
+
+    @property
+    def pending_batches(self) -> int:
+        """Enqueued batch scripts not consumed yet."""
+        with self._batch_lock:
+            return len(self._batch_queue)
+
+    def advance_batch(self, batch_id: str, steps: int = 1) -> str:
+        """Move a batch ``steps`` states on without a poll; returns its status."""
+        with self._batch_lock:
+            batch = self._batches[batch_id]
+            self._advance(batch, steps)
+            return batch.status
+
+    def finish_batch(self, batch_id: str) -> str:
+        """Walk a batch to its last state; returns its status."""
+        with self._batch_lock:
+            batch = self._batches[batch_id]
+            self._advance(batch, len(batch.states))
+            return batch.status
+
+    def custom_id_counts(self) -> "collections.Counter[Any]":
+        """How often each custom_id was submitted, over all batches."""
+        with self._batch_lock:
+            batches = list(self._batches.values())
+        counts: collections.Counter[Any] = collections.Counter()
+        for b in batches:
+            counts.update(b.custom_ids)
+        return counts
+
+    def _reset_batches(self) -> None:
+        with self._batch_lock:
+            self._files.clear()
+            self._batches.clear()
+            self._batch_queue.clear()
+            self.batch_plan = None
+
+    # ------------------------------------------------------------ routing
+
+    def _batch_api(self, received: Received) -> web.Response:
+        path, method = received.path, received.method
+        if path == _FILES:
+            if method == "POST":
+                return self._file_upload(received)
+            if method == "GET":
+                return self._file_list(received)
+            return self._not_allowed(received)
+        if path == _BATCHES:
+            if method == "POST":
+                return self._batch_create(received)
+            if method == "GET":
+                return self._batch_list(received)
+            return self._not_allowed(received)
+        m = _FILE_RE.match(path)
+        if m:
+            file_id, content = m.group(1), bool(m.group(2))
+            if content:
+                if method == "GET":
+                    return self._file_content(file_id)
+                return self._not_allowed(received)
+            if method == "GET":
+                return self._file_get(file_id)
+            if method == "DELETE":
+                return self._file_delete(file_id)
+            return self._not_allowed(received)
+        m = _BATCH_RE.match(path)
+        if m:
+            batch_id, cancel = m.group(1), bool(m.group(2))
+            if cancel:
+                if method == "POST":
+                    return self._batch_cancel(batch_id)
+                return self._not_allowed(received)
+            if method == "GET":
+                return self._batch_get(batch_id)
+            return self._not_allowed(received)
+        return _api_error(404, f"Invalid URL ({method} {path})")
+
+    @staticmethod
+    def _not_allowed(received: Received) -> web.Response:
+        return _api_error(405, f"Method {received.method} not allowed for {received.path}")
+
+    # ------------------------------------------------------------ files
+
+    def _store_file(self, filename: str, purpose: str, content: bytes) -> FakeFile:
+        f = FakeFile("file-" + self._new_id(), filename, purpose, content, int(time.time()))
+        with self._batch_lock:
+            self._files[f.id] = f
+        return f
+
+    def _file_upload(self, received: Received) -> web.Response:
+        fields = _parse_multipart(received.raw, received.headers.get("Content-Type", ""))
+        if fields is None:
+            return _api_error(400, "Expected a multipart/form-data body with 'file' and 'purpose'.")
+        for key in ("file", "purpose"):
+            if key not in fields:
+                return _missing(key)
+        purpose = fields["purpose"][1].decode("utf-8", "replace").strip()
+        if purpose not in _FILE_PURPOSES:
+            return _invalid("purpose", f"{purpose!r}; expected one of {list(_FILE_PURPOSES)}.")
+        filename, content = fields["file"]
+        f = self._store_file(filename or "upload", purpose, content)
+        return _json_response(f.as_object())
+
+    def _file_list(self, received: Received) -> web.Response:
+        query = urllib.parse.parse_qs(received.query)
+        purpose = (query.get("purpose") or [None])[0]
+        with self._batch_lock:
+            files = [f for f in self._files.values() if purpose is None or f.purpose == purpose]
+        data = [f.as_object() for f in reversed(files)]
+        return _json_response({
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": False,
+        })
+
+    def _lookup_file(self, file_id: str) -> FakeFile | None:
+        with self._batch_lock:
+            return self._files.get(file_id)
+
+    @staticmethod
+    def _no_file(file_id: str) -> web.Response:
+        return _api_error(404, f"No such File object: {file_id}", param="id")
+
+    def _file_get(self, file_id: str) -> web.Response:
+        f = self._lookup_file(file_id)
+        return self._no_file(file_id) if f is None else _json_response(f.as_object())
+
+    def _file_content(self, file_id: str) -> web.Response:
+        f = self._lookup_file(file_id)
+        if f is None:
+            return self._no_file(file_id)
+        return web.Response(body=f.content, content_type="application/octet-stream")
+
+    def _file_delete(self, file_id: str) -> web.Response:
+        with self._batch_lock:
+            f = self._files.pop(file_id, None)
+        if f is None:
+            return self._no_file(file_id)
+        return _json_response({"id": file_id, "object": "file", "deleted": True})
+
+    # ------------------------------------------------------------ batches: HTTP
+
+    def _batch_create(self, received: Received) -> web.Response:
+        body = received.body
+        if body is None:
+            return _api_error(400, "We could not parse the JSON body of your request.")
+        for key in ("input_file_id", "endpoint", "completion_window"):
+            if not isinstance(body.get(key), str):
+                return _missing(key)
+        endpoint, window = body["endpoint"], body["completion_window"]
+        if window != "24h":
+            return _invalid("completion_window", f"{window!r}. Supported values are: '24h'.")
+        if endpoint not in _BATCH_ENDPOINTS:
+            return _invalid("endpoint", f"{endpoint!r}.")
+        if endpoint not in _BATCH_SUPPORTED:
+            return _invalid(
+                "endpoint",
+                f"{endpoint!r}: fake_openai only fakes batches for {list(_BATCH_SUPPORTED)}.",
+            )
+        metadata = body.get("metadata")
+        if metadata is not None:
+            ok = (
+                isinstance(metadata, dict) and len(metadata) <= 16
+                and all(isinstance(k, str) and len(k) <= 64 for k in metadata)
+                and all(isinstance(v, str) and len(v) <= 512 for v in metadata.values())
+            )
+            if not ok:
+                return _invalid(
+                    "metadata", "at most 16 string pairs, keys <= 64 and values <= 512 characters."
+                )
+        src = self._lookup_file(body["input_file_id"])
+        if src is None:
+            return _invalid("input_file_id", f"{body['input_file_id']!r}: no such file.")
+        if src.purpose != "batch":
+            return _invalid(
+                "input_file_id", f"the file must have purpose 'batch', not {src.purpose!r}."
+            )
+
+        lines, numbers, errors, model = self._parse_batch_input(src.content, endpoint)
+        batch_id = "batch_" + self._new_id()
+        with self._batch_lock:
+            script = self._batch_queue.popleft() if self._batch_queue else None
+        if script is None and self.batch_plan is not None:
+            try:
+                script = self.batch_plan(batch_id, list(lines))
+            except Exception as exc:
+                self.errors.append(exc)
+                return _api_error(
+                    500, f"fake_openai batch_plan raised {exc!r}", type_="server_error"
+                )
+            if script is not None and not isinstance(script, BatchScript):
+                exc = TypeError(
+                    f"batch_plan must return BatchScript or None, got {type(script).__name__}"
+                )
+                self.errors.append(exc)
+                return _api_error(500, f"fake_openai {exc}", type_="server_error")
+        script = script or BatchScript()
+
+        forced = script.fail_validation
+        if forced is not True and forced:
+            errors = [
+                _line_error("invalid_request", int(e), "Scripted validation failure (fake).")
+                if isinstance(e, int) else {"code": e.get("code"), "line": e.get("line"),
+                                            "message": e.get("message"), "param": e.get("param")}
+                for e in forced
+            ]
+        elif forced is True and not errors:
+            errors = [_line_error("invalid_request", 1, "Scripted validation failure (fake).")]
+        now = int(time.time())
+        batch = FakeBatch(
+            id=batch_id,
+            endpoint=endpoint,
+            input_file_id=src.id,
+            completion_window=window,
+            metadata=dict(metadata) if metadata is not None else None,
+            created_at=now,
+            script=script,
+            lines=lines,
+            line_numbers=numbers,
+            model=model,
+            validation_errors=errors,
+            states=self._effective_states(script, bool(errors)),
+        )
+        batch.timestamps["expires_at"] = now + 86400
+        with self._batch_lock:
+            self._enter(batch, batch.states[0])
+            self._batches[batch_id] = batch
+            obj = batch.as_object()
+        return _json_response(obj)
+
+    def _batch_get(self, batch_id: str) -> web.Response:
+        with self._batch_lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return _api_error(404, f"No batch found with id '{batch_id}'.", param="batch_id")
+            batch.polls += 1
+            if self.batch_advance_on_get:
+                self._advance(batch, 1)
+            obj = batch.as_object()
+        return _json_response(obj)
+
+    def _batch_cancel(self, batch_id: str) -> web.Response:
+        with self._batch_lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return _api_error(404, f"No batch found with id '{batch_id}'.", param="batch_id")
+            if batch.status in _TERMINAL or batch.script.cancel is False:
+                return _api_error(
+                    409, f"Cannot cancel a batch with status '{batch.status}'.",
+                    type_="invalid_request_error", code="batch_not_cancellable",
+                )
+            batch.cancel_requested = True
+            if batch.status != "cancelling":
+                batch.states = batch.states[: batch.pos + 1] + ["cancelling", "cancelled"]
+                self._advance(batch, 1)
+            obj = batch.as_object()
+        return _json_response(obj)
+
+    def _batch_list(self, received: Received) -> web.Response:
+        query = urllib.parse.parse_qs(received.query)
+        try:
+            limit = int((query.get("limit") or ["20"])[0])
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= 100:
+            return _api_error(400, "Invalid 'limit': must be an integer between 1 and 100.",
+                              code="invalid_value", param="limit")
+        after = (query.get("after") or [None])[0]
+        with self._batch_lock:
+            ordered = list(reversed(self._batches.values()))  # newest first
+            if after is not None:
+                ids = [b.id for b in ordered]
+                ordered = ordered[ids.index(after) + 1:] if after in ids else []
+            page = [b.as_object() for b in ordered[:limit]]
+            has_more = len(ordered) > limit
+        return _json_response({
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": has_more,
+        })
+
+    # ------------------------------------------------------------ batches: logic
+
+    def _parse_batch_input(
+        self, data: bytes, endpoint: str
+    ) -> tuple[list[Any], list[int], list[dict], str | None]:
+        """(parsed lines, their line numbers, validation errors, model)."""
+        if len(data) > self.max_batch_bytes:
+            return [], [], [_line_error(
+                "file_too_large", None,
+                f"The input file is {len(data)} bytes; "
+                f"the maximum for a batch is {self.max_batch_bytes} bytes.",
+            )], None
+        lines: list[Any] = []
+        numbers: list[int] = []
+        errors: list[dict] = []
+        seen: set[str] = set()
+        model: str | None = None
+        for no, raw in enumerate(data.split(b"\n"), 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                obj = None
+                err: dict | None = _line_error(
+                    "invalid_json_line", no, "This line is not parseable as valid JSON."
+                )
+            else:
+                err = self._check_line(obj, no, endpoint, seen)
+                if err is None:
+                    line_model = obj["body"]["model"]
+                    if model is None:
+                        model = line_model
+                    elif line_model != model:
+                        err = _line_error(
+                            "model_mismatch", no,
+                            f"The model {line_model!r} does not match the model {model!r} of the "
+                            "other requests in the batch. A batch may use a single model only.",
+                            "body.model",
+                        )
+            lines.append(obj)
+            numbers.append(no)
+            if err is not None:
+                errors.append(err)
+        if not lines:
+            errors.append(_line_error("empty_file", None, "The batch input file is empty."))
+        elif len(lines) > self.max_batch_lines:
+            errors.insert(0, _line_error(
+                "too_many_tasks", None,
+                f"The batch has {len(lines)} requests; the maximum is {self.max_batch_lines}.",
+            ))
+        return lines, numbers, errors[:_MAX_REPORTED_ERRORS], model
+
+    @staticmethod
+    def _check_line(obj: Any, no: int, endpoint: str, seen: set[str]) -> dict | None:
+        if not isinstance(obj, dict):
+            return _line_error("invalid_json_line", no, "This line is not a JSON object.")
+        cid = obj.get("custom_id")
+        if cid is None:
+            return _missing_line(no, "custom_id")
+        if not isinstance(cid, str) or not cid:
+            return _line_error(
+                "invalid_type", no, "'custom_id' must be a non-empty string.", "custom_id"
+            )
+        method = obj.get("method")
+        if method != "POST":
+            return _line_error(
+                "invalid_value", no, f"Invalid 'method': {method!r}; only 'POST' is supported.",
+                "method",
+            )
+        url = obj.get("url")
+        if url != endpoint:
+            return _line_error(
+                "url_mismatch", no,
+                f"The URL {url!r} of this request does not match the batch endpoint {endpoint!r}.",
+                "url",
+            )
+        body = obj.get("body")
+        if body is None:
+            return _missing_line(no, "body")
+        if not isinstance(body, dict):
+            return _line_error("invalid_type", no, "'body' must be a JSON object.", "body")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return _missing_line(no, "body.model")
+        if cid in seen:
+            return _line_error("duplicate_custom_id", no, _DUPLICATE_MSG, "custom_id")
+        seen.add(cid)
+        return None
+
+    @staticmethod
+    def _effective_states(script: BatchScript, invalid: bool) -> list[str]:
+        given = list(script.states) if script.states is not None else None
+        if invalid:
+            if given and "failed" in given:
+                states = given[: given.index("failed") + 1]
+                # Walking "in_progress" etc. before failing makes no sense: keep
+                # the leading validating entries only.
+                lead = [s for s in states[:-1] if s == "validating"]
+                return (lead or ["validating"]) + ["failed"]
+            lead = []
+            for s in given or ["validating"]:
+                if s != "validating":
+                    break
+                lead.append(s)
+            return (lead or ["validating"]) + ["failed"]
+        if given is None:
+            if script.expire_after is not None:
+                return ["validating", "in_progress", "expired"]
+            return ["validating", "in_progress", "finalizing", "completed"]
+        for i, s in enumerate(given):
+            if s in _TERMINAL:
+                return given[: i + 1]
+        return given
+
+    def _advance(self, batch: FakeBatch, steps: int) -> None:
+        for _ in range(max(0, steps)):
+            if batch.pos + 1 >= len(batch.states):
+                return
+            batch.pos += 1
+            self._enter(batch, batch.states[batch.pos])
+
+    def _cancel_count(self, batch: FakeBatch) -> int:
+        c = batch.script.cancel
+        if isinstance(c, int) and not isinstance(c, bool):
+            return c
+        return batch.processed
+
+    def _enter(self, batch: FakeBatch, status: str) -> None:
+        """Make ``status`` current: timestamps, progress, counts, results."""
+        previous = batch.status
+        batch.status = status
+        n = batch.n
+        script = batch.script
+        terminal = batch.states[-1]
+        now = int(time.time())
+        key = _TIMESTAMP_OF.get(status)
+        if key and key not in batch.timestamps:
+            batch.timestamps[key] = now
+        if status in ("in_progress", "finalizing", "completed", "expired"):
+            # cancelling/cancelled keep the previous value
+            batch.validated = not batch.validation_errors
+
+        if status == "validating":
+            processed = 0
+        elif status == "failed":
+            processed = 0
+        elif status == "in_progress":
+            k = batch.states[: batch.pos + 1].count("in_progress")
+            big_k = batch.states.count("in_progress")
+            cap = n
+            if terminal == "expired" and script.expire_after is not None:
+                cap = min(n, script.expire_after)
+            elif terminal in ("cancelling", "cancelled") and not isinstance(script.cancel, bool):
+                cap = min(n, int(script.cancel))
+            processed = max(batch.processed, cap * k // (big_k + 1))
+        elif status in ("finalizing", "completed"):
+            if terminal == "expired" and script.expire_after is not None:
+                processed = script.expire_after
+            elif terminal in ("expired", "cancelling", "cancelled") and status == "finalizing":
+                processed = batch.processed
+            else:
+                processed = n
+        elif status == "expired":
+            processed = script.expire_after if script.expire_after is not None else batch.processed
+        else:  # cancelling / cancelled
+            if previous in ("cancelling", "cancelled"):
+                processed = batch.processed
+            else:
+                processed = self._cancel_count(batch)
+        batch.processed = processed = max(0, min(n, processed)) if batch.validated else 0
+
+        if status == "failed":
+            batch.errors = list(batch.validation_errors) or [
+                _line_error("batch_failed", None, "The batch failed (scripted by fake_openai).")
+            ]
+            batch.request_counts = {"total": 0, "completed": 0, "failed": 0}
+            return
+        if not batch.validated:
+            return
+        self._ensure_outcomes(batch, processed)
+        ok = sum(1 for i in range(processed) if batch.outcomes[i][0] == 200)
+        failed = processed - ok
+        if status in ("expired", "cancelled"):
+            failed += n - processed
+        batch.request_counts = {"total": n, "completed": ok, "failed": failed}
+        if status in _WITH_RESULTS and not batch.results_written:
+            batch.results_written = True
+            self._write_results(batch, status)
+
+    def _ensure_outcomes(self, batch: FakeBatch, upto: int) -> None:
+        for i in range(upto):
+            if i not in batch.outcomes:
+                batch.outcomes[i] = self._line_outcome(batch, i)
+
+    def _line_outcome(self, batch: FakeBatch, i: int) -> tuple[int, Any, str]:
+        line = batch.lines[i]
+        cid, body = line["custom_id"], line["body"]
+        script = batch.script
+        request_id = "req_" + self._new_id()
+        reply: Reply | None = None
+        if cid in script.http_errors:
+            spec = script.http_errors[cid]
+            reply = spec if isinstance(spec, Reply) else Reply.error(int(spec))
+        elif script.answer is not None:
+            try:
+                got = script.answer(cid, body)
+            except Exception as exc:
+                self.errors.append(exc)
+                got = Reply.error(
+                    500, f"fake_openai batch answer raised {exc!r}", type="server_error"
+                )
+            if got is not None:
+                reply = got if isinstance(got, Reply) else Reply.text(got)
+        while reply is not None and reply.kind == "delay":
+            reply = reply.inner
+        received = Received(
+            batch.endpoint, Headers(), body, orjson.dumps(body), time.monotonic(), "POST"
+        )
+        if reply is None or reply.kind in ("text", "incomplete"):
+            text = None if reply is None else reply.content
+            usage = None if reply is None else reply.usage
+            incomplete = reply is not None and reply.kind == "incomplete"
+            return 200, self._payload(received, text, usage, incomplete), request_id
+        if reply.kind == "error":
+            message = reply.message or "fake error"
+            err = orjson.loads(_error_body(reply.status, message, reply.err_type, reply.code))
+            return reply.status, err, request_id
+        if reply.kind == "raw":
+            raw = reply.body or b""
+            try:
+                parsed: Any = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                parsed = raw.decode("utf-8", "replace")
+            return reply.status, parsed, request_id
+        raise ValueError(f"unknown Reply kind {reply.kind!r}")
+
+    def _write_results(self, batch: FakeBatch, status: str) -> None:
+        script = batch.script
+        drop = set(script.drop)
+        outputs: list[dict] = []
+        error_lines: list[dict] = []
+        ok_bodies: list[Any] = []
+        for i, line in enumerate(batch.lines):
+            cid = line["custom_id"]
+            if i < batch.processed:
+                code, body, request_id = batch.outcomes[i]
+                row = {
+                    "id": "batch_req_" + self._new_id(),
+                    "custom_id": cid,
+                    "response": {"status_code": code, "request_id": request_id, "body": body},
+                    "error": None,
+                }
+                if cid in drop:
+                    continue
+                if code == 200:
+                    outputs.append(row)
+                    ok_bodies.append(body)
+                else:
+                    error_lines.append(row)
+            elif cid not in drop:
+                expired = status == "expired"
+                error_lines.append({
+                    "id": "batch_req_" + self._new_id(),
+                    "custom_id": cid,
+                    "response": None,
+                    "error": {
+                        "code": "batch_expired" if expired else "batch_cancelled",
+                        "message": _EXPIRED_MSG if expired else _CANCELLED_MSG,
+                    },
+                })
+        if script.shuffle is not False:
+            seed = 0 if script.shuffle is True else int(script.shuffle)
+            rng = random.Random(seed)
+            rng.shuffle(outputs)
+            rng.shuffle(error_lines)
+        batch.outputs, batch.error_lines = outputs, error_lines
+        batch.usage = _usage_sum(ok_bodies)
+
+        def jsonl(rows: list[dict]) -> bytes:
+            return b"".join(orjson.dumps(r) + b"\n" for r in rows)
+
+        if outputs:
+            name = f"{batch.id}_output.jsonl"
+            batch.output_file_id = self._store_file(name, "batch_output", jsonl(outputs)).id
+        if error_lines:
+            name = f"{batch.id}_error.jsonl"
+            batch.error_file_id = self._store_file(name, "batch_output", jsonl(error_lines)).id
+
+
+# --------------------------------------------------------------------------- #
 # The server
 # --------------------------------------------------------------------------- #
 
@@ -596,7 +1602,7 @@ def _wants_reasoning(body: dict | None) -> bool:
     return body.get("reasoning") is not None or body.get("reasoning_effort") is not None
 
 
-class FakeOpenAI:
+class FakeOpenAI(_BatchAPI):
     """OpenAI-compatible fake server on ``127.0.0.1`` (see module docstring)."""
 
     def __init__(
@@ -624,6 +1630,7 @@ class FakeOpenAI:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._init_batches()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -763,12 +1770,14 @@ class FakeOpenAI:
             return len(self._queue)
 
     def reset(self) -> None:
-        """Clear the request log, the script, the reply queue and script errors."""
+        """Clear the request log, the script, the reply queue and script
+        errors; also all files, batches, the batch queue and ``batch_plan``."""
         with self._lock:
             self._log.clear()
             self._queue.clear()
             self.script = None
             self.errors.clear()
+        self._reset_batches()
 
     # ------------------------------------------------------------ handling
 
@@ -787,7 +1796,9 @@ class FakeOpenAI:
                 parsed = None
             if isinstance(parsed, dict):
                 body = parsed
-        received = Received(path, Headers(request.headers), body, raw, time.monotonic(), method)
+        received = Received(
+            path, Headers(request.headers), body, raw, time.monotonic(), method, request.query_string
+        )
 
         known = path in (_RESPONSES, _CHAT) and method == "POST"
         with self._lock:
@@ -796,6 +1807,8 @@ class FakeOpenAI:
             queued = self._queue.popleft() if known and self._queue else None
 
         if not known:
+            if path.startswith(_FILES) or path.startswith(_BATCHES):
+                return self._batch_api(received)
             return self._other(received)
 
         reply = queued
@@ -874,14 +1887,24 @@ class FakeOpenAI:
     def _answer(
         self, received: Received, text: str | None, usage: Mapping[str, int] | None, incomplete: bool
     ) -> web.Response:
+        payload = self._payload(received, text, usage, incomplete)
+        if payload is None:
+            return web.Response(
+                status=400,
+                body=_error_body(400, "We could not parse the JSON body of your request.", None, None),
+                content_type=_JSON,
+            )
+        return web.Response(body=orjson.dumps(payload), content_type=_JSON)
+
+    def _payload(
+        self, received: Received, text: str | None, usage: Mapping[str, int] | None, incomplete: bool
+    ) -> dict | None:
+        """The Responses / ChatCompletion object for ``received`` (by its
+        path), or ``None`` when there is no text and no parseable body."""
         body = received.body
         if text is None:
             if body is None:
-                return web.Response(
-                    status=400,
-                    body=_error_body(400, "We could not parse the JSON body of your request.", None, None),
-                    content_type=_JSON,
-                )
+                return None
             text = self._default_text(received)
             if incomplete:
                 text = text[: max(1, len(text) // 2)]
@@ -957,7 +1980,7 @@ class FakeOpenAI:
                     "completion_tokens_details": {"reasoning_tokens": n_reason},
                 },
             }
-        return web.Response(body=orjson.dumps(payload), content_type=_JSON)
+        return payload
 
 
 # --------------------------------------------------------------------------- #

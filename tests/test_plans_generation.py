@@ -247,3 +247,35 @@ def test_plan_schema_is_strict_mode():
     from benchsmith.validate.schema import strict_mode_problems
 
     assert strict_mode_problems(plan_schema(4, 2)) == []
+
+
+def test_compiled_validator_agrees_with_the_reference_walk():
+    import random
+
+    from benchsmith.validate.schema import compile_validator, validate_instance
+
+    schema = plan_schema(4, 2)
+    check = compile_validator(schema)
+    rng = random.Random(7)
+    good = {"plans": [{"title": f"t{i}", "summary": "s", "steps": ["a", "b"]} for i in range(4)]}
+    samples = [good, {}, [], {"plans": []}, {"plans": "x"}, {"plans": [1, 2, 3, 4]}]
+    for _ in range(300):
+        d = json.loads(json.dumps(good))
+        p = rng.choice(d["plans"])
+        op = rng.randrange(6)
+        if op == 0:
+            del p["steps"]
+        elif op == 1:
+            p["extra"] = 1
+        elif op == 2:
+            p["steps"] = ["only one"]
+        elif op == 3:
+            p["title"] = None
+        elif op == 4:
+            d["plans"].append(dict(p))
+        else:
+            d["other"] = True
+        samples.append(d)
+    for s in samples:
+        assert check(s) == validate_instance(s, schema)
+    assert check(good) == []

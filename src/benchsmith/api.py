@@ -168,7 +168,7 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
                 key = u.reason.split(":")[0][:60]
                 reasons[key] = reasons.get(key, 0) + 1
         similar: dict[str, int] = {}
-        for a in ledger.attempts():
+        for a in ledger.attempts(status="invalid", with_output=False):
             n = sum(1 for i in a["issues"] if i.startswith(DUPLICATE_PREFIX))
             if n:
                 similar[a["dataset"]] = similar.get(a["dataset"], 0) + n

@@ -122,9 +122,7 @@ class BatchExecutor:
     def _prepare_next(self) -> tuple[list[str], bool, float]:
         """Write the next input files for pending units not already in a batch."""
         busy = bstore.units_in_flight(self.ledger)
-        pending = [u for u in self.ledger.units(state="pending") if u.unit_id not in busy]
-        if not pending:
-            return [], False, 0.0
+        pending = (u for u in self.ledger.units(state="pending") if u.unit_id not in busy)
         lines = request_lines(
             pending, load_histories(self.ledger), api=self.s.api, structured=self.s.structured,
             price_for=self.price_for, multiplier=self.s.cfg.price_multiplier, bounds=self.s.bounds,

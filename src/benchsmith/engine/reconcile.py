@@ -53,6 +53,7 @@ class Reconciler:
         self.max_retries = max_retries
         self.counts = ReconcileCounts()
         self.new_units: list[str] = []
+        self._unit: Unit
 
     # -- entry points ---------------------------------------------------------------------
     def apply(self, line: dict[str, Any], attempt_id: int | None, api: str) -> None:
@@ -69,11 +70,7 @@ class Reconciler:
             if attempt_id is not None:
                 self._end(attempt_id, "duplicate", None, Usage(), 0.0, error="unit already finished")
             return
-        if attempt_id is None:
-            attempt_id = self.ledger.begin_attempt(
-                unit.unit_id, self.inv, self.ledger.attempt_count(unit.unit_id) + 1, unit.model,
-                0.0, "ingest",
-            )
+        self._unit = unit  # an ingested line (attempt_id None) becomes one new attempt row
         resp = line.get("response")
         err = line.get("error")
         status = resp.get("status_code") if isinstance(resp, dict) else None
@@ -88,7 +85,7 @@ class Reconciler:
         msg = error_message(body if body is not None else err, str(err or f"HTTP {status}"))
         self._http_error(unit, attempt_id, int(status or 400), msg)
 
-    def missing(self, unit_id: str, attempt_id: int) -> None:
+    def missing(self, unit_id: str, attempt_id: int | None) -> None:
         """A request in neither the output nor the error file: sent again later."""
         self._end(attempt_id, "missing", None, Usage(), 0.0, error="not in the batch output")
         unit = self.ledger.unit(unit_id)
@@ -96,7 +93,7 @@ class Reconciler:
             self._maybe_fail_transient(unit, "missing from the batch output")
 
     # -- outcomes -------------------------------------------------------------------------
-    def _answer(self, unit: Unit, aid: int, api: str, body: dict[str, Any]) -> None:
+    def _answer(self, unit: Unit, aid: int | None, api: str, body: dict[str, Any]) -> None:
         spec = RequestSpec.from_dict(unit.spec)
         try:
             comp = parse_completion(api, body)
@@ -119,7 +116,7 @@ class Reconciler:
             self.ledger.finish_unit(unit.unit_id, "invalid", f"validation: {j.issues[0]}"[:500], None)
             self._children(unit, spec, [], ok=False)
 
-    def _http_error(self, unit: Unit, aid: int, status: int, msg: str) -> None:
+    def _http_error(self, unit: Unit, aid: int | None, status: int, msg: str) -> None:
         self._end(aid, "http_error", status, Usage(), 0.0, error=f"HTTP {status}: {msg}")
         kind = classify_status(status, msg)
         if kind == "stop":
@@ -161,8 +158,15 @@ class Reconciler:
             f"SELECT COUNT(*) FROM attempts WHERE unit_id=? AND {where}", (unit_id,)
         ).fetchone()[0])
 
-    def _end(self, aid: int, status: str, http: int | None, usage: Usage, cost: float, *,
+    def _end(self, aid: int | None, status: str, http: int | None, usage: Usage, cost: float, *,
              raw: str | None = None, error: str | None = None, issues: tuple[str, ...] | None = None
              ) -> None:
+        if aid is None:
+            self.ledger.record_attempt(
+                self._unit.unit_id, self.inv, self._unit.model, "ingest", status=status,
+                http_status=http, usage=usage, cost_usd=cost, raw_output=raw, error=error,
+                issues=issues,
+            )
+            return
         self.ledger.end_attempt(aid, status=status, http_status=http, latency_s=None, usage=usage,
                                 cost_usd=cost, raw_output=raw, error=error, issues=issues)

@@ -16,9 +16,7 @@ def record_rows(ledger: Ledger, dataset: str, stage: str) -> Iterator[dict[str, 
     `attempt` is the number of the API call (1-based, per request) whose answer was accepted.
     """
     ok_attempt = ledger.ok_attempt_numbers()
-    for u in ledger.units(state="ok"):
-        if u.dataset != dataset or u.stage != stage:
-            continue
+    for u in ledger.units(state="ok", dataset=dataset, stage=stage):
         for rec in u.result or []:
             yield {
                 "dataset": u.dataset,
@@ -33,9 +31,7 @@ def record_rows(ledger: Ledger, dataset: str, stage: str) -> Iterator[dict[str, 
 def failed_rows(ledger: Ledger, dataset: str, stage: str) -> list[dict[str, Any]]:
     """Every locally invalid attempt, with its validation error and raw output."""
     rows = []
-    for a in ledger.attempts():
-        if a["dataset"] != dataset or a["stage"] != stage or a["status"] != "invalid":
-            continue
+    for a in ledger.attempts(status="invalid", dataset=dataset, stage=stage):
         rows.append(
             {
                 "dataset": dataset,
@@ -54,7 +50,7 @@ def failed_rows(ledger: Ledger, dataset: str, stage: str) -> list[dict[str, Any]
 
 
 def call_log_rows(ledger: Ledger) -> Iterator[dict[str, Any]]:
-    for a in ledger.attempts():
+    for a in ledger.attempts(with_output=False):
         yield {
             "id": a["id"],
             "request_id": a["unit_id"],
@@ -83,22 +79,9 @@ def call_log_rows(ledger: Ledger) -> Iterator[dict[str, Any]]:
 
 
 def invocation_rows(ledger: Ledger) -> list[dict[str, Any]]:
-    per_inv: dict[int, dict[str, Any]] = {}
-    for a in ledger.attempts():
-        d = per_inv.setdefault(
-            a["invocation"], {"api_calls": 0, "input_tokens": 0, "cached_input_tokens": 0,
-                              "output_tokens": 0, "reasoning_tokens": 0, "cost_usd": 0.0,
-                              "by_status": {}}
-        )
-        d["api_calls"] += 1
-        for k in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"):
-            d[k] += a[k]
-        d["cost_usd"] += a["cost_usd"] or 0.0
-        d["by_status"][a["status"]] = d["by_status"].get(a["status"], 0) + 1
-    rows = []
-    for inv in ledger.invocations():
-        rows.append({**inv, **per_inv.get(inv["id"], {"api_calls": 0, "cost_usd": 0.0})})
-    return rows
+    per_inv = ledger.invocation_totals()
+    return [{**inv, **per_inv.get(inv["id"], {"api_calls": 0, "cost_usd": 0.0})}
+            for inv in ledger.invocations()]
 
 
 def write_outputs(ledger: Ledger, rd: RunDir, stages: list[str], unit_states: bool = True) -> None:

@@ -20,7 +20,7 @@ from benchsmith.recipes.prompt import load_template, render, task_text
 from benchsmith.records import Task
 from benchsmith.validate.diversity import duplicate_issues, plan_text
 from benchsmith.validate.plans import check_plans
-from benchsmith.validate.schema import validate_instance
+from benchsmith.validate.schema import compile_validator
 
 TEMPLATE_NAME = "plan_prompt_template.txt"
 RECIPE_VERSION = "2"
@@ -59,6 +59,27 @@ def plan_schema(plans_per_call: int, min_steps: int = 2) -> dict[str, Any]:
     }
 
 
+_PLAN_KEYS = {"title", "summary", "steps"}
+
+
+def _well_formed(data: Any, n: int) -> bool:
+    """The common case, checked fast; anything else gets the full schema walk and its messages."""
+    if not isinstance(data, dict) or data.keys() != {"plans"}:
+        return False
+    plans = data["plans"]
+    if not isinstance(plans, list) or len(plans) != n:
+        return False
+    for p in plans:
+        if not isinstance(p, dict) or p.keys() != _PLAN_KEYS:
+            return False
+        if not (isinstance(p["title"], str) and isinstance(p["summary"], str)):
+            return False
+        steps = p["steps"]
+        if not isinstance(steps, list) or not all(isinstance(x, str) for x in steps):
+            return False
+    return True
+
+
 def cache_key(prefix: str, task: Task, template: str) -> str:
     """Stable per task and template, so every call of a task can share the cached prefix."""
     tpl = hashlib.sha256(template.encode()).hexdigest()[:10]
@@ -82,6 +103,7 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
     tpl_path = cfg.resolve(pc.prompt_template) if pc.prompt_template else None
     template = load_template(tpl_path, TEMPLATE_NAME)
     schema = plan_schema(pc.plans_per_call, pc.min_steps)
+    validate = compile_validator(schema)
     models = cfg.models_by_call()
     oa = cfg.openai
     caching = oa.prompt_cache_enabled and cfg.provider != "local"
@@ -143,7 +165,7 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
             data = json.loads(raw, strict=False)  # tolerate raw newlines inside strings
         except (json.JSONDecodeError, TypeError) as e:
             return Parsed(issues=(f"answer is not valid JSON: {e}",))
-        issues = validate_instance(data, schema)
+        issues = [] if _well_formed(data, pc.plans_per_call) else validate(data)
         if not issues:
             issues = check_plans(data["plans"], pc.plans_per_call, pc.min_steps)
         records = [

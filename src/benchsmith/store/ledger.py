@@ -265,14 +265,21 @@ class Ledger:
         "reason, result_json"
     )
 
-    def units(self, state: str | None = None, ids: list[str] | None = None) -> Iterator[Unit]:
+    def units(
+        self, state: str | None = None, ids: list[str] | None = None, *,
+        dataset: str | None = None, stage: str | None = None,
+    ) -> Iterator[Unit]:
         q = f"SELECT {self._UNIT_COLS} FROM units"
-        args: list[Any] = []
-        if state is not None:
-            q += " WHERE state=?"
-            args.append(state)
+        where, args = [], []
+        for col, val in (("state", state), ("dataset", dataset), ("stage", stage)):
+            if val is not None:
+                where.append(f"{col}=?")
+                args.append(val)
+        if where:
+            q += " WHERE " + " AND ".join(where)
         q += " ORDER BY dataset, task_id, stage, sample_index, unit_id"
-        for r in self.db.execute(q, args).fetchall():
+        # Streamed: callers that write while iterating materialise the list first.
+        for r in self.db.execute(q, args):
             if ids is None or r[0] in ids:
                 yield self._unit(r)
 
@@ -310,6 +317,27 @@ class Ledger:
             "INSERT INTO attempts (unit_id, invocation, n, model, started_at, status, "
             "reserved_usd, key_hint) VALUES (?,?,?,?,?,?,?,?)",
             (unit_id, invocation, n, model, time.time(), "sent", reserved_usd, key_hint),
+        )
+        return int(cur.lastrowid or 0)
+
+    def record_attempt(
+        self, unit_id: str, invocation: int, model: str, key_hint: str, *, status: str,
+        http_status: int | None, usage: Usage, cost_usd: float, raw_output: str | None = None,
+        error: str | None = None, issues: list[str] | tuple[str, ...] | None = None,
+    ) -> int:
+        """A finished attempt in one INSERT (results that arrive without a prior send, e.g.
+        ingested batch output). Numbered after the unit's earlier attempts."""
+        now = time.time()
+        cur = self.db.execute(
+            "INSERT INTO attempts (unit_id, invocation, n, model, started_at, ended_at, status, "
+            "http_status, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, "
+            "reserved_usd, cost_usd, key_hint, raw_output, error, issues_json) "
+            "VALUES (?,?,(SELECT COUNT(*) + 1 FROM attempts WHERE unit_id=?),?,?,?,?,?,?,?,?,?,"
+            "0,?,?,?,?,?)",
+            (unit_id, invocation, unit_id, model, now, now, status, http_status,
+             usage.input_tokens, usage.cached_input_tokens, usage.output_tokens,
+             usage.reasoning_tokens, cost_usd, key_hint, raw_output, error,
+             _dumps(list(issues)) if issues else None),
         )
         return int(cur.lastrowid or 0)
 
@@ -353,25 +381,53 @@ class Ledger:
             self.db.execute("SELECT COUNT(*) FROM attempts WHERE unit_id=?", (unit_id,)).fetchone()[0]
         )
 
-    def attempts(self, unit_id: str | None = None) -> list[dict[str, Any]]:
+    def attempts(
+        self, unit_id: str | None = None, *, status: str | None = None,
+        dataset: str | None = None, stage: str | None = None, with_output: bool = True,
+    ) -> Iterator[dict[str, Any]]:
+        """Attempts in id order, streamed; filters run in SQL. `with_output=False` skips the
+        (large) raw outputs."""
+        raw = "a.raw_output" if with_output else "NULL AS raw_output"
         q = (
             "SELECT a.id, a.unit_id, a.invocation, a.n, a.model, a.started_at, a.ended_at, "
             "a.status, a.http_status, a.latency_s, a.input_tokens, a.cached_input_tokens, "
             "a.output_tokens, a.reasoning_tokens, a.reserved_usd, a.cost_usd, a.key_hint, "
-            "a.raw_output, a.error, a.issues_json, u.dataset, u.task_id, u.stage, u.sample_index "
+            f"{raw}, a.error, a.issues_json, u.dataset, u.task_id, u.stage, u.sample_index "
             "FROM attempts a JOIN units u USING (unit_id)"
         )
-        args: tuple[Any, ...] = ()
-        if unit_id is not None:
-            q += " WHERE a.unit_id=?"
-            args = (unit_id,)
+        where, args = [], []
+        for col, val in (("a.unit_id", unit_id), ("a.status", status), ("u.dataset", dataset),
+                         ("u.stage", stage)):
+            if val is not None:
+                where.append(f"{col}=?")
+                args.append(val)
+        if where:
+            q += " WHERE " + " AND ".join(where)
         cur = self.db.execute(q + " ORDER BY a.id", args)
         cols = [c[0] for c in cur.description]
-        out = []
-        for r in cur.fetchall():
+        for r in cur:
             d = dict(zip(cols, r))
             d["issues"] = orjson.loads(d.pop("issues_json")) if d["issues_json"] else []
-            out.append(d)
+            yield d
+
+    def invocation_totals(self) -> dict[int, dict[str, Any]]:
+        """Per invocation: calls, tokens, cost and calls by status (one SQL pass)."""
+        out: dict[int, dict[str, Any]] = {}
+        for inv, status, n, i, c, o, r, cost in self.db.execute(
+            "SELECT invocation, status, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), "
+            "SUM(output_tokens), SUM(reasoning_tokens), COALESCE(SUM(cost_usd), 0) "
+            "FROM attempts GROUP BY invocation, status ORDER BY invocation, status"
+        ):
+            d = out.setdefault(inv, {"api_calls": 0, "input_tokens": 0, "cached_input_tokens": 0,
+                                     "output_tokens": 0, "reasoning_tokens": 0, "cost_usd": 0.0,
+                                     "by_status": {}})
+            d["api_calls"] += n
+            d["input_tokens"] += i
+            d["cached_input_tokens"] += c
+            d["output_tokens"] += o
+            d["reasoning_tokens"] += r
+            d["cost_usd"] += cost
+            d["by_status"][status] = n
         return out
 
     def pending_attempts(self) -> Iterator[tuple[str, dict[str, Any], str, int | None, str | None, list[str]]]:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
-
-_WS = re.compile(r"\s+")
 
 
 def norm(text: str) -> str:
-    return _WS.sub(" ", text.strip().lower())
+    return " ".join(text.lower().split())
 
 
 def check_plans(plans: list[dict[str, Any]], expected: int, min_steps: int) -> list[str]:

@@ -5,6 +5,7 @@ Hand-written because it runs on every answer in the hot path and the subset is s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -61,6 +62,70 @@ def validate_instance(value: Any, schema: dict[str, Any], path: str = "$") -> li
             for i, v in enumerate(value):
                 issues.extend(validate_instance(v, items, f"{path}[{i}]"))
     return issues
+
+
+Validator = Callable[[Any, str], list[str]]
+
+
+def compile_validator(schema: dict[str, Any]) -> Callable[[Any], list[str]]:
+    """A function with the same result as `validate_instance(value, schema)`, several times
+    faster: the schema is walked once, here, instead of on every answer."""
+    check = _compile(schema)
+    return lambda value: check(value, "$")
+
+
+def _compile(schema: dict[str, Any]) -> Validator:
+    if "anyOf" in schema:
+        branches = [_compile(s) for s in schema["anyOf"]]
+
+        def any_of(value: Any, path: str) -> list[str]:
+            if any(not b(value, path) for b in branches):
+                return []
+            return [f"{path}: matches none of the allowed shapes"]
+
+        return any_of
+    t = schema.get("type")
+    types = (t if isinstance(t, list) else [t]) if t is not None else None
+    enum = schema.get("enum")
+    props = {k: _compile(v) for k, v in schema.get("properties", {}).items()}
+    required = list(schema.get("required", []))
+    closed = schema.get("additionalProperties") is False
+    lo, hi = schema.get("minItems"), schema.get("maxItems")
+    items = _compile(schema["items"]) if schema.get("items") else None
+    simple_str = types == ["string"] and enum is None
+
+    def check(value: Any, path: str) -> list[str]:
+        if simple_str:
+            return [] if isinstance(value, str) else [
+                f"{path}: expected string, got {type(value).__name__}"
+            ]
+        if types is not None and not any(_type_ok(value, x) for x in types):
+            return [f"{path}: expected {' or '.join(types)}, got {type(value).__name__}"]
+        issues: list[str] = []
+        if enum is not None and value not in enum:
+            issues.append(f"{path}: {value!r} is not one of {enum}")
+        if isinstance(value, dict):
+            for key in required:
+                if key not in value:
+                    issues.append(f"{path}: missing required field {key!r}")
+            if closed:
+                for key in value:
+                    if key not in props:
+                        issues.append(f"{path}: unexpected field {key!r}")
+            for key, sub in props.items():
+                if key in value:
+                    issues.extend(sub(value[key], f"{path}.{key}"))
+        elif isinstance(value, list):
+            if lo is not None and len(value) < lo:
+                issues.append(f"{path}: {len(value)} items; at least {lo} required")
+            if hi is not None and len(value) > hi:
+                issues.append(f"{path}: {len(value)} items; at most {hi} allowed")
+            if items is not None:
+                for i, v in enumerate(value):
+                    issues.extend(items(v, f"{path}[{i}]"))
+        return issues
+
+    return check
 
 
 _UNSUPPORTED = ("allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas")

@@ -181,20 +181,24 @@ def _ingest_block(ledger: Ledger, rec: Reconciler, block: list[tuple[str, bytes]
                   source: Path) -> int:
     seen = bstore.seen_lines(ledger, [h for h, _ in block])
     skipped = 0
+    lines: list[tuple[str, dict[str, Any]]] = []
+    for h, raw in block:
+        if h in seen:
+            skipped += 1
+            continue
+        seen.add(h)
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise ConfigError(str(source), "", f"a line is not valid JSON: {e}") from None
+        if not isinstance(line, dict):
+            raise ConfigError(str(source), "", "each line must be a JSON object")
+        lines.append((h, line))
+    known = ledger.units_by_id([str(ln.get("custom_id")) for _, ln in lines])
     with ledger.tx():
         fresh = []
-        for h, raw in block:
-            if h in seen:
-                skipped += 1
-                continue
-            seen.add(h)
-            try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                raise ConfigError(str(source), "", f"a line is not valid JSON: {e}") from None
-            if not isinstance(line, dict):
-                raise ConfigError(str(source), "", "each line must be a JSON object")
-            rec.apply(line, None, api)
+        for h, line in lines:
+            rec.apply(line, None, api, known)
             fresh.append(h)
         bstore.mark_lines(ledger, fresh, str(source))
     return skipped

@@ -56,9 +56,18 @@ class Reconciler:
         self._unit: Unit
 
     # -- entry points ---------------------------------------------------------------------
-    def apply(self, line: dict[str, Any], attempt_id: int | None, api: str) -> None:
+    def apply(
+        self, line: dict[str, Any], attempt_id: int | None, api: str,
+        known: dict[str, Unit] | None = None,
+    ) -> None:
+        """`known`: units already read for this block of lines (saves one query per line)."""
         uid = line.get("custom_id")
-        unit = self.ledger.unit(uid) if isinstance(uid, str) else None
+        if not isinstance(uid, str):
+            unit = None
+        elif known is not None and uid in known:
+            unit = known.pop(uid)
+        else:
+            unit = self.ledger.unit(uid)
         if unit is None:
             self.counts.unknown += 1
             self.counts.unknown_ids.append(str(uid))

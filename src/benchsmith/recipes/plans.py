@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+
+import orjson
 from typing import Any
 
 from benchsmith.config import RunConfig
@@ -162,9 +164,12 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
 
     def parse(spec: RequestSpec, raw: str) -> Parsed:
         try:
-            data = json.loads(raw, strict=False)  # tolerate raw newlines inside strings
-        except (json.JSONDecodeError, TypeError) as e:
-            return Parsed(issues=(f"answer is not valid JSON: {e}",))
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            try:  # tolerate raw newlines inside strings (grammar-constrained local models)
+                data = json.loads(raw, strict=False)
+            except (json.JSONDecodeError, TypeError) as e:
+                return Parsed(issues=(f"answer is not valid JSON: {e}",))
         issues = [] if _well_formed(data, pc.plans_per_call) else validate(data)
         if not issues:
             issues = check_plans(data["plans"], pc.plans_per_call, pc.min_steps)

@@ -283,6 +283,15 @@ class Ledger:
             if ids is None or r[0] in ids:
                 yield self._unit(r)
 
+    def units_by_id(self, ids: list[str]) -> dict[str, Unit]:
+        out: dict[str, Unit] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = f"SELECT {self._UNIT_COLS} FROM units WHERE unit_id IN ({','.join('?' * len(part))})"
+            for r in self.db.execute(q, part):
+                out[r[0]] = self._unit(r)
+        return out
+
     def unit(self, unit_id: str) -> Unit | None:
         r = self.db.execute(
             f"SELECT {self._UNIT_COLS} FROM units WHERE unit_id=?", (unit_id,)

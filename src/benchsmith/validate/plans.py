@@ -9,7 +9,27 @@ def norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def _all_good(plans: list[dict[str, Any]], expected: int, min_steps: int) -> bool:
+    """The common case, decided fast; on False, `check_plans` works out the messages."""
+    if len(plans) != expected:
+        return False
+    titles = set()
+    for p in plans:
+        steps = [norm(s) for s in p["steps"]]
+        if len(steps) < min_steps or "" in steps or len(set(steps)) != len(steps):
+            return False
+        if not p["summary"].strip():
+            return False
+        t = norm(p["title"])
+        if not t or t in titles:
+            return False
+        titles.add(t)
+    return True
+
+
 def check_plans(plans: list[dict[str, Any]], expected: int, min_steps: int) -> list[str]:
+    if _all_good(plans, expected, min_steps):
+        return []
     issues: list[str] = []
     if len(plans) != expected:
         issues.append(f"expected exactly {expected} plans, got {len(plans)}")

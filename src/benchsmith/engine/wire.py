@@ -122,7 +122,8 @@ def _int(d: Any, *keys: str) -> int:
 def parse_usage(api: str, usage: Any) -> Usage:
     if not isinstance(usage, dict):
         return Usage()
-    if api == "responses" or "input_tokens" in usage:
+    # The usage keys tell the shape (an ingested file may hold either kind of answer).
+    if "input_tokens" in usage or ("prompt_tokens" not in usage and api == "responses"):
         return Usage(
             input_tokens=_int(usage, "input_tokens"),
             cached_input_tokens=_int(usage, "input_tokens_details", "cached_tokens"),

@@ -26,6 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/batch_io.py
 
 clean:
 	rm -rf $(VENV) demo_runs runs build src/*.egg-info

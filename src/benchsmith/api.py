@@ -19,7 +19,7 @@ from benchsmith.engine.budget import Budget
 from benchsmith.engine.online import Stats
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.execute import endpoint, execute_batch, execute_online
-from benchsmith.export.jsonl import write_outputs
+from benchsmith.export.run_files import write_run_files
 from benchsmith.export.readable import render_after_run
 from benchsmith.planner import Echo, Estimate, check_prices, estimate, open_run, plan_run, wire_for
 from benchsmith.store.ledger import Ledger
@@ -56,7 +56,7 @@ def dry_run(cfg: RunConfig, run_id: str | None = None, echo: Echo = _noop) -> Dr
     rd = open_run(cfg, run_id, resume=False, create=False)
     ledger, recipe, tasks = plan_run(cfg, rd, echo)
     try:
-        write_outputs(ledger, rd, [s.name for s in recipe.stages])
+        write_run_files(ledger, rd, recipe, cfg)
         est = estimate(cfg, ledger, recipe)
         counts: dict[str, int] = {}
         for ds, _ in tasks:
@@ -126,7 +126,7 @@ def run(
             raise
         finally:
             ledger.end_invocation(inv, status, message)
-            write_outputs(ledger, rd, [s.name for s in recipe.stages])
+            write_run_files(ledger, rd, recipe, cfg)
         warning = render_after_run(rd.root)  # a rendering problem never fails the run
         if warning:
             echo(warning)

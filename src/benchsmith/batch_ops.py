@@ -21,7 +21,7 @@ from benchsmith.engine.history import load_histories
 from benchsmith.engine.reconcile import Reconciler
 from benchsmith.errors import ConfigError
 from benchsmith.execute import _bounds
-from benchsmith.export.jsonl import write_outputs
+from benchsmith.export.run_files import write_run_files
 from benchsmith.planner import wire_for
 from benchsmith.recipes import get_recipe
 from benchsmith.store import batches as bstore
@@ -171,7 +171,7 @@ def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
             ledger.end_invocation(inv, status, str(e)[:300])
             raise
         ledger.end_invocation(inv, status, f"ingested {total} lines from {len(files)} file(s)")
-        write_outputs(ledger, rd, [s.name for s in recipe.stages])
+        write_run_files(ledger, rd, recipe, cfg)
         return IngestReport(total, skipped, rec.counts.as_dict(), rec.counts.unknown_ids[:20])
     finally:
         ledger.close()

@@ -101,6 +101,36 @@ class PlansConfig(_Strict):
     )
 
 
+class RolloutConfig(_Strict):
+    """Agentless-style SWE-bench rollouts (recipes agentless_bugfix / agentless_testgen)."""
+
+    structure_dir: str | None = Field(
+        None, description="Folder of Agentless repo-structure files `<instance_id>.json`."
+    )
+    repos_dir: str | None = Field(
+        None,
+        description="Folder of local clones (`<owner>__<name>` or `<name>`); structures are "
+        "built from them at base_commit without touching the checkout, and cached.",
+    )
+    cache_dir: str | None = Field(None, description="Structure cache; default ~/.cache/benchsmith.")
+    passk: int = Field(1, ge=1, le=100, description="Samples per instance.")
+    max_context_tokens: int = Field(
+        20_000, ge=500, description="Budget for file contents in the repair prompt (~4 chars a "
+        "token); files beyond it are dropped and recorded.",
+    )
+    max_files: int = Field(5, ge=1, le=50, description="Most files stage 1 may choose.")
+    convert_crlf: bool = Field(False, description="Normalize problem-statement line endings.")
+    start: int | None = Field(None, ge=0, description="First index in the sorted instance ids.")
+    end: int | None = Field(None, ge=0, description="End index (exclusive) in the sorted ids.")
+    model_name_or_path: str | None = Field(
+        None, description="Name written to preds.jsonl; default: the model name."
+    )
+    enable_thinking: bool | None = Field(
+        None, description="Sent as chat_template_kwargs.enable_thinking (vLLM/SGLang)."
+    )
+    thinking_budget: int | None = Field(None, ge=1, description="Sent as thinking_budget.")
+
+
 class ModelConfig(_Strict):
     """The model and its sampling parameters."""
 
@@ -238,7 +268,9 @@ class RunConfig(_Strict):
     """The whole run config."""
 
     run_dir: str = Field("runs", description="Parent folder of run directories.")
-    recipe: Literal["plans"] = Field("plans", description="What to generate.")
+    recipe: Literal["plans", "agentless_bugfix", "agentless_testgen"] = Field(
+        "plans", description="What to generate (`rollout bugfix|testgen` set the agentless ones)."
+    )
     provider: Literal["openai", "local"] = Field(
         "openai", description="`openai` (any compatible endpoint) or `local` (llama-cpp-python)."
     )
@@ -247,6 +279,7 @@ class RunConfig(_Strict):
         description="Datasets by name.",
     )
     plans: PlansConfig = Field(default_factory=PlansConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     multi_model: bool = Field(
         False, description="Use model1/model2/model3 for call 1/2/3 (cycled beyond 3)."

@@ -75,7 +75,8 @@ def plan_run(cfg: RunConfig, rd: RunDir, echo: Echo) -> tuple[Ledger, Recipe, di
                 "(set reasoning: false on the model to override)"
             )
     atomic_write_json(rd.config_json, cfg.public_dict())
-    atomic_write_bytes(rd.prompts / recipe.template_name, recipe.template_text.encode("utf-8"))
+    for name, text in recipe.templates:
+        atomic_write_bytes(rd.prompts / name, text.encode("utf-8"))
     ledger = Ledger(rd.ledger)
     ledger.add_tasks(all_tasks)
     first = recipe.stages[0]

@@ -11,4 +11,8 @@ def get_recipe(cfg: RunConfig) -> Recipe:
         from benchsmith.recipes.plans import plans_recipe
 
         return plans_recipe(cfg)
+    if cfg.recipe in ("agentless_bugfix", "agentless_testgen"):
+        from benchsmith.recipes.agentless import agentless_recipe
+
+        return agentless_recipe(cfg, cfg.recipe.removeprefix("agentless_"))
     raise ValueError(f"unknown recipe {cfg.recipe!r}")

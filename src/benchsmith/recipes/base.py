@@ -104,8 +104,7 @@ class Recipe:
     name: str
     version: str
     stages: tuple[Stage, ...]
-    template_name: str = ""
-    template_text: str = ""
+    templates: tuple[tuple[str, str], ...] = ()  # (file name, text), copied into the run dir
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]

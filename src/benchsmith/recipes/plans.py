@@ -202,6 +202,5 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
         name="plans",
         version=RECIPE_VERSION,
         stages=(stage,),
-        template_name=TEMPLATE_NAME,
-        template_text=template,
+        templates=((TEMPLATE_NAME, template),),
     )

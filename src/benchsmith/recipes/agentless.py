@@ -1,0 +1,199 @@
+"""Agentless-style two-stage rollouts over SWE-bench instances.
+
+Stage `localize` (per sample): the problem statement and the repository tree at base_commit;
+the answer lists the files to change. Paths not in the repository are dropped, with a reason.
+Stage `repair` (bug fixer) or `testgen` (test writer) is built from each finished `localize`
+sample: the localized files' text, bounded by a token budget (files beyond it are dropped
+and recorded), asking for SEARCH/REPLACE edits (-> a unified diff, `model_patch`) or for a
+standalone reproduction script (-> compiled with `compile()`).
+
+Inputs: SWE-bench tasks (context: repo, base_commit). Outputs: per sample, the localized
+files and the patch or test script.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from typing import Any
+
+from benchsmith.config import RunConfig
+from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, Stage
+from benchsmith.recipes.prompt import render
+from benchsmith.records import Task
+
+RECIPE_VERSION = "1"
+CHARS_PER_TOKEN = 4
+_FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
+
+
+def _template(name: str) -> str:
+    return resources.files("benchsmith.prompts").joinpath(name).read_text(encoding="utf-8")
+
+
+def parse_file_list(raw: str, known: set[str], max_files: int) -> tuple[list[str], list[str]]:
+    """(files in the repository, dropped paths) from a localize answer."""
+    blocks = _FENCE.findall(raw)
+    text = "\n".join(blocks) if blocks else raw
+    kept: list[str] = []
+    dropped: list[str] = []
+    for line in text.splitlines():
+        path = line.strip().strip("`").strip()
+        if not path or " " in path or not path.endswith(".py"):
+            continue
+        path = path.removeprefix("./")
+        if path in kept or path in dropped:
+            continue
+        (kept if path in known else dropped).append(path)
+    return kept[:max_files], dropped + kept[max_files:]
+
+
+def bound_files(
+    paths: list[str], texts: dict[str, str | None], max_tokens: int
+) -> tuple[dict[str, str], list[str]]:
+    """Files that fit the token budget, in order; the rest are dropped (recorded by caller)."""
+    budget = max_tokens * CHARS_PER_TOKEN
+    kept: dict[str, str] = {}
+    dropped: list[str] = []
+    used = 0
+    for p in paths:
+        t = texts.get(p)
+        if t is None or used + len(t) > budget:
+            dropped.append(p)
+            continue
+        kept[p] = t
+        used += len(t)
+    return kept, dropped
+
+
+def _files_block(files: dict[str, str]) -> str:
+    return "\n".join(f"### {p}\n{t.rstrip()}\n" for p, t in files.items())
+
+
+def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
+    """kind: 'bugfix' or 'testgen'."""
+    from benchsmith.sources.repo_structure import structure_for
+    from benchsmith.validate.edits import apply_edits, parse_edits, unified_diff
+    from benchsmith.validate.testscript import check_script, extract_script
+
+    rc = cfg.rollout
+    loc_tpl = _template("agentless_localize.txt")
+    second_name = "agentless_repair.txt" if kind == "bugfix" else "agentless_testgen.txt"
+    second_tpl = _template(second_name)
+    params, _dropped = cfg.model.request_params()
+    extra: dict[str, Any] = {}
+    if rc.enable_thinking is not None:
+        extra["chat_template_kwargs"] = {"enable_thinking": rc.enable_thinking}
+    if rc.thinking_budget is not None:
+        extra["thinking_budget"] = rc.thinking_budget
+    params = {**params, **extra}
+    structures: dict[str, Any] = {}
+
+    def structure(task: Task) -> Any:
+        if task.id not in structures:
+            structures[task.id] = structure_for(
+                {"instance_id": task.id, "repo": task.context.get("repo"),
+                 "base_commit": task.context.get("base_commit")},
+                structure_dir=cfg.resolve(rc.structure_dir) if rc.structure_dir else None,
+                repos_dir=cfg.resolve(rc.repos_dir) if rc.repos_dir else None,
+                cache_dir=cfg.resolve(rc.cache_dir) if rc.cache_dir else None,
+            )
+        return structures[task.id]
+
+    def problem(task: Task) -> str:
+        text = task.primary
+        return text.replace("\r\n", "\n").replace("\r", "\n") if rc.convert_crlf else text
+
+    def build_localize(task: Task, parent: dict[str, Any] | None) -> list[RequestSpec]:
+        st = structure(task)
+        content = render(loc_tpl, {
+            "PROBLEM": problem(task), "STRUCTURE": st.tree_text(), "MAX_FILES": rc.max_files,
+        })
+        return [
+            RequestSpec(
+                dataset=task.dataset, task_id=task.id, stage="localize", sample_index=k,
+                model=cfg.model.name, messages=({"role": "user", "content": content},),
+                params=params,
+            )
+            for k in range(rc.passk)
+        ]
+
+    def parse_localize(spec: RequestSpec, raw: str) -> Parsed:
+        known = set(spec.meta.get("known_files") or [])
+        files, dropped = parse_file_list(raw, known, rc.max_files)
+        if not files:
+            why = f"; not in the repository: {', '.join(dropped[:5])}" if dropped else ""
+            return Parsed(issues=(f"no file of the repository was named{why}",))
+        return Parsed(records=({"localized_files": files, "dropped_files": dropped,
+                                "raw_answer": raw},))
+
+    def build_second(task: Task, parent: dict[str, Any] | None) -> list[RequestSpec]:
+        if parent is None or not parent["records"]:
+            return []
+        rec = parent["records"][0]
+        st = structure(task)
+        files, over = bound_files(rec["localized_files"],
+                                  {p: st.file_text(p) for p in rec["localized_files"]},
+                                  rc.max_context_tokens)
+        if not files:
+            return []
+        content = render(second_tpl, {"PROBLEM": problem(task), "FILES": _files_block(files)})
+        pspec: RequestSpec = parent["spec"]
+        return [RequestSpec(
+            dataset=task.dataset, task_id=task.id, stage=kind if kind == "testgen" else "repair",
+            sample_index=pspec.sample_index, model=cfg.model.name,
+            messages=({"role": "user", "content": content},), params=params,
+            meta={"files": files, "over_budget_files": over,
+                  "localized_files": rec["localized_files"],
+                  "dropped_files": rec.get("dropped_files", []),
+                  "localize_answer": rec.get("raw_answer", "")},
+        )]
+
+    def parse_repair(spec: RequestSpec, raw: str) -> Parsed:
+        files: dict[str, str] = spec.meta["files"]
+        pr = parse_edits(raw)
+        if not pr.edits:
+            return Parsed(issues=tuple(pr.issues) or ("no SEARCH/REPLACE edit found",))
+        ar = apply_edits(files, pr.edits)
+        issues = list(pr.issues) + list(ar.issues)
+        if issues:
+            return Parsed(issues=tuple(issues))
+        patch = unified_diff({p: files[p] for p in ar.new_files}, ar.new_files)
+        return Parsed(records=({"model_patch": patch, "edited_files": sorted(ar.new_files),
+                                "edits": len(pr.edits), "raw_answer": raw},))
+
+    def parse_testgen(spec: RequestSpec, raw: str) -> Parsed:
+        sr = extract_script(raw)
+        issues = list(sr.issues)
+        if sr.script is not None:
+            issues += check_script(sr.script)
+        if issues or sr.script is None:
+            return Parsed(issues=tuple(issues) or ("no test script found",))
+        return Parsed(records=({"test_script": sr.script, "script_source": sr.source,
+                                "raw_answer": raw},))
+
+    retries = cfg.plans.max_validation_retries
+    localize = Stage("localize", _with_known_files(build_localize, structure), parse_localize,
+                     max_validation_retries=retries)
+    second = Stage(
+        "repair" if kind == "bugfix" else "testgen", build_second,
+        parse_repair if kind == "bugfix" else parse_testgen,
+        needs="localize", max_validation_retries=retries,
+    )
+    return Recipe(
+        name=f"agentless_{kind}", version=RECIPE_VERSION, stages=(localize, second),
+        templates=(("agentless_localize.txt", loc_tpl), (second_name, second_tpl)),
+    )
+
+
+def _with_known_files(build: Any, structure: Any) -> Any:
+    """Stage 1 specs carry the repository's Python files, so parsing needs no repository."""
+
+    def wrapped(task: Task, parent: dict[str, Any] | None) -> list[RequestSpec]:
+        known = structure(task).python_files()
+        return [
+            RequestSpec(**{**s.__dict__, "meta": {**s.meta, "known_files": known}})
+            for s in build(task, parent)
+        ]
+
+    return wrapped

@@ -64,6 +64,8 @@ def plan_run(cfg: RunConfig, rd: RunDir, echo: Echo) -> tuple[Ledger, Recipe, di
     all_tasks: list[Task] = []
     for name, ds in cfg.datasets.items():
         tasks = load_tasks(name, ds, cfg)
+        if cfg.recipe != "plans" and (cfg.rollout.start is not None or cfg.rollout.end is not None):
+            tasks = tasks[cfg.rollout.start or 0 : cfg.rollout.end]  # a range of sorted ids
         if not tasks:
             raise ConfigError(f"datasets.{name}", "", "no tasks selected; check max_tasks / task_ids_file")
         all_tasks.extend(tasks)

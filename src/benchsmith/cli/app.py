@@ -213,9 +213,9 @@ def status(
 
 
 def _register_all() -> None:
-    from benchsmith.cli import batch, check, convert, readable, sections
+    from benchsmith.cli import batch, check, convert, readable, rollout, sections
 
-    for mod in (convert, batch, check, readable, sections):
+    for mod in (convert, rollout, batch, check, readable, sections):
         mod.register(app)
 
 

@@ -74,7 +74,7 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
     """kind: 'bugfix' or 'testgen'."""
     from benchsmith.sources.repo_structure import structure_for
     from benchsmith.validate.edits import apply_edits, parse_edits, unified_diff
-    from benchsmith.validate.testscript import check_script, extract_script
+    from benchsmith.validate.testscript import extract_script
 
     rc = cfg.rollout
     loc_tpl = _template("agentless_localize.txt")
@@ -163,10 +163,8 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
                                 "edits": len(pr.edits), "raw_answer": raw},))
 
     def parse_testgen(spec: RequestSpec, raw: str) -> Parsed:
-        sr = extract_script(raw)
+        sr = extract_script(raw)  # its issues include the compile check
         issues = list(sr.issues)
-        if sr.script is not None:
-            issues += check_script(sr.script)
         if issues or sr.script is None:
             return Parsed(issues=tuple(issues) or ("no test script found",))
         return Parsed(records=({"test_script": sr.script, "script_source": sr.source,

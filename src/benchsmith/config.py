@@ -112,7 +112,9 @@ class RolloutConfig(_Strict):
         description="Folder of local clones (`<owner>__<name>` or `<name>`); structures are "
         "built from them at base_commit without touching the checkout, and cached.",
     )
-    cache_dir: str | None = Field(None, description="Structure cache; default ~/.cache/benchsmith.")
+    cache_dir: str | None = Field(
+        None, description="Built-structure cache; default ~/.cache/benchsmith/repo_structure."
+    )
     passk: int = Field(1, ge=1, le=100, description="Samples per instance.")
     max_context_tokens: int = Field(
         20_000, ge=500, description="Budget for file contents in the repair prompt (~4 chars a "

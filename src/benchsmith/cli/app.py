@@ -213,9 +213,11 @@ def status(
 
 
 def _register_all() -> None:
-    from benchsmith.cli import batch, check, convert, readable, rollout, sections
+    from benchsmith.cli import (
+        batch, check, convert, readable, repo_structure, rollout, sections,
+    )
 
-    for mod in (convert, rollout, batch, check, readable, sections):
+    for mod in (convert, repo_structure, rollout, batch, check, readable, sections):
         mod.register(app)
 
 

@@ -107,7 +107,7 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
     def build_localize(task: Task, parent: dict[str, Any] | None) -> list[RequestSpec]:
         st = structure(task)
         content = render(loc_tpl, {
-            "PROBLEM": problem(task), "STRUCTURE": st.tree_text(), "MAX_FILES": rc.max_files,
+            "PROBLEM": problem(task), "STRUCTURE": st.tree_text(exclude_tests=True), "MAX_FILES": rc.max_files,
         })
         return [
             RequestSpec(

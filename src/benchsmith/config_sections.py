@@ -1,0 +1,255 @@
+"""The sections of the run config (pydantic models, unknown keys rejected). See config.py."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+DEFAULT_LOCAL_MODEL = "../shared/data/models/stories260K/stories260K.gguf"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldMap(_Strict):
+    """How a generic JSONL row maps onto a Task."""
+
+    id: str = Field("task_id", description="Row key holding the task id.")
+    primary: str = Field("prompt", description="Row key shown under [PRIMARY_TASK].")
+    context: list[str] = Field(
+        default_factory=list, description="Row keys shown under [CONTEXT_FIELDS]."
+    )
+    gold: list[str] = Field(
+        default_factory=list,
+        description="Answer keys: kept in the task's extras, never put in a prompt.",
+    )
+
+
+SOURCES = ("humaneval", "swebench_verified", "swebench_lite", "swebench", "refactorbench_py", "jsonl")
+
+
+class DatasetConfig(_Strict):
+    """One dataset to load tasks from."""
+
+    source: (
+        Literal["humaneval", "swebench_verified", "swebench_lite", "swebench", "refactorbench_py", "jsonl"]
+        | None
+    ) = Field(
+        None,
+        description="Loader; default: the dataset's name when it is a known source "
+        "(humaneval, swebench_verified, swebench_lite, swebench, refactorbench_py), else jsonl.",
+    )
+    path: str | None = Field(
+        None,
+        description="Local file: .jsonl, .jsonl.gz or .parquet (humaneval: optional override).",
+    )
+    hf_name: str | None = Field(
+        None, description="Hugging Face dataset name, used when `path` is not set (needs network)."
+    )
+    split: str = Field("test", description="Split of the Hugging Face dataset.")
+    fields: FieldMap | None = Field(None, description="Field mapping for the `jsonl` source.")
+    max_tasks: int | None = Field(
+        None, ge=1, description="Keep the first N tasks after sorting by task id."
+    )
+    task_ids_file: str | None = Field(
+        None, description="JSON list or one-id-per-line file: only these task ids are used."
+    )
+
+    def source_for(self, name: str) -> str:
+        if self.source:
+            return self.source
+        return name if name in SOURCES else "jsonl"
+
+
+class PlansConfig(_Strict):
+    """The plans recipe."""
+
+    calls_per_task: int = Field(3, ge=1, le=100, description="Model calls per task.")
+    plans_per_call: int = Field(4, ge=1, le=20, description="Plans asked for in each call.")
+    max_validation_retries: int = Field(
+        2, ge=0, le=10, description="Re-asks, with the validation error fed back, per call."
+    )
+    min_steps: int = Field(2, ge=1, description="Fewest steps a valid plan may have.")
+    prompt_template: str | None = Field(
+        None, description="Path to a prompt template file; default is the built-in one."
+    )
+    diversity: bool = Field(
+        True,
+        description="Calls of a task run in order; each is shown the plans already accepted "
+        "and asked for different approaches.",
+    )
+    similarity_threshold: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="A plan at least this similar (rapidfuzz token-sort ratio of normalized "
+        "text, 0..1) to an accepted plan is rejected as `duplicate_of:<plan id>`.",
+    )
+
+
+class RolloutConfig(_Strict):
+    """Agentless-style SWE-bench rollouts (recipes agentless_bugfix / agentless_testgen)."""
+
+    structure_dir: str | None = Field(
+        None, description="Folder of Agentless repo-structure files `<instance_id>.json`."
+    )
+    repos_dir: str | None = Field(
+        None,
+        description="Folder of local clones (`<owner>__<name>` or `<name>`); structures are "
+        "built from them at base_commit without touching the checkout, and cached.",
+    )
+    cache_dir: str | None = Field(
+        None, description="Built-structure cache; default ~/.cache/benchsmith/repo_structure."
+    )
+    passk: int = Field(1, ge=1, le=100, description="Samples per instance.")
+    max_context_tokens: int = Field(
+        20_000, ge=500, description="Budget for file contents in the repair prompt (~4 chars a "
+        "token); files beyond it are dropped and recorded.",
+    )
+    max_files: int = Field(5, ge=1, le=50, description="Most files stage 1 may choose.")
+    convert_crlf: bool = Field(False, description="Normalize problem-statement line endings.")
+    start: int | None = Field(None, ge=0, description="First index in the sorted instance ids.")
+    end: int | None = Field(None, ge=0, description="End index (exclusive) in the sorted ids.")
+    model_name_or_path: str | None = Field(
+        None, description="Name written to preds.jsonl; default: the model name."
+    )
+    enable_thinking: bool | None = Field(
+        None, description="Sent as chat_template_kwargs.enable_thinking (vLLM/SGLang)."
+    )
+    thinking_budget: int | None = Field(None, ge=1, description="Sent as thinking_budget.")
+
+
+class ModelConfig(_Strict):
+    """The model and its sampling parameters."""
+
+    name: str = Field("gpt-5-mini", description="Model name sent to the endpoint.")
+    temperature: float | None = Field(None, ge=0, le=2, description="Dropped for reasoning models.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Dropped for reasoning models.")
+    seed: int | None = Field(None, description="Dropped for reasoning models.")
+    reasoning_effort: (
+        Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None
+    ) = Field(None, description="Sent as `reasoning.effort` / `reasoning_effort`.")
+    max_output_tokens: int = Field(
+        4000, ge=1, description="Output cap per request; also the budget's worst case."
+    )
+    reasoning: bool | None = Field(
+        None,
+        description="Treat as a reasoning model (drops temperature/top_p/seed). "
+        "Default: guessed from the name (o1/o3/o4/gpt-5...).",
+    )
+
+    def request_params(self) -> tuple[dict[str, Any], list[str]]:
+        """Neutral request params, and the names dropped because reasoning models reject them."""
+        params: dict[str, Any] = {"max_output_tokens": self.max_output_tokens}
+        dropped = []
+        for key in ("temperature", "top_p", "seed", "reasoning_effort"):
+            val = getattr(self, key)
+            if val is None:
+                continue
+            if key != "reasoning_effort" and self.is_reasoning():
+                dropped.append(key)
+                continue
+            params[key] = val
+        return params, dropped
+
+    def is_reasoning(self) -> bool:
+        if self.reasoning is not None:
+            return self.reasoning
+        return self.name.lower().startswith(REASONING_MODEL_PREFIXES)
+
+
+class OpenAIConfig(_Strict):
+    """An OpenAI-compatible endpoint."""
+
+    base_url: str = Field("https://api.openai.com/v1", description="Endpoint base URL.")
+    api: Literal["responses", "chat"] = Field(
+        "responses", description="`responses` (POST /v1/responses) or `chat` (/v1/chat/completions)."
+    )
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY",
+        description="Environment variable holding the key; comma-separated keys are used "
+        "round-robin. The key itself is never written anywhere.",
+    )
+    structured_output: Literal["openai", "llama_cpp"] = Field(
+        "openai",
+        description="How the JSON schema is requested: OpenAI strict json_schema, or "
+        "llama-cpp-python's `json_object` + `schema`.",
+    )
+    use_batch_api: bool = Field(
+        False, description="Run through the Batch API (half price, up to 24 h) instead of online."
+    )
+    prompt_cache_enabled: bool = Field(
+        False, description="Send `prompt_cache_key` (and retention) with every request."
+    )
+    prompt_cache_key_prefix: str = Field(
+        "benchsmith", description="Prefix of the stable per-task, per-template cache key."
+    )
+    prompt_cache_retention: Literal["24h", "in_memory"] | None = Field(
+        None, description="`prompt_cache_retention` to send when caching is enabled."
+    )
+
+
+class LocalConfig(_Strict):
+    """The `local` provider: benchsmith starts llama-cpp-python's server itself."""
+
+    model_path: str = Field(
+        DEFAULT_LOCAL_MODEL, description="GGUF model file (relative paths: to the config file)."
+    )
+    n_ctx: int = Field(2048, ge=128, description="Context window of the local server.")
+    max_string_chars: int = Field(
+        200, ge=1, description="llama-cpp schema adapter: longest string the grammar allows."
+    )
+    max_array_items: int = Field(
+        8, ge=1, description="llama-cpp schema adapter: most items an array may have."
+    )
+
+
+class EngineConfig(_Strict):
+    """Concurrency, rate limits and retries."""
+
+    concurrency: int = Field(64, ge=1, le=5000, description="Requests in flight at once.")
+    rpm: int | None = Field(None, ge=1, description="Client-side requests-per-minute limit.")
+    tpm: int | None = Field(None, ge=1, description="Client-side tokens-per-minute limit.")
+    max_retries: int = Field(
+        6, ge=0, le=50, description="Retries on 429/5xx/timeouts/connection errors."
+    )
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
+    backoff_base_s: float = Field(0.5, gt=0, description="First backoff delay.")
+    backoff_max_s: float = Field(60.0, gt=0, description="Longest backoff delay.")
+
+
+class BatchConfig(_Strict):
+    """The Batch API executor (`openai.use_batch_api: true` or `run --mode batch`)."""
+
+    price_multiplier: float = Field(
+        0.5, gt=0, le=1, description="Batch price as a fraction of the online price."
+    )
+    max_requests_per_file: int = Field(
+        50_000, ge=1, le=50_000, description="Requests per batch input file (API limit 50,000)."
+    )
+    max_bytes_per_file: int = Field(
+        200_000_000, ge=1_000, le=200_000_000, description="Bytes per input file (API limit 200 MB)."
+    )
+    poll_interval_s: float = Field(5.0, gt=0, description="First delay between status polls.")
+    max_poll_interval_s: float = Field(60.0, gt=0, description="Longest delay between polls.")
+
+
+class Price(_Strict):
+    """USD per 1M tokens."""
+
+    input: float = Field(..., ge=0, description="USD per 1M input tokens.")
+    cached_input: float | None = Field(
+        None, ge=0, description="USD per 1M cached input tokens; default: the input price."
+    )
+    output: float = Field(..., ge=0, description="USD per 1M output tokens (reasoning included).")
+
+
+class BudgetConfig(_Strict):
+    """Spend limit."""
+
+    max_usd: float | None = Field(
+        None, ge=0, description="Hard cap: no request is sent that could push spend past it."
+    )

@@ -30,7 +30,7 @@ def load_histories(ledger: Ledger) -> dict[str, UnitHistory]:
             if raw is not None:
                 spec = specs.get(uid) or RequestSpec.from_dict(spec_json)
                 specs[uid] = spec
-                msgs = with_feedback(spec.messages, raw, tuple(issues))
+                msgs = with_feedback(spec.messages, raw, tuple(issues), json=spec.schema is not None)
         elif status in RETRYABLE_STATUSES and (http_status is None or http_status in (408, 409, 429)
                                                 or http_status >= 500):
             tr += 1

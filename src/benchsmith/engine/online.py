@@ -337,7 +337,8 @@ class OnlineExecutor:
                     self._continue_chain(unit, spec)
                     return
                 self.stats.retries += 1
-                messages = list(with_feedback(spec.messages, comp.text, issues))
+                messages = list(with_feedback(spec.messages, comp.text, issues,
+                                                   json=spec.schema is not None))
                 continue
 
             text = res.body.decode("utf-8", "replace")

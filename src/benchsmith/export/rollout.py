@@ -44,10 +44,14 @@ def sample_rows(ledger: Ledger, second_stage: str) -> list[dict[str, Any]]:
         loc = (lu.result or [{}])[0] if lu.state == "ok" else {}
         res = (su.result or [{}])[0] if su is not None and su.state == "ok" else {}
         meta = (su.spec.get("meta") or {}) if su is not None else {}
+        over = meta.get("over_budget_files", [])
         if lu.state != "ok":
             status, reason = lu.state, f"localize: {lu.reason}"
         elif su is None:
-            status, reason = "skipped", "no localized file fits the context budget"
+            # Stage 2 is only planned when a localized file fits: all were over the budget.
+            over = loc.get("localized_files", [])
+            status = "skipped"
+            reason = f"over the context budget (rollout.max_context_tokens): {', '.join(over)}"
         else:
             status = su.state
             reason = None if su.state == "ok" else f"{second_stage}: {su.reason}"
@@ -63,7 +67,7 @@ def sample_rows(ledger: Ledger, second_stage: str) -> list[dict[str, Any]]:
             "model": lu.model,
             "localized_files": loc.get("localized_files", []),
             "dropped_files": loc.get("dropped_files", []),
-            "over_budget_files": meta.get("over_budget_files", []),
+            "over_budget_files": over,
             "localize_answer": loc.get("raw_answer") or _last_raw(ledger, lu),
             f"{second_stage}_answer": res.get("raw_answer") or _last_raw(ledger, su),
             "model_patch": res.get("model_patch"),

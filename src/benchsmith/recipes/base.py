@@ -129,16 +129,21 @@ class Recipe:
 
 
 def with_feedback(
-    messages: tuple[dict[str, str], ...], raw: str, issues: tuple[str, ...]
+    messages: tuple[dict[str, str], ...], raw: str, issues: tuple[str, ...], *, json: bool = True
 ) -> tuple[dict[str, str], ...]:
-    """Messages for a re-ask: the previous answer plus the validation problems."""
+    """Messages for a re-ask: the previous answer plus the validation problems.
+
+    `json`: the stage asks for a JSON object (it has a schema); free-text stages are asked for
+    the format their prompt describes.
+    """
     problems = "\n".join(f"- {i}" for i in issues[:20])
+    again = (
+        "Answer again with a complete, corrected JSON object."
+        if json
+        else "Answer again, corrected, in the format asked for above."
+    )
     return (
         *messages,
         {"role": "assistant", "content": raw[:20000]},
-        {
-            "role": "user",
-            "content": "Your answer failed validation:\n"
-            f"{problems}\nAnswer again with a complete, corrected JSON object.",
-        },
+        {"role": "user", "content": f"Your answer failed validation:\n{problems}\n{again}"},
     )

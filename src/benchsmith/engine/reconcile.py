@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from benchsmith.config import Price
 from benchsmith.engine.outcome import classify_status, judge
@@ -18,9 +20,55 @@ from benchsmith.engine.pricing import cost_usd
 from benchsmith.engine.wire import MalformedAnswer, error_message, parse_completion
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.records import Task, Usage
-from benchsmith.store.ledger import Ledger, Unit
+from benchsmith.store.ledger import Ledger, Unit, UnitRow
 
 REQUEUE_CODES = ("batch_expired", "batch_cancelled", "request_timeout")
+
+
+class Answer(NamedTuple):
+    """A 200 answer judged against its unit's spec (`judge_answer`). It depends only on the
+    unit's spec and model, which never change, so it may be worked out ahead (or in another
+    process: flat fields, cheap to pickle)."""
+
+    malformed: str | None  # the MalformedAnswer message (then nothing else is set)
+    text: str = ""  # the completion's text
+    usage: tuple[int, int, int, int] = (0, 0, 0, 0)  # Usage fields, in order
+    cost: float = 0.0
+    ok: bool = False
+    records: bytes | None = None  # ok: the records, as `orjson.dumps` writes them to the ledger
+    issues: tuple[str, ...] = ()
+
+
+def judge_answer(
+    recipe: Recipe, api: str, price_for: Callable[[str], Price | None], multiplier: float,
+    model: str, spec: RequestSpec, body: Any,
+) -> Answer:
+    try:
+        comp = parse_completion(api, body)
+    except MalformedAnswer as e:
+        return Answer(str(e))
+    cost = cost_usd(comp.usage, price_for(model), multiplier)
+    stage = recipe.stage(spec.stage)
+    j = judge(stage, spec, comp)
+    u = comp.usage
+    usage = (u.input_tokens, u.cached_input_tokens, u.output_tokens, u.reasoning_tokens)
+    if j.ok:
+        return Answer(None, comp.text, usage, cost, True, orjson.dumps(j.records), ())
+    return Answer(None, comp.text, usage, cost, False, None, j.issues)
+
+
+def ok_answer_parts(line: Any) -> tuple[str, dict[str, Any]] | None:
+    """(custom_id, body) when `apply` would judge this line as an answer, else None."""
+    if not isinstance(line, dict):
+        return None
+    uid = line.get("custom_id")
+    resp = line.get("response")
+    if not isinstance(uid, str) or not isinstance(resp, dict):
+        return None
+    body = resp.get("body")
+    if resp.get("status_code") == 200 and isinstance(body, dict):
+        return uid, body
+    return None
 
 
 @dataclass
@@ -42,9 +90,18 @@ class Reconciler:
     def __init__(
         self, ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task], *,
         invocation: int, price_for: Callable[[str], Price | None], multiplier: float,
-        max_retries: int,
+        max_retries: int, buffered: bool = False,
     ):
+        """`buffered`: the writes of ingested lines (new attempt rows, finished units, planned
+        children) are held and written in bulk by `flush`, which the caller must call before
+        its transaction commits. Reads (a unit not in `known`, attempt counts) flush first, so
+        every decision sees exactly what the unbuffered writes would have left."""
         self.ledger = ledger
+        self.buffered = buffered
+        self._attempt_rows: list[tuple[Any, ...]] = []
+        self._finish_rows: list[tuple[str, str, str | None, Any]] = []
+        self._child_rows: list[tuple[str, dict[str, Any]]] = []
+        self._followed_by: dict[str, bool] = {}
         self.recipe = recipe
         self.tasks = tasks
         self.inv = invocation
@@ -53,33 +110,50 @@ class Reconciler:
         self.max_retries = max_retries
         self.counts = ReconcileCounts()
         self.new_units: list[str] = []
-        self._unit: Unit
+        self._unit: Unit | UnitRow
+
+    # -- buffered writes ----------------------------------------------------------------
+    def flush(self) -> None:
+        """Write the held rows (buffered mode), inside the caller's transaction.
+
+        Per table the rows keep their order, so attempt ids and numbers are what one write per
+        line would give."""
+        if self._attempt_rows:
+            rows, self._attempt_rows = self._attempt_rows, []
+            self.ledger.record_attempts(rows)
+        if self._finish_rows:
+            done, self._finish_rows = self._finish_rows, []
+            self.ledger.finish_units(done)
+        if self._child_rows:
+            kids, self._child_rows = self._child_rows, []
+            self.ledger.insert_units(kids)
+
+    def discard(self) -> None:
+        """Drop held rows (the caller's transaction is rolled back)."""
+        self._attempt_rows.clear()
+        self._finish_rows.clear()
+        self._child_rows.clear()
+
+    def _sync(self) -> None:
+        if self._attempt_rows or self._finish_rows or self._child_rows:
+            self.flush()
+
+    def _finish(self, unit_id: str, state: str, reason: str | None, result: Any) -> None:
+        if self.buffered:
+            self._finish_rows.append((unit_id, state, reason, result))
+        else:
+            self.ledger.finish_unit(unit_id, state, reason, result)
 
     # -- entry points ---------------------------------------------------------------------
     def apply(
         self, line: dict[str, Any], attempt_id: int | None, api: str,
-        known: dict[str, Unit] | None = None,
+        known: dict[str, Unit | UnitRow] | None = None,
     ) -> None:
         """`known`: units already read for this block of lines (saves one query per line)."""
         uid = line.get("custom_id")
-        if not isinstance(uid, str):
-            unit = None
-        elif known is not None and uid in known:
-            unit = known.pop(uid)
-        else:
-            unit = self.ledger.unit(uid)
+        unit = self._pending_unit(uid, attempt_id, known)
         if unit is None:
-            self.counts.unknown += 1
-            self.counts.unknown_ids.append(str(uid))
-            if attempt_id is not None:
-                self._end(attempt_id, "unknown", None, Usage(), 0.0, error="unknown custom_id")
             return
-        if unit.state != "pending":
-            self.counts.already_done += 1
-            if attempt_id is not None:
-                self._end(attempt_id, "duplicate", None, Usage(), 0.0, error="unit already finished")
-            return
-        self._unit = unit  # an ingested line (attempt_id None) becomes one new attempt row
         resp = line.get("response")
         err = line.get("error")
         status = resp.get("status_code") if isinstance(resp, dict) else None
@@ -94,38 +168,121 @@ class Reconciler:
         msg = error_message(body if body is not None else err, str(err or f"HTTP {status}"))
         self._http_error(unit, attempt_id, int(status or 400), msg)
 
+    def apply_answer(
+        self, uid: str, answer: Answer, known: dict[str, Unit | UnitRow] | None = None,
+    ) -> None:
+        """`apply` for an ingested line that `ok_answer_parts` accepts, already judged by
+        `judge_answer` for the unit `uid` names."""
+        unit = self._pending_unit(uid, None, known)
+        if unit is not None:
+            self._settle(unit, None, answer, None)
+
+    def apply_answers(self, items: list[tuple[str, str, str, Answer]]) -> bool:
+        """`apply_answer` for a run of lines at once, (custom_id, model, stage, answer) each
+        (the unit's model and stage), when that surely does the same as one by one: every
+        answer valid, each for a distinct pending unit (the update checks it) of a stage that
+        nothing follows. Otherwise returns False having changed nothing: apply them one by
+        one. Buffered mode only."""
+        if not self.buffered or not items:
+            return False
+        for _uid, _model, stage, a in items:
+            if not a.ok or a.records is None or self._followed(stage):
+                return False
+        self.flush()
+        db = self.ledger.db
+        db.execute("SAVEPOINT apply_answers")
+        try:
+            before = db.total_changes
+            self.ledger.finish_units(
+                [(uid, "ok", None, orjson.Fragment(a.records)) for uid, _m, _s, a in items]
+            )
+            if db.total_changes - before != len(items):  # a unit not (or no longer) pending
+                db.execute("ROLLBACK TO apply_answers")
+                return False
+            row = self.ledger.attempt_row
+            self.ledger.record_attempts([
+                row(uid, self.inv, model, "ingest", status="ok", http_status=200,
+                    usage=Usage(*a.usage), cost_usd=a.cost, raw_output=a.text)
+                for uid, model, _s, a in items
+            ])
+        except BaseException:
+            db.execute("ROLLBACK TO apply_answers")
+            raise
+        finally:
+            db.execute("RELEASE apply_answers")
+        self.counts.ok += len(items)
+        return True
+
+    def _followed(self, stage: str) -> bool:
+        """Whether finishing a unit of this stage may plan more units."""
+        f = self._followed_by.get(stage)
+        if f is None:
+            f = self._followed_by[stage] = bool(self.recipe.children_of(stage))
+        return f
+
+    def _pending_unit(self, uid: Any, attempt_id: int | None,
+                      known: dict[str, Unit | UnitRow] | None) -> Unit | UnitRow | None:
+        """The unit a line is for, if it is still pending; else the line is counted (and its
+        attempt, if any, closed) and None returned."""
+        if not isinstance(uid, str):
+            unit = None
+        elif known is not None and uid in known:
+            unit = known.pop(uid)
+        else:
+            self._sync()
+            unit = self.ledger.unit(uid)
+        if unit is None:
+            self.counts.unknown += 1
+            self.counts.unknown_ids.append(str(uid))
+            if attempt_id is not None:
+                self._end(attempt_id, "unknown", None, Usage(), 0.0, error="unknown custom_id")
+            return None
+        if unit.state != "pending":
+            self.counts.already_done += 1
+            if attempt_id is not None:
+                self._end(attempt_id, "duplicate", None, Usage(), 0.0, error="unit already finished")
+            return None
+        self._unit = unit  # an ingested line (attempt_id None) becomes one new attempt row
+        return unit
+
     def missing(self, unit_id: str, attempt_id: int | None) -> None:
         """A request in neither the output nor the error file: sent again later."""
         self._end(attempt_id, "missing", None, Usage(), 0.0, error="not in the batch output")
+        self._sync()
         unit = self.ledger.unit(unit_id)
         if unit is not None:
             self._maybe_fail_transient(unit, "missing from the batch output")
 
     # -- outcomes -------------------------------------------------------------------------
-    def _answer(self, unit: Unit, aid: int | None, api: str, body: dict[str, Any]) -> None:
+    def _answer(self, unit: Unit | UnitRow, aid: int | None, api: str, body: dict[str, Any]) -> None:
         spec = RequestSpec.from_dict(unit.spec)
-        try:
-            comp = parse_completion(api, body)
-        except MalformedAnswer as e:
-            self._end(aid, "malformed", 200, Usage(), 0.0, error=str(e))
+        answer = judge_answer(self.recipe, api, self.price_for, self.multiplier, unit.model, spec, body)
+        self._settle(unit, aid, answer, spec)
+
+    def _settle(self, unit: Unit | UnitRow, aid: int | None, answer: Answer,
+                spec: RequestSpec | None) -> None:
+        """Record a judged answer. `spec`: the unit's, if already parsed."""
+        if answer.malformed is not None:
+            self._end(aid, "malformed", 200, Usage(), 0.0, error=answer.malformed)
             self._maybe_fail_transient(unit, "malformed answers")
             return
-        cost = cost_usd(comp.usage, self.price_for(unit.model), self.multiplier)
-        stage = self.recipe.stage(spec.stage)
-        j = judge(stage, spec, comp)
-        if j.ok:
-            self._end(aid, "ok", 200, comp.usage, cost, raw=comp.text)
-            self.ledger.finish_unit(unit.unit_id, "ok", None, j.records)
+        usage = Usage(*answer.usage)
+        if answer.ok:
+            assert answer.records is not None
+            self._end(aid, "ok", 200, usage, answer.cost, raw=answer.text)
+            # the stored JSON is the records' own: dumping them again gives the same bytes
+            self._finish(unit.unit_id, "ok", None, orjson.Fragment(answer.records))
             self.counts.ok += 1
-            self._children(unit, spec, j.records, ok=True)
+            self._children(unit, spec, answer.records, ok=True)
             return
-        self._end(aid, "invalid", 200, comp.usage, cost, raw=comp.text, issues=j.issues)
+        self._end(aid, "invalid", 200, usage, answer.cost, raw=answer.text, issues=answer.issues)
         self.counts.invalid += 1
+        stage = self.recipe.stage(unit.stage)
         if self._count(unit.unit_id, "status='invalid'") > stage.max_validation_retries:
-            self.ledger.finish_unit(unit.unit_id, "invalid", f"validation: {j.issues[0]}"[:500], None)
-            self._children(unit, spec, [], ok=False)
+            self._finish(unit.unit_id, "invalid", f"validation: {answer.issues[0]}"[:500], None)
+            self._children(unit, spec, None, ok=False)
 
-    def _http_error(self, unit: Unit, aid: int | None, status: int, msg: str) -> None:
+    def _http_error(self, unit: Unit | UnitRow, aid: int | None, status: int, msg: str) -> None:
         self._end(aid, "http_error", status, Usage(), 0.0, error=f"HTTP {status}: {msg}")
         kind = classify_status(status, msg)
         if kind == "stop":
@@ -136,7 +293,7 @@ class Reconciler:
         else:
             self._fail(unit, f"HTTP {status}: {msg}")
 
-    def _maybe_fail_transient(self, unit: Unit, reason: str) -> None:
+    def _maybe_fail_transient(self, unit: Unit | UnitRow, reason: str) -> None:
         n = self._count(
             unit.unit_id,
             "(status IN ('malformed','timeout','connection_error','missing','batch_expired',"
@@ -148,21 +305,32 @@ class Reconciler:
         else:
             self.counts.requeued += 1
 
-    def _fail(self, unit: Unit, reason: str) -> None:
-        self.ledger.finish_unit(unit.unit_id, "failed", reason[:500], None)
+    def _fail(self, unit: Unit | UnitRow, reason: str) -> None:
+        self._finish(unit.unit_id, "failed", reason[:500], None)
         self.counts.failed += 1
-        self._children(unit, RequestSpec.from_dict(unit.spec), [], ok=False)
+        self._children(unit, None, None, ok=False)
 
-    def _children(self, unit: Unit, spec: RequestSpec, records: list[dict[str, Any]], ok: bool) -> None:
+    def _children(self, unit: Unit | UnitRow, spec: RequestSpec | None, records: bytes | None,
+                  ok: bool) -> None:
+        """Plan what follows a finished unit. `records`: its records' JSON (ok units)."""
+        if not self.recipe.children_of(unit.stage):  # nothing follows: no need for the spec
+            return
+        if spec is None:
+            spec = RequestSpec.from_dict(unit.spec)
         task = self.tasks.get((spec.dataset, spec.task_id))
         if task is None:
             return
-        rows = child_rows(self.recipe, task, unit.unit_id, spec, records, ok=ok)
+        recs = orjson.loads(records) if records is not None else []
+        rows = child_rows(self.recipe, task, unit.unit_id, spec, recs, ok=ok)
         if rows:
-            self.ledger.insert_units(rows)
+            if self.buffered:
+                self._child_rows.extend(rows)
+            else:
+                self.ledger.insert_units(rows)
             self.new_units.extend(uid for uid, _ in rows)
 
     def _count(self, unit_id: str, where: str) -> int:
+        self._sync()
         return int(self.ledger.db.execute(
             f"SELECT COUNT(*) FROM attempts WHERE unit_id=? AND {where}", (unit_id,)
         ).fetchone()[0])
@@ -171,11 +339,19 @@ class Reconciler:
              raw: str | None = None, error: str | None = None, issues: tuple[str, ...] | None = None
              ) -> None:
         if aid is None:
+            if self.buffered:
+                self._attempt_rows.append(self.ledger.attempt_row(
+                    self._unit.unit_id, self.inv, self._unit.model, "ingest", status=status,
+                    http_status=http, usage=usage, cost_usd=cost, raw_output=raw, error=error,
+                    issues=issues,
+                ))
+                return
             self.ledger.record_attempt(
                 self._unit.unit_id, self.inv, self._unit.model, "ingest", status=status,
                 http_status=http, usage=usage, cost_usd=cost, raw_output=raw, error=error,
                 issues=issues,
             )
             return
+        self._sync()
         self.ledger.end_attempt(aid, status=status, http_status=http, latency_s=None, usage=usage,
                                 cost_usd=cost, raw_output=raw, error=error, issues=issues)

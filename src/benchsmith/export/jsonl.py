@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from benchsmith.store.ledger import Ledger
 from benchsmith.validate.diversity import DUPLICATE_PREFIX
 from benchsmith.store.rundir import RunDir, atomic_write_json, atomic_write_jsonl
+
+_PKG_PARENT = str(Path(__file__).resolve().parents[2])  # for the child's imports
 
 
 def record_rows(ledger: Ledger, dataset: str, stage: str) -> Iterator[dict[str, Any]]:
@@ -16,16 +25,37 @@ def record_rows(ledger: Ledger, dataset: str, stage: str) -> Iterator[dict[str, 
     `attempt` is the number of the API call (1-based, per request) whose answer was accepted.
     """
     ok_attempt = ledger.ok_attempt_numbers()
-    for u in ledger.units(state="ok", dataset=dataset, stage=stage):
-        for rec in u.result or []:
-            yield {
-                "dataset": u.dataset,
-                "task_id": u.task_id,
-                "request_id": u.unit_id,
-                "model": u.model,
-                "attempt": ok_attempt.get(u.unit_id, 1),
-                **rec,
-            }
+    for uid, ds, tid, model, result_json in ledger.ok_results(dataset, stage):
+        if result_json is None:
+            continue
+        head = {"dataset": ds, "task_id": tid, "request_id": uid, "model": model,
+                "attempt": ok_attempt.get(uid, 1)}
+        for rec in orjson.loads(result_json) or []:
+            yield {**head, **rec}
+
+
+_HEAD_KEYS = frozenset(("dataset", "task_id", "request_id", "model", "attempt"))
+
+
+def _record_lines(ledger: Ledger, dataset: str, stage: str,
+                  ok_attempt: dict[str, int]) -> Iterator[Any]:
+    """The rows of `record_rows` for `atomic_write_jsonl`, serialised in bulk: one
+    `orjson.Fragment` per unit holding its rows' lines. A row's JSON is the head's and the
+    record's spliced (both by orjson: byte for byte what dumping the merged dict gives).
+    A unit with a record that is not a non-empty object with keys of its own gets dicts."""
+    dumps, loads, frag, disjoint = orjson.dumps, orjson.loads, orjson.Fragment, _HEAD_KEYS.isdisjoint
+    for uid, ds, tid, model, result_json in ledger.ok_results(dataset, stage):
+        if result_json is None:
+            continue
+        recs = loads(result_json) or []
+        head = {"dataset": ds, "task_id": tid, "request_id": uid, "model": model,
+                "attempt": ok_attempt.get(uid, 1)}
+        if type(recs) is list and recs and all(type(r) is dict and r and disjoint(r) for r in recs):
+            prefix = dumps(head)[:-1] + b","
+            yield frag(b"\n".join([prefix + dumps(r)[1:] for r in recs]))
+        else:
+            for rec in recs:
+                yield {**head, **rec}
 
 
 def failed_rows(ledger: Ledger, dataset: str, stage: str) -> list[dict[str, Any]]:
@@ -50,31 +80,32 @@ def failed_rows(ledger: Ledger, dataset: str, stage: str) -> list[dict[str, Any]
 
 
 def call_log_rows(ledger: Ledger) -> Iterator[dict[str, Any]]:
-    for a in ledger.attempts(with_output=False):
+    for (aid, uid, inv, ds, tid, stage, n, model, status, http, latency, started, i, c, o, r,
+         reserved, cost, key, error) in ledger.call_log():
         yield {
-            "id": a["id"],
-            "request_id": a["unit_id"],
-            "invocation": a["invocation"],
-            "dataset": a["dataset"],
-            "task_id": a["task_id"],
-            "stage": a["stage"],
-            "attempt": a["n"],
-            "model": a["model"],
-            "status": a["status"],
-            "http_status": a["http_status"],
-            "latency_s": round(a["latency_s"], 4) if a["latency_s"] is not None else None,
-            "started_at": a["started_at"],
+            "id": aid,
+            "request_id": uid,
+            "invocation": inv,
+            "dataset": ds,
+            "task_id": tid,
+            "stage": stage,
+            "attempt": n,
+            "model": model,
+            "status": status,
+            "http_status": http,
+            "latency_s": round(latency, 4) if latency is not None else None,
+            "started_at": started,
             "usage": {
-                "input_tokens": a["input_tokens"],
-                "cached_input_tokens": a["cached_input_tokens"],
-                "output_tokens": a["output_tokens"],
-                "reasoning_tokens": a["reasoning_tokens"],
+                "input_tokens": i,
+                "cached_input_tokens": c,
+                "output_tokens": o,
+                "reasoning_tokens": r,
             },
-            "cached_input_tokens": a["cached_input_tokens"],
-            "reserved_usd": a["reserved_usd"],
-            "cost_usd": a["cost_usd"],
-            "key": a["key_hint"],
-            "error": a["error"],
+            "cached_input_tokens": c,
+            "reserved_usd": reserved,
+            "cost_usd": cost,
+            "key": key,
+            "error": error,
         }
 
 
@@ -86,7 +117,20 @@ def invocation_rows(ledger: Ledger) -> list[dict[str, Any]]:
 
 def write_outputs(ledger: Ledger, rd: RunDir, stages: list[str], unit_states: bool = True) -> None:
     """Rewrite every derived file. Safe to call at any time; the ledger is not changed."""
+    calls = _CallsLogChild.start(ledger, rd)  # a big call log is written alongside, if it can be
+    try:
+        _write_outputs(ledger, rd, stages, calls)
+    finally:
+        if calls is not None:
+            calls.stop()
+
+
+def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
+                   calls: _CallsLogChild | None) -> None:
     task_states = ledger.task_states()
+    ok_attempt = ledger.ok_attempt_numbers()  # for every stage: the ledger does not change
+    # One pass per stage finds the datasets with invalid attempts (only they have failed rows).
+    with_invalid = {stage: ledger.attempt_datasets("invalid", stage) for stage in stages}
     for ds in ledger.datasets():
         tasks = ledger.tasks(ds)
         atomic_write_jsonl(rd.dataset_file(ds, "tasks.jsonl"), (t.to_dict() for t in tasks))
@@ -104,8 +148,9 @@ def write_outputs(ledger: Ledger, rd: RunDir, stages: list[str], unit_states: bo
         by_id = {t.id: t for t in tasks}
         rejections: dict[str, int] = {}
         for stage in stages:
-            atomic_write_jsonl(rd.dataset_file(ds, f"{stage}.jsonl"), record_rows(ledger, ds, stage))
-            failed = failed_rows(ledger, ds, stage)
+            atomic_write_jsonl(rd.dataset_file(ds, f"{stage}.jsonl"),
+                               _record_lines(ledger, ds, stage, ok_attempt))
+            failed = failed_rows(ledger, ds, stage) if ds in with_invalid[stage] else []
             for r in failed:
                 n = sum(1 for i in r["issues"] if i.startswith(DUPLICATE_PREFIX))
                 if n:
@@ -120,5 +165,59 @@ def write_outputs(ledger: Ledger, rd: RunDir, stages: list[str], unit_states: bo
             rd.root / "manifests" / f"{ds}_similarity_rejections.json",
             {t.id: rejections.get(t.id, 0) for t in tasks},
         )
-    atomic_write_jsonl(rd.calls_log, call_log_rows(ledger))
+    if calls is None or not calls.wait():
+        atomic_write_jsonl(rd.calls_log, call_log_rows(ledger))
     atomic_write_jsonl(rd.runs_jsonl, invocation_rows(ledger))
+
+
+CALLS_LOG_CHILD_MIN = 30_000  # attempts from which a child process writes the call log
+
+
+class _CallsLogChild:
+    """Writes logs/batch_calls.jsonl from the ledger in a child process, while the caller
+    writes the other files: for a big ledger that is a good part of the time, and a second
+    core does it. The child reads the same committed ledger (so only when the caller has no
+    transaction open); if it fails, the caller writes the file itself."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]):
+        self.proc = proc
+
+    @classmethod
+    def start(cls, ledger: Ledger, rd: RunDir) -> _CallsLogChild | None:
+        if os.name != "posix" or (os.cpu_count() or 1) < 2 or ledger.db.in_transaction:
+            return None
+        n = ledger.db.execute("SELECT MAX(id) FROM attempts").fetchone()[0] or 0
+        if n < CALLS_LOG_CHILD_MIN:
+            return None
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_PARENT, env.get("PYTHONPATH")) if p)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c",
+                 "from benchsmith.export.jsonl import _calls_log_main; _calls_log_main()",
+                 str(ledger.path), str(rd.calls_log)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return None
+        return cls(proc)
+
+    def wait(self) -> bool:
+        """True if the child wrote the file."""
+        return self.proc.wait() == 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # the child removes its temp file
+            self.proc.wait()
+
+
+def _calls_log_main() -> None:
+    """The child of `_CallsLogChild`: argv = ledger path, call log path."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    ledger = Ledger(Path(sys.argv[1]))
+    try:
+        atomic_write_jsonl(Path(sys.argv[2]), call_log_rows(ledger))
+    finally:
+        ledger.close()

@@ -82,6 +82,50 @@ def _well_formed(data: Any, n: int) -> bool:
     return True
 
 
+def _accepted(data: Any, n: int, min_steps: int, pid: str, call: int) -> list[dict[str, Any]] | None:
+    """The records of the common answer, checked and built in one pass: well formed
+    (`_well_formed`) and passing the plan rules (`check_plans` finds nothing). None for
+    anything else, which then takes the full path (schema walk, rule messages)."""
+    if type(data) is not dict or data.keys() != {"plans"}:
+        return None
+    plans = data["plans"]
+    if type(plans) is not list or len(plans) != n:
+        return None
+    records = []
+    titles = set()
+    for j, p in enumerate(plans):
+        if type(p) is not dict or p.keys() != _PLAN_KEYS:
+            return None
+        title, summary, steps = p["title"], p["summary"], p["steps"]
+        if type(title) is not str or type(summary) is not str or type(steps) is not list:
+            return None
+        k = len(steps)
+        if k < min_steps:
+            return None
+        try:
+            normed = {" ".join(s.lower().split()) for s in steps}  # validate.plans.norm
+        except AttributeError:  # a step that is not a string (JSON: only str has .lower)
+            return None
+        if len(normed) != k or "" in normed:
+            return None
+        summary = summary.strip()
+        if not summary:
+            return None
+        t = " ".join(title.lower().split())
+        if not t or t in titles:
+            return None
+        titles.add(t)
+        records.append({
+            "plan_id": f"{pid}{j}",
+            "call_index": call,
+            "plan_index": j,
+            "title": title.strip(),
+            "summary": summary,
+            "steps": [s.strip() for s in steps],
+        })
+    return records
+
+
 def cache_key(prefix: str, task: Task, template: str) -> str:
     """Stable per task and template, so every call of a task can share the cached prefix."""
     tpl = hashlib.sha256(template.encode()).hexdigest()[:10]
@@ -170,21 +214,28 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
                 data = json.loads(raw, strict=False)
             except (json.JSONDecodeError, TypeError) as e:
                 return Parsed(issues=(f"answer is not valid JSON: {e}",))
-        issues = [] if _well_formed(data, pc.plans_per_call) else validate(data)
-        if not issues:
-            issues = check_plans(data["plans"], pc.plans_per_call, pc.min_steps)
-        records = [
-            {
-                "plan_id": f"{spec.task_id}#c{spec.sample_index}p{j}",
-                "call_index": spec.sample_index,
-                "plan_index": j,
-                "title": p["title"].strip(),
-                "summary": p["summary"].strip(),
-                "steps": [s.strip() for s in p["steps"]],
-            }
-            for j, p in enumerate(data["plans"])
-        ] if not issues else []
-        if not issues and pc.diversity:
+        call = spec.sample_index
+        pid = f"{spec.task_id}#c{call}p"
+        records = _accepted(data, pc.plans_per_call, pc.min_steps, pid, call)
+        if records is None:
+            issues = [] if _well_formed(data, pc.plans_per_call) else validate(data)
+            if not issues:
+                issues = check_plans(data["plans"], pc.plans_per_call, pc.min_steps)
+            if issues:
+                return Parsed(issues=tuple(issues))
+            records = [
+                {
+                    "plan_id": f"{pid}{j}",
+                    "call_index": call,
+                    "plan_index": j,
+                    "title": p["title"].strip(),
+                    "summary": p["summary"].strip(),
+                    "steps": [s.strip() for s in p["steps"]],
+                }
+                for j, p in enumerate(data["plans"])
+            ]
+        issues = []
+        if pc.diversity:
             issues = duplicate_issues(records, spec.meta.get("prior", []), pc.similarity_threshold)
         if issues:
             return Parsed(issues=tuple(issues))

@@ -41,6 +41,30 @@ class Unit:
     result: Any
 
 
+class UnitRow:
+    """A unit read in bulk (`unit_rows_by_id`): the fields of `Unit`, but its spec and result
+    are parsed from their JSON on first use (bulk reconciling mostly needs the columns)."""
+
+    __slots__ = ("unit_id", "dataset", "task_id", "stage", "sample_index", "parent_id", "model",
+                 "state", "reason", "_spec_json", "_result_json", "_spec")
+
+    def __init__(self, r: tuple[Any, ...]):
+        (self.unit_id, self.dataset, self.task_id, self.stage, self.sample_index, self.parent_id,
+         self.model, self._spec_json, self.state, self.reason, self._result_json) = r
+        self._spec: dict[str, Any] | None = None
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """A fresh parse on first use, then the same dict (as `Unit.spec`)."""
+        if self._spec is None:
+            self._spec = orjson.loads(self._spec_json)
+        return self._spec
+
+    @property
+    def result(self) -> Any:
+        return orjson.loads(self._result_json) if self._result_json is not None else None
+
+
 def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
@@ -226,6 +250,26 @@ class Ledger:
                 out[r[0]] = self._unit(r)
         return out
 
+    def unit_rows_by_id(self, ids: list[str]) -> dict[str, UnitRow]:
+        """`units_by_id`, as `UnitRow`s (JSON parsed on use)."""
+        out: dict[str, UnitRow] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = f"SELECT {self._UNIT_COLS} FROM units WHERE unit_id IN ({','.join('?' * len(part))})"
+            for r in self.db.execute(q, part):
+                out[r[0]] = UnitRow(r)
+        return out
+
+    def unit_specs(self, ids: list[str]) -> dict[str, tuple[str, bytes]]:
+        """unit_id -> (model, spec JSON) of the units that exist (what never changes of a unit)."""
+        out: dict[str, tuple[str, bytes]] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = f"SELECT unit_id, model, spec_json FROM units WHERE unit_id IN ({','.join('?' * len(part))})"
+            for uid, model, spec in self.db.execute(q, part):
+                out[uid] = (model, spec)
+        return out
+
     def unit(self, unit_id: str) -> Unit | None:
         r = self.db.execute(
             f"SELECT {self._UNIT_COLS} FROM units WHERE unit_id=?", (unit_id,)
@@ -238,6 +282,28 @@ class Ledger:
             "UPDATE units SET state=?, reason=?, result_json=?, updated_at=? "
             "WHERE unit_id=? AND state='pending'",
             (state, reason, _dumps(result) if result is not None else None, time.time(), unit_id),
+        )
+
+    def finish_units(self, rows: list[tuple[str, str, str | None, Any]]) -> None:
+        """Many `finish_unit`s in one statement: rows of (unit_id, state, reason, result)."""
+        now = time.time()
+        for r in rows:
+            assert r[1] in TERMINAL
+        self.db.executemany(
+            "UPDATE units SET state=?, reason=?, result_json=?, updated_at=? "
+            "WHERE unit_id=? AND state='pending'",
+            [(state, reason, _dumps(result) if result is not None else None, now, uid)
+             for uid, state, reason, result in rows],
+        )
+
+    def ok_results(self, dataset: str, stage: str) -> Iterator[tuple[str, str, str, str, bytes | None]]:
+        """(unit_id, dataset, task_id, model, result_json) of the ok units of one stage, in the
+        order of `units()`, streamed; the spec is not read."""
+        yield from self.db.execute(
+            "SELECT unit_id, dataset, task_id, model, result_json FROM units "
+            "WHERE state='ok' AND dataset=? AND stage=? "
+            "ORDER BY dataset, task_id, stage, sample_index, unit_id",
+            (dataset, stage),
         )
 
     def state_counts(self) -> dict[str, int]:
@@ -283,6 +349,31 @@ class Ledger:
              _dumps(list(issues)) if issues else None),
         )
         return int(cur.lastrowid or 0)
+
+    @staticmethod
+    def attempt_row(
+        unit_id: str, invocation: int, model: str, key_hint: str, *, status: str,
+        http_status: int | None, usage: Usage, cost_usd: float, raw_output: str | None = None,
+        error: str | None = None, issues: list[str] | tuple[str, ...] | None = None,
+    ) -> tuple[Any, ...]:
+        """The parameters of one `record_attempt`, for `record_attempts`."""
+        now = time.time()
+        return (unit_id, invocation, unit_id, model, now, now, status, http_status,
+                usage.input_tokens, usage.cached_input_tokens, usage.output_tokens,
+                usage.reasoning_tokens, cost_usd, key_hint, raw_output, error,
+                _dumps(list(issues)) if issues else None)
+
+    def record_attempts(self, rows: list[tuple[Any, ...]]) -> None:
+        """Many `record_attempt`s (rows from `attempt_row`) in one statement, in order: each row
+        is numbered after the unit's earlier attempts, including earlier rows of the same call."""
+        self.db.executemany(
+            "INSERT INTO attempts (unit_id, invocation, n, model, started_at, ended_at, status, "
+            "http_status, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, "
+            "reserved_usd, cost_usd, key_hint, raw_output, error, issues_json) "
+            "VALUES (?,?,(SELECT COUNT(*) + 1 FROM attempts WHERE unit_id=?),?,?,?,?,?,?,?,?,?,"
+            "0,?,?,?,?,?)",
+            rows,
+        )
 
     def end_attempt(
         self,
@@ -352,6 +443,26 @@ class Ledger:
             d = dict(zip(cols, r))
             d["issues"] = orjson.loads(d.pop("issues_json")) if d["issues_json"] else []
             yield d
+
+    def attempt_datasets(self, status: str, stage: str) -> set[str]:
+        """The datasets with an attempt of this status in this stage."""
+        return {r[0] for r in self.db.execute(
+            "SELECT DISTINCT dataset FROM units WHERE stage=? AND unit_id IN "
+            "(SELECT unit_id FROM attempts WHERE status=?)", (stage, status),
+        )}
+
+    def call_log(self) -> Iterator[tuple[Any, ...]]:
+        """Every attempt as a tuple for the call log, in id order, streamed (no raw output or
+        issues): (id, unit_id, invocation, dataset, task_id, stage, n, model, status, http_status,
+        latency_s, started_at, input_tokens, cached_input_tokens, output_tokens,
+        reasoning_tokens, reserved_usd, cost_usd, key_hint, error)."""
+        yield from self.db.execute(
+            "SELECT a.id, a.unit_id, a.invocation, u.dataset, u.task_id, u.stage, a.n, a.model, "
+            "a.status, a.http_status, a.latency_s, a.started_at, a.input_tokens, "
+            "a.cached_input_tokens, a.output_tokens, a.reasoning_tokens, a.reserved_usd, "
+            "a.cost_usd, a.key_hint, a.error "
+            "FROM attempts a JOIN units u USING (unit_id) ORDER BY a.id"
+        )
 
     def invocation_totals(self) -> dict[int, dict[str, Any]]:
         """Per invocation: calls, tokens, cost and calls by status (one SQL pass)."""

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from benchsmith.records import Task, Usage
+from benchsmith.store.ledger_reads import LedgerReads
 from benchsmith.store.migrations import MIGRATIONS
 
 TERMINAL = ("ok", "invalid", "failed", "skipped")
@@ -69,7 +70,7 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-class Ledger:
+class Ledger(LedgerReads):
     """Thin, synchronous access to the run's SQLite file. One instance per process."""
 
     def __init__(self, path: Path):
@@ -296,28 +297,6 @@ class Ledger:
              for uid, state, reason, result in rows],
         )
 
-    def ok_results(self, dataset: str, stage: str) -> Iterator[tuple[str, str, str, str, bytes | None]]:
-        """(unit_id, dataset, task_id, model, result_json) of the ok units of one stage, in the
-        order of `units()`, streamed; the spec is not read."""
-        yield from self.db.execute(
-            "SELECT unit_id, dataset, task_id, model, result_json FROM units "
-            "WHERE state='ok' AND dataset=? AND stage=? "
-            "ORDER BY dataset, task_id, stage, sample_index, unit_id",
-            (dataset, stage),
-        )
-
-    def state_counts(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT state, COUNT(*) FROM units GROUP BY state").fetchall()
-        return {s: n for s, n in rows}
-
-    def task_states(self) -> dict[tuple[str, str], dict[str, int]]:
-        out: dict[tuple[str, str], dict[str, int]] = {}
-        for ds, tid, state, n in self.db.execute(
-            "SELECT dataset, task_id, state, COUNT(*) FROM units GROUP BY 1, 2, 3"
-        ):
-            out.setdefault((ds, tid), {})[state] = n
-        return out
-
     # -- attempts -----------------------------------------------------------------------
     def begin_attempt(
         self, unit_id: str, invocation: int, n: int, model: str, reserved_usd: float, key_hint: str
@@ -414,111 +393,6 @@ class Ledger:
         return int(
             self.db.execute("SELECT COUNT(*) FROM attempts WHERE unit_id=?", (unit_id,)).fetchone()[0]
         )
-
-    def attempts(
-        self, unit_id: str | None = None, *, status: str | None = None,
-        dataset: str | None = None, stage: str | None = None, with_output: bool = True,
-    ) -> Iterator[dict[str, Any]]:
-        """Attempts in id order, streamed; filters run in SQL. `with_output=False` skips the
-        (large) raw outputs."""
-        raw = "a.raw_output" if with_output else "NULL AS raw_output"
-        q = (
-            "SELECT a.id, a.unit_id, a.invocation, a.n, a.model, a.started_at, a.ended_at, "
-            "a.status, a.http_status, a.latency_s, a.input_tokens, a.cached_input_tokens, "
-            "a.output_tokens, a.reasoning_tokens, a.reserved_usd, a.cost_usd, a.key_hint, "
-            f"{raw}, a.error, a.issues_json, u.dataset, u.task_id, u.stage, u.sample_index "
-            "FROM attempts a JOIN units u USING (unit_id)"
-        )
-        where, args = [], []
-        for col, val in (("a.unit_id", unit_id), ("a.status", status), ("u.dataset", dataset),
-                         ("u.stage", stage)):
-            if val is not None:
-                where.append(f"{col}=?")
-                args.append(val)
-        if where:
-            q += " WHERE " + " AND ".join(where)
-        cur = self.db.execute(q + " ORDER BY a.id", args)
-        cols = [c[0] for c in cur.description]
-        for r in cur:
-            d = dict(zip(cols, r))
-            d["issues"] = orjson.loads(d.pop("issues_json")) if d["issues_json"] else []
-            yield d
-
-    def attempt_datasets(self, status: str, stage: str) -> set[str]:
-        """The datasets with an attempt of this status in this stage."""
-        return {r[0] for r in self.db.execute(
-            "SELECT DISTINCT dataset FROM units WHERE stage=? AND unit_id IN "
-            "(SELECT unit_id FROM attempts WHERE status=?)", (stage, status),
-        )}
-
-    def call_log(self) -> Iterator[tuple[Any, ...]]:
-        """Every attempt as a tuple for the call log, in id order, streamed (no raw output or
-        issues): (id, unit_id, invocation, dataset, task_id, stage, n, model, status, http_status,
-        latency_s, started_at, input_tokens, cached_input_tokens, output_tokens,
-        reasoning_tokens, reserved_usd, cost_usd, key_hint, error)."""
-        yield from self.db.execute(
-            "SELECT a.id, a.unit_id, a.invocation, u.dataset, u.task_id, u.stage, a.n, a.model, "
-            "a.status, a.http_status, a.latency_s, a.started_at, a.input_tokens, "
-            "a.cached_input_tokens, a.output_tokens, a.reasoning_tokens, a.reserved_usd, "
-            "a.cost_usd, a.key_hint, a.error "
-            "FROM attempts a JOIN units u USING (unit_id) ORDER BY a.id"
-        )
-
-    def invocation_totals(self) -> dict[int, dict[str, Any]]:
-        """Per invocation: calls, tokens, cost and calls by status (one SQL pass)."""
-        out: dict[int, dict[str, Any]] = {}
-        for inv, status, n, i, c, o, r, cost in self.db.execute(
-            "SELECT invocation, status, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), "
-            "SUM(output_tokens), SUM(reasoning_tokens), COALESCE(SUM(cost_usd), 0) "
-            "FROM attempts GROUP BY invocation, status ORDER BY invocation, status"
-        ):
-            d = out.setdefault(inv, {"api_calls": 0, "input_tokens": 0, "cached_input_tokens": 0,
-                                     "output_tokens": 0, "reasoning_tokens": 0, "cost_usd": 0.0,
-                                     "by_status": {}})
-            d["api_calls"] += n
-            d["input_tokens"] += i
-            d["cached_input_tokens"] += c
-            d["output_tokens"] += o
-            d["reasoning_tokens"] += r
-            d["cost_usd"] += cost
-            d["by_status"][status] = n
-        return out
-
-    def pending_attempts(self) -> Iterator[tuple[str, dict[str, Any], str, int | None, str | None, list[str]]]:
-        """(unit id, spec, status, http status, raw output, issues) of attempts of pending units."""
-        cur = self.db.execute(
-            "SELECT a.unit_id, u.spec_json, a.status, a.http_status, a.raw_output, a.issues_json "
-            "FROM attempts a JOIN units u USING (unit_id) WHERE u.state='pending' ORDER BY a.id"
-        )
-        for uid, spec, status, http_status, raw, issues in cur:
-            yield uid, orjson.loads(spec), status, http_status, raw, orjson.loads(issues) if issues else []
-
-    def ok_attempt_numbers(self) -> dict[str, int]:
-        """unit_id -> number of its accepted attempt."""
-        return dict(self.db.execute("SELECT unit_id, n FROM attempts WHERE status='ok'").fetchall())
-
-    def spend(self) -> tuple[float, float]:
-        """(settled USD, USD reserved by attempts that never settled, e.g. after a crash)."""
-        settled, open_ = self.db.execute(
-            "SELECT COALESCE(SUM(cost_usd), 0), "
-            "COALESCE(SUM(CASE WHEN status='sent' THEN reserved_usd ELSE 0 END), 0) "
-            "FROM attempts"
-        ).fetchone()
-        return float(settled), float(open_)
-
-    def usage_totals(self) -> dict[str, int]:
-        r = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(input_tokens),0), COALESCE(SUM(cached_input_tokens),0),"
-            " COALESCE(SUM(output_tokens),0), COALESCE(SUM(reasoning_tokens),0) FROM attempts"
-        ).fetchone()
-        return {
-            "api_calls": r[0],
-            "input_tokens": r[1],
-            "cached_input_tokens": r[2],
-            "output_tokens": r[3],
-            "reasoning_tokens": r[4],
-        }
-
 
 class _Tx:
     def __init__(self, db: sqlite3.Connection):

@@ -8,7 +8,6 @@ executor does. Ingesting the same file twice changes nothing.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import gc
 import hashlib
 import os
@@ -29,21 +28,28 @@ from typing import Any
 
 import orjson
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no helper process anyway
+    fcntl = None  # type: ignore[assignment]
+
 from benchsmith.config import RunConfig, api_keys, parse_config
 from benchsmith.engine.batch_lines import ENDPOINTS, request_lines
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.reconcile import Answer, Reconciler, judge_answer, ok_answer_parts
 from benchsmith.errors import ConfigError
 from benchsmith.execute import _bounds
+from benchsmith.export.jsonl import call_log_rows, calls_log_written_by
 from benchsmith.export.run_files import write_run_files
 from benchsmith.planner import wire_for
 from benchsmith.recipes import get_recipe
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.store import batches as bstore
 from benchsmith.store.ledger import Ledger
-from benchsmith.store.rundir import RunDir
+from benchsmith.store.rundir import RunDir, atomic_write_jsonl
 
 INGEST_BLOCK = 5000  # lines per transaction
+FIRST_BLOCKS = 8  # ... but these first ones are a quarter of that (see `_raw_blocks`)
 INGEST_CACHE_KIB = -65536  # SQLite page cache while ingesting (negative: KiB), default 2 MiB
 JUDGE_CHUNK = 500  # lines judged together (one unit query)
 MIN_BULK_RUN = 16  # valid answers in a row written in bulk (`Reconciler.apply_answers`)
@@ -191,10 +197,9 @@ def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
                 status = "error"
                 ledger.end_invocation(inv, status, str(e)[:300])
                 raise
-            if helper is not None:
-                helper.close()
             ledger.end_invocation(inv, status, f"ingested {total} lines from {len(files)} file(s)")
-            write_run_files(ledger, rd, recipe, cfg)
+            with calls_log_written_by(helper.calls_log) if helper is not None else nullcontext():
+                write_run_files(ledger, rd, recipe, cfg)
         return IngestReport(total, skipped, rec.counts.as_dict(), rec.counts.unknown_ids[:20])
     finally:
         if helper is not None:
@@ -212,19 +217,26 @@ _Entry = tuple[str, "bytes | None", "str | None", "Answer | None", "tuple[str, s
 
 
 def _raw_blocks(files: list[Path], size: int) -> Iterator[tuple[Path, list[bytes]]]:
-    """(file, non-blank lines) for every block of `size` lines, in order."""
+    """(file, non-blank lines) for every block, in order: `size` lines, but the first
+    FIRST_BLOCKS blocks are a quarter of that (they are judged here while a helper starts)."""
+    k = 0
+    small = max(size // 4, 1)
     for f in files:
         block: list[bytes] = []
+        n = small if k < FIRST_BLOCKS else size
         with f.open("rb") as fh:
             for raw in fh:
                 if not raw.strip():
                     continue
                 block.append(raw)
-                if len(block) >= size:
+                if len(block) >= n:
                     yield f, block
                     block = []
+                    k += 1
+                    n = small if k < FIRST_BLOCKS else size
         if block:
             yield f, block
+            k += 1
 
 
 class _Judge:
@@ -237,6 +249,29 @@ class _Judge:
         self.api = api
         self.price_for = cfg.price_for
         self.multiplier = cfg.batch.price_multiplier
+        self._schema: tuple[bytes, Any] | None = None  # (JSON, parsed) of the last spec schema
+
+    def _spec(self, spec_json: bytes) -> RequestSpec:
+        """`RequestSpec.from_dict(orjson.loads(spec_json))`, but the spec's schema (the bulk of
+        its JSON, the same for every unit of a stage) is parsed once and shared: the specs
+        here only serve `judge_answer`, which reads them."""
+        cached = self._schema
+        key = b'"schema":'
+        i = spec_json.find(key) + len(key)
+        if cached is not None and i >= len(key) and spec_json.count(key) == 1 and \
+                spec_json.startswith(cached[0], i):
+            # The value of the only "schema" key is the cached JSON (a JSON value ends where
+            # it ends): parse the rest, with null there. If the top level then has "schema"
+            # null, the only "schema" key is the top level's: its value was the cached one.
+            d = orjson.loads(spec_json[:i] + b"null" + spec_json[i + len(cached[0]) :])
+            if "schema" in d and d["schema"] is None:
+                d["schema"] = cached[1]
+                return RequestSpec.from_dict(d)
+        d = orjson.loads(spec_json)
+        schema = d.get("schema")
+        if isinstance(schema, dict):
+            self._schema = (orjson.dumps(schema), schema)
+        return RequestSpec.from_dict(d)
 
     def block(self, lines: list[bytes]) -> list[_Entry]:
         out: list[_Entry] = []
@@ -263,7 +298,7 @@ class _Judge:
             if p is not None and p[0] in specs:
                 model, spec_json = specs[p[0]]
                 try:
-                    spec = RequestSpec.from_dict(orjson.loads(spec_json))
+                    spec = self._spec(spec_json)
                     answer = judge_answer(self.recipe, self.api, self.price_for, self.multiplier,
                                           model, spec, p[1])
                 except Exception:  # noqa: BLE001 - left to `apply`, which raises it in place
@@ -450,7 +485,7 @@ class _Helper:
             return None
         helper = cls(proc)
         try:
-            if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: fewer, larger reads of the blocks
+            if fcntl is not None and hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: fewer, larger reads
                 try:
                     fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[union-attr]
                 except OSError:
@@ -490,6 +525,18 @@ class _Helper:
             self.close()
             return None
 
+    def calls_log(self, ledger: Ledger, rd: RunDir) -> _HelperCallsLog | None:
+        """Have the helper (done judging, all imported) write the call log: see
+        `calls_log_written_by`."""
+        if self.gone or not self.started or ledger.db.in_transaction:
+            return None
+        try:
+            _write_frame(self.proc.stdin, ("calls_log", str(rd.calls_log)))
+        except OSError:
+            self.close()
+            return None
+        return _HelperCallsLog(self)
+
     def _readable(self, timeout: float) -> bool:
         assert self.proc.stdout is not None
         return bool(select.select([self.proc.stdout], [], [], timeout)[0])
@@ -502,12 +549,44 @@ class _Helper:
         if self.gone:
             return
         self.gone = True
-        if self.proc.poll() is None:
-            self.proc.kill()
-        for pipe in (self.proc.stdin, self.proc.stdout):
+        for pipe in (self.proc.stdin, self.proc.stdout):  # idle, it ends at once
             if pipe is not None:
                 pipe.close()
-        self.proc.wait()
+        try:
+            self.proc.wait(0.5)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()  # busy: a call log being written is removed
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class _HelperCallsLog:
+    def __init__(self, helper: _Helper):
+        self.helper = helper
+        self.done = False
+
+    def wait(self) -> bool:
+        h = self.helper
+        try:
+            while h._readable(HELPER_STALL_S):
+                msg = h._recv()
+                if isinstance(msg, tuple) and msg[:1] == ("written",):
+                    self.done = True
+                    return bool(msg[1])
+                if not (isinstance(msg, tuple) and msg[:1] in (("block",), ("done",))):
+                    break
+        except Exception:  # noqa: BLE001 - the caller writes it
+            pass
+        self.done = True
+        h.close()
+        return False
+
+    def stop(self) -> None:
+        if not self.done:
+            self.helper.close()
 
 
 def _frame(obj: Any) -> bytes:
@@ -552,6 +631,7 @@ def _helper_main() -> None:
     os.dup2(2, 1)  # stray prints go to stderr, never into the frames
     sys.stdout = sys.stderr
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # (files being written are removed)
     inp = sys.stdin.buffer.raw
     gc.disable()
     try:
@@ -559,9 +639,6 @@ def _helper_main() -> None:
         _rd, ledger, cfg = open_run_dir(root)
         judge = _Judge(ledger, get_recipe(cfg), wire_for(cfg)[0], cfg)
         _write_frame(out, ("ready",))
-        msg = _read_frame(inp)
-        if not (isinstance(msg, tuple) and msg[:1] == ("start",)):
-            return
         # Judged blocks are written by a thread (the write waits on the parent, outside the
         # GIL) while the next block is judged.
         frames: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
@@ -577,12 +654,21 @@ def _helper_main() -> None:
 
         t = threading.Thread(target=writer, daemon=True)
         t.start()
-        for k, (_f, lines) in enumerate(_raw_blocks([Path(f) for f in files], size)):
-            if failed:
-                return
-            if k >= msg[1]:
-                frames.put(_frame(("block", k, judge.block(lines))))
-        frames.put(_frame(("done",)))
+        while (msg := _read_frame(inp)) is not None and not failed:
+            if msg[0] == "start":
+                for k, (_f, lines) in enumerate(_raw_blocks([Path(f) for f in files], size)):
+                    if failed:
+                        return
+                    if k >= msg[1]:
+                        frames.put(_frame(("block", k, judge.block(lines))))
+                frames.put(_frame(("done",)))
+            elif msg[0] == "calls_log":
+                try:
+                    atomic_write_jsonl(Path(msg[1]), call_log_rows(ledger))
+                    ok = True
+                except Exception:  # noqa: BLE001 - the parent writes it then
+                    ok = False
+                frames.put(_frame(("written", ok)))
         frames.put(None)
         t.join()
     except BrokenPipeError:

@@ -192,19 +192,13 @@ class Reconciler:
         db = self.ledger.db
         db.execute("SAVEPOINT apply_answers")
         try:
-            before = db.total_changes
-            self.ledger.finish_units(
-                [(uid, "ok", None, orjson.Fragment(a.records)) for uid, _m, _s, a in items]
-            )
-            if db.total_changes - before != len(items):  # a unit not (or no longer) pending
+            done = self.ledger.finish_units_ok([(uid, a.records) for uid, _m, _s, a in items])  # type: ignore[misc]
+            if done != len(items):  # a unit not (or no longer) pending: one by one instead
                 db.execute("ROLLBACK TO apply_answers")
                 return False
-            row = self.ledger.attempt_row
-            self.ledger.record_attempts([
-                row(uid, self.inv, model, "ingest", status="ok", http_status=200,
-                    usage=Usage(*a.usage), cost_usd=a.cost, raw_output=a.text)
-                for uid, model, _s, a in items
-            ])
+            self.ledger.record_ok_attempts(
+                self.inv, "ingest", [(uid, model, a.usage, a.cost, a.text) for uid, model, _s, a in items]
+            )
         except BaseException:
             db.execute("ROLLBACK TO apply_answers")
             raise

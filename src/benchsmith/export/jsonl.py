@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -115,9 +117,41 @@ def invocation_rows(ledger: Ledger) -> list[dict[str, Any]]:
             for inv in ledger.invocations()]
 
 
+class CallsLogWriter(Protocol):
+    """Something writing logs/batch_calls.jsonl elsewhere (see `calls_log_written_by`)."""
+
+    def wait(self) -> bool:
+        """Wait for it: True if the file was written (else the caller writes it)."""
+        ...
+
+    def stop(self) -> None:
+        """Give up on it (the caller failed)."""
+        ...
+
+
+_calls_log_by: ContextVar[Callable[[Ledger, RunDir], CallsLogWriter | None] | None] = ContextVar(
+    "benchsmith_calls_log_by", default=None
+)
+
+
+@contextmanager
+def calls_log_written_by(start: Callable[[Ledger, RunDir], CallsLogWriter | None]) -> Iterator[None]:
+    """Within it, `write_outputs` asks `start(ledger, rd)` to write the call log alongside
+    (e.g. a process already running, from the same committed ledger); None: the usual way."""
+    token = _calls_log_by.set(start)
+    try:
+        yield
+    finally:
+        _calls_log_by.reset(token)
+
+
 def write_outputs(ledger: Ledger, rd: RunDir, stages: list[str], unit_states: bool = True) -> None:
     """Rewrite every derived file. Safe to call at any time; the ledger is not changed."""
-    calls = _CallsLogChild.start(ledger, rd)  # a big call log is written alongside, if it can be
+    # A big call log is written alongside, by another process, if it can be.
+    start = _calls_log_by.get()
+    calls = start(ledger, rd) if start is not None else None
+    if calls is None:
+        calls = _CallsLogChild.start(ledger, rd)
     try:
         _write_outputs(ledger, rd, stages, calls)
     finally:
@@ -126,7 +160,7 @@ def write_outputs(ledger: Ledger, rd: RunDir, stages: list[str], unit_states: bo
 
 
 def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
-                   calls: _CallsLogChild | None) -> None:
+                   calls: CallsLogWriter | None) -> None:
     task_states = ledger.task_states()
     ok_attempt = ledger.ok_attempt_numbers()  # for every stage: the ledger does not change
     # One pass per stage finds the datasets with invalid attempts (only they have failed rows).

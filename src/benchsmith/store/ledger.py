@@ -297,6 +297,19 @@ class Ledger(LedgerReads):
              for uid, state, reason, result in rows],
         )
 
+    def finish_units_ok(self, rows: list[tuple[str, bytes]]) -> int:
+        """`finish_unit(unit_id, "ok", None, records)` for many units, the records already
+        serialised (`orjson.dumps`): rows of (unit_id, records JSON). Returns how many units
+        were finished (a unit no longer pending is left as it is)."""
+        now = time.time()
+        before = self.db.total_changes
+        self.db.executemany(
+            "UPDATE units SET state='ok', reason=NULL, result_json=?, updated_at=? "
+            "WHERE unit_id=? AND state='pending'",
+            [(records, now, uid) for uid, records in rows],
+        )
+        return self.db.total_changes - before
+
     # -- attempts -----------------------------------------------------------------------
     def begin_attempt(
         self, unit_id: str, invocation: int, n: int, model: str, reserved_usd: float, key_hint: str
@@ -353,6 +366,20 @@ class Ledger(LedgerReads):
             "0,?,?,?,?,?)",
             rows,
         )
+
+    def record_ok_attempts(
+        self, invocation: int, key_hint: str,
+        rows: list[tuple[str, str, tuple[int, int, int, int], float, str]],
+    ) -> None:
+        """`record_attempt(..., status="ok", http_status=200, ...)` for many answers, in order:
+        rows of (unit_id, model, usage as (input, cached input, output, reasoning) tokens,
+        cost in USD, raw output)."""
+        now = time.time()
+        self.record_attempts([
+            (uid, invocation, uid, model, now, now, "ok", 200, u[0], u[1], u[2], u[3], cost,
+             key_hint, raw, None, None)
+            for uid, model, u, cost, raw in rows
+        ])
 
     def end_attempt(
         self,

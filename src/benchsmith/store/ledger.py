@@ -261,16 +261,6 @@ class Ledger(LedgerReads):
                 out[r[0]] = UnitRow(r)
         return out
 
-    def unit_specs(self, ids: list[str]) -> dict[str, tuple[str, bytes]]:
-        """unit_id -> (model, spec JSON) of the units that exist (what never changes of a unit)."""
-        out: dict[str, tuple[str, bytes]] = {}
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            q = f"SELECT unit_id, model, spec_json FROM units WHERE unit_id IN ({','.join('?' * len(part))})"
-            for uid, model, spec in self.db.execute(q, part):
-                out[uid] = (model, spec)
-        return out
-
     def unit(self, unit_id: str) -> Unit | None:
         r = self.db.execute(
             f"SELECT {self._UNIT_COLS} FROM units WHERE unit_id=?", (unit_id,)
@@ -414,11 +404,6 @@ class Ledger(LedgerReads):
                 _dumps(list(issues)) if issues else None,
                 attempt_id,
             ),
-        )
-
-    def attempt_count(self, unit_id: str) -> int:
-        return int(
-            self.db.execute("SELECT COUNT(*) FROM attempts WHERE unit_id=?", (unit_id,)).fetchone()[0]
         )
 
 class _Tx:

@@ -140,3 +140,19 @@ class LedgerReads:
             "output_tokens": r[3],
             "reasoning_tokens": r[4],
         }
+
+    def unit_specs(self, ids: list[str]) -> dict[str, tuple[str, bytes]]:
+        """unit_id -> (model, spec JSON) of the units that exist (what never changes of a unit)."""
+        out: dict[str, tuple[str, bytes]] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = f"SELECT unit_id, model, spec_json FROM units WHERE unit_id IN ({','.join('?' * len(part))})"
+            for uid, model, spec in self.db.execute(q, part):
+                out[uid] = (model, spec)
+        return out
+
+
+    def attempt_count(self, unit_id: str) -> int:
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM attempts WHERE unit_id=?", (unit_id,)).fetchone()[0]
+        )

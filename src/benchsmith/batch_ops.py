@@ -169,11 +169,12 @@ def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
             ledger.close()
             raise ConfigError(str(f), "", "results file not found")
     gc_on = gc.isenabled()
-    # Bulk work: parsed lines and units are short-lived and hold no reference cycles, and
-    # cyclic collections triggered by their sheer number would cost ~10% of the time.
-    gc.disable()
-    helper = _Helper.start(rd.root, files)  # starts up while this process gets ready
+    helper: _Helper | None = None
     try:
+        # Bulk work: parsed lines and units are short-lived and hold no reference cycles, and
+        # cyclic collections triggered by their sheer number would cost ~10% of the time.
+        gc.disable()
+        helper = _Helper.start(rd.root, files)  # starts up while this process gets ready
         # A block's dirty pages fit in the page cache (no spilling mid-transaction).
         ledger.db.execute(f"PRAGMA cache_size={INGEST_CACHE_KIB}")
         recipe = get_recipe(cfg)

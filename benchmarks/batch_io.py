@@ -8,7 +8,8 @@ planned up front), then times, in separate child processes (so peak memory is pe
   export  `batch_ops.batch_export`: build every body, write the JSONL (streamed)
   ingest  `batch_ops.batch_ingest`: parse, validate (schema + plan rules), settle cost,
           finish units, regenerate the run's JSONL outputs
-Targets: >= 20,000 lines/s each, peak memory < 500 MB.
+Targets: >= 20,000 lines/s each, peak memory < 500 MB (of the phase's process; on big files
+ingest also runs a helper process of its own, not counted). Results: benchmarks/README.md.
 """
 
 from __future__ import annotations

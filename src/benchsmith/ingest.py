@@ -66,9 +66,9 @@ class IngestReport:
 
 
 def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
+    """Reconcile result lines (OpenAI output/error files, vLLM run-batch output)."""
     from benchsmith.batch_ops import open_run_dir  # batch_ops re-exports this module
 
-    """Reconcile result lines (OpenAI output/error files, vLLM run-batch output)."""
     rd, ledger, cfg = open_run_dir(run_dir)
     for f in files:
         if not f.is_file():
@@ -97,8 +97,8 @@ def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
         status = "completed"
         with _Checkpointer(ledger) if helper is not None else nullcontext():
             try:
-                for f, block in _judged_blocks(files, judge, helper):
-                    skipped += _ingest_block(ledger, rec, block, api, f)
+                for f, hashes, block in _judged_blocks(files, judge, helper):
+                    skipped += _ingest_block(ledger, rec, hashes, block, api, f)
                     total += len(block)
             except BaseException as e:
                 status = "error"
@@ -117,10 +117,10 @@ def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
 
 
 # -- ingest internals ------------------------------------------------------------------------
-# A judged line: (hash, raw line or None, custom_id, Answer, (model, stage) of the unit), or
-# (hash, raw line, None, None, None). With an Answer (a 200 answer for a unit of the run,
-# judged ahead) the raw line is not needed; otherwise the line is parsed and applied as it is.
-_Entry = tuple[str, "bytes | None", "str | None", "Answer | None", "tuple[str, str] | None"]
+# A judged line: (None, custom_id, Answer, (model, stage) of the unit), or (raw line, None,
+# None, None). With an Answer (a 200 answer for a unit of the run, judged ahead) the raw line
+# is not needed; otherwise the line is parsed and applied as it is.
+_Entry = tuple["bytes | None", "str | None", "Answer | None", "tuple[str, str] | None"]
 
 
 def _raw_blocks(files: list[Path], size: int) -> Iterator[tuple[Path, list[bytes]]]:
@@ -157,6 +157,18 @@ class _Judge:
         self.price_for = cfg.price_for
         self.multiplier = cfg.batch.price_multiplier
         self._schema: tuple[bytes, Any] | None = None  # (JSON, parsed) of the last spec schema
+        self._fast_spec: bool | None = None  # does `_spec_from_dict` give what from_dict does?
+
+    def _spec_from(self, d: dict[str, Any]) -> RequestSpec:
+        if self._fast_spec:
+            return _spec_from_dict(d)
+        spec = RequestSpec.from_dict(d)
+        if self._fast_spec is None:
+            fast = _spec_from_dict(d)
+            self._fast_spec = type(fast) is type(spec) and list(vars(fast).items()) == list(
+                vars(spec).items()
+            )
+        return spec
 
     def _spec(self, spec_json: bytes) -> RequestSpec:
         """`RequestSpec.from_dict(orjson.loads(spec_json))`, but the spec's schema (the bulk of
@@ -173,26 +185,33 @@ class _Judge:
             d = orjson.loads(spec_json[:i] + b"null" + spec_json[i + len(cached[0]) :])
             if "schema" in d and d["schema"] is None:
                 d["schema"] = cached[1]
-                return RequestSpec.from_dict(d)
+                return self._spec_from(d)
         d = orjson.loads(spec_json)
         schema = d.get("schema")
         if isinstance(schema, dict):
             self._schema = (orjson.dumps(schema), schema)
-        return RequestSpec.from_dict(d)
+        return self._spec_from(d)
 
-    def block(self, lines: list[bytes]) -> list[_Entry]:
+    def block(self, lines: list[bytes], hashes: list[str] | None = None) -> list[_Entry]:
+        """The lines judged. `hashes`: theirs, if known (else worked out as needed)."""
         out: list[_Entry] = []
         for i in range(0, len(lines), JUDGE_CHUNK):  # a few hundred at a time: stays in cache
-            out += self._chunk(lines[i : i + JUDGE_CHUNK])
+            j = i + JUDGE_CHUNK
+            out += self._chunk(lines[i:j], None if hashes is None else hashes[i:j])
         return out
 
-    def _chunk(self, lines: list[bytes]) -> list[_Entry]:
-        hashes = [hashlib.sha256(raw.strip()).hexdigest() for raw in lines]
-        seen = bstore.seen_lines(self.ledger, hashes)  # skipped when applied: not worth judging
+    def _chunk(self, lines: list[bytes], hashes: list[str] | None) -> list[_Entry]:
+        # Lines already ingested are skipped when applied: not worth judging. Without their
+        # hashes, the lines are checked only if the first or the last one was ingested.
+        if hashes is None and bstore.seen_lines(
+            self.ledger, [_line_hash(lines[0]), _line_hash(lines[-1])]
+        ):
+            hashes = [_line_hash(raw) for raw in lines]
+        seen = bstore.seen_lines(self.ledger, hashes) if hashes is not None else set()
         parts: list[tuple[str, dict[str, Any]] | None] = []
-        for h, raw in zip(hashes, lines):
+        for i, raw in enumerate(lines):
             p = None
-            if h not in seen:
+            if not seen or hashes[i] not in seen:  # type: ignore[index]
                 try:
                     p = ok_answer_parts(orjson.loads(raw))
                 except orjson.JSONDecodeError:
@@ -200,7 +219,7 @@ class _Judge:
             parts.append(p)
         specs = self.ledger.unit_specs([p[0] for p in parts if p is not None])
         out: list[_Entry] = []
-        for h, raw, p in zip(hashes, lines, parts):
+        for raw, p in zip(lines, parts):
             answer = None
             if p is not None and p[0] in specs:
                 model, spec_json = specs[p[0]]
@@ -211,28 +230,56 @@ class _Judge:
                 except Exception:  # noqa: BLE001 - left to `apply`, which raises it in place
                     answer = None
             if answer is None or p is None:
-                out.append((h, raw, None, None, None))
+                out.append((raw, None, None, None))
             else:
-                out.append((h, None, p[0], answer, (model, spec.stage)))
+                out.append((None, p[0], answer, (model, spec.stage)))
         return out
 
 
-def _judged_blocks(files: list[Path], judge: _Judge,
-                   helper: _Helper | None) -> Iterator[tuple[Path, list[_Entry]]]:
-    """Every block, judged: by the helper process when it has the block, else here."""
+def _spec_from_dict(d: dict[str, Any]) -> RequestSpec:
+    """`RequestSpec.from_dict(d)` built without the frozen dataclass's `__init__` (its eleven
+    guarded attribute writes are a good part of judging): the same fields, set at once.
+    `_Judge` uses it only once it has given the same object as `from_dict`."""
+    spec: RequestSpec = object.__new__(RequestSpec)
+    spec.__dict__.update(
+        dataset=d["dataset"],
+        task_id=d["task_id"],
+        stage=d["stage"],
+        sample_index=d["sample_index"],
+        model=d["model"],
+        messages=tuple(d["messages"]),
+        schema=d.get("schema"),
+        schema_name=d.get("schema_name", "answer"),
+        params=dict(d.get("params") or {}),
+        parent_id=d.get("parent_id"),
+        meta=dict(d.get("meta") or {}),
+    )
+    return spec
+
+
+def _line_hash(raw: bytes) -> str:
+    """A line's identity in `ingested_lines`."""
+    return hashlib.sha256(raw.strip()).hexdigest()
+
+
+def _judged_blocks(files: list[Path], judge: _Judge, helper: _Helper | None
+                   ) -> Iterator[tuple[Path, list[str], list[_Entry]]]:
+    """(file, line hashes, judged lines) of every block: judged by the helper process when
+    it has the block, else here."""
     for k, (f, lines) in enumerate(_raw_blocks(files, INGEST_BLOCK)):
-        entries = helper.take(k, lines) if helper is not None else None
+        hashes = [_line_hash(raw) for raw in lines]
+        entries = helper.take(k, hashes) if helper is not None else None
         if entries is None:
-            entries = judge.block(lines)
-        yield f, entries
+            entries = judge.block(lines, hashes)
+        yield f, hashes, entries
 
 
-def _ingest_block(ledger: Ledger, rec: Reconciler, block: list[_Entry], api: str,
-                  source: Path) -> int:
-    seen = bstore.seen_lines(ledger, [e[0] for e in block])
+def _ingest_block(ledger: Ledger, rec: Reconciler, hashes: list[str], block: list[_Entry],
+                  api: str, source: Path) -> int:
+    seen = bstore.seen_lines(ledger, hashes)
     skipped = 0
     todo: list[_Todo] = []
-    for h, raw, uid, answer, unit in block:
+    for h, (raw, uid, answer, unit) in zip(hashes, block):
         if h in seen:
             skipped += 1
             continue
@@ -326,9 +373,13 @@ class _Checkpointer:
         try:
             conn = sqlite3.connect(str(self.ledger.path), isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error:
             return self  # SQLite checkpoints inside commits, as usual
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")  # as the ledger's: sync at checkpoints
+        except sqlite3.Error:
+            conn.close()
+            return self
         db.execute("PRAGMA wal_autocheckpoint=0")
         self.thread = threading.Thread(target=self._run, args=(conn,), daemon=True,
                                        name="benchsmith-checkpoint")
@@ -394,7 +445,8 @@ class _Helper:
         try:
             if fcntl is not None and hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: fewer, larger reads
                 try:
-                    fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[union-attr]
+                    fd = proc.stdout.fileno()  # type: ignore[union-attr]
+                    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
                 except OSError:
                     pass
             _write_frame(proc.stdin, (str(root), [str(f) for f in files], INGEST_BLOCK))
@@ -403,8 +455,8 @@ class _Helper:
             return None
         return helper
 
-    def take(self, k: int, lines: list[bytes]) -> list[_Entry] | None:
-        """Block k (these lines) judged by the helper, or None: judge it here."""
+    def take(self, k: int, hashes: list[str]) -> list[_Entry] | None:
+        """Block k (lines with these hashes) judged by the helper, or None: judge it here."""
         if self.gone:
             return None
         try:
@@ -420,14 +472,11 @@ class _Helper:
             if not self._readable(HELPER_STALL_S):
                 raise _HelperGone
             msg = self._recv()
-            if not (isinstance(msg, tuple) and len(msg) == 3 and msg[:2] == ("block", k)):
+            # the same lines (cheap check: their number and the two ends)
+            head = ("block", k, len(hashes), hashes[0], hashes[-1])
+            if not (isinstance(msg, tuple) and len(msg) == 6 and msg[:5] == head):
                 raise _HelperGone
-            entries: list[_Entry] = msg[2]
-            if len(entries) != len(lines) or any(  # the same lines (cheap check: the ends)
-                entries[i][0] != hashlib.sha256(lines[i].strip()).hexdigest() for i in (0, -1)
-            ):
-                raise _HelperGone
-            return entries
+            return msg[5]  # type: ignore[no-any-return]
         except Exception:  # noqa: BLE001 - any failure of the helper: carry on without it
             self.close()
             return None
@@ -542,6 +591,8 @@ def _helper_main() -> None:
     inp = sys.stdin.buffer.raw
     gc.disable()
     try:
+        from benchsmith.batch_ops import open_run_dir  # batch_ops re-exports this module
+
         root, files, size = _read_frame(inp)
         _rd, ledger, cfg = open_run_dir(root)
         judge = _Judge(ledger, get_recipe(cfg), wire_for(cfg)[0], cfg)
@@ -567,7 +618,8 @@ def _helper_main() -> None:
                     if failed:
                         return
                     if k >= msg[1]:
-                        frames.put(_frame(("block", k, judge.block(lines))))
+                        ends = _line_hash(lines[0]), _line_hash(lines[-1])
+                        frames.put(_frame(("block", k, len(lines), *ends, judge.block(lines))))
                 frames.put(_frame(("done",)))
             elif msg[0] == "calls_log":
                 try:

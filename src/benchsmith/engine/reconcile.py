@@ -192,12 +192,15 @@ class Reconciler:
         db = self.ledger.db
         db.execute("SAVEPOINT apply_answers")
         try:
-            done = self.ledger.finish_units_ok([(uid, a.records) for uid, _m, _s, a in items])  # type: ignore[misc]
+            done = self.ledger.finish_units_ok(
+                [(uid, a.records) for uid, _m, _s, a in items]  # type: ignore[misc]
+            )
             if done != len(items):  # a unit not (or no longer) pending: one by one instead
                 db.execute("ROLLBACK TO apply_answers")
                 return False
             self.ledger.record_ok_attempts(
-                self.inv, "ingest", [(uid, model, a.usage, a.cost, a.text) for uid, model, _s, a in items]
+                self.inv, "ingest",
+                [(uid, model, a.usage, a.cost, a.text) for uid, model, _s, a in items],
             )
         except BaseException:
             db.execute("ROLLBACK TO apply_answers")

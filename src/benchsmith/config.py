@@ -7,7 +7,6 @@ Secrets are never part of the config: `openai.api_key_env` names an environment 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +31,7 @@ from benchsmith.config_sections import (  # noqa: F401 - re-exported
     BudgetConfig,
 )
 from benchsmith.errors import ConfigError
+from benchsmith.store.names import DATASET_RULE, is_dataset_name
 
 # Parameters that reasoning models (o-series, gpt-5 family) reject.
 
@@ -89,8 +89,8 @@ class RunConfig(_Strict):
         if not v:
             raise ValueError("at least one dataset is required")
         for name, ds in v.items():
-            if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-                raise ValueError(f"dataset name {name!r} must be letters, digits, - or _")
+            if not is_dataset_name(name):
+                raise ValueError(f"dataset name {name!r} {DATASET_RULE}")
             src = ds.source_for(name)
             if src != "humaneval" and not ds.path and not ds.hf_name:
                 raise ValueError(f"dataset {name!r} (source {src}) needs `path` or `hf_name`")

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import re
 
-from benchsmith.errors import ConfigError
+from benchsmith.store.names import check_run_id  # noqa: F401 - the one run-id rule
 
-# A section name (`section_01`, `s1`): also a folder name, so no dots.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def check_run_id(value: str, option: str) -> None:
-    """Raise unless `value` (given with command-line `option`) can be a run id."""
-    if not RUN_ID_RE.match(value):
-        raise ConfigError(
-            "command line", option, f"{value!r}: use letters, digits, '.', '-' or '_'"
-        )
+# A section name (`section_01`, `s1`): also a folder name, so no dots. `\Z`, not `$`: a
+# trailing newline is not part of a name.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\Z")

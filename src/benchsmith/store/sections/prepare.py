@@ -181,6 +181,8 @@ def prepare_sections(
         )
     run_root = cfg.resolve(cfg.run_dir).absolute()
     names = [section_name(i) for i in range(1, n_sections + 1)]
+    for longest in (f"{prefix}_{names[-1]}", f"{prefix}_merged"):  # the ids built from it
+        check_run_id(longest, "--run-prefix")
     if force:
         _clear_old_sections(out, set(names))
 

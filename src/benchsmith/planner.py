@@ -18,7 +18,9 @@ from benchsmith.records import Task
 from benchsmith.sources import load_tasks
 from benchsmith.store.ids import unit_id
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.names import check_run_id
 from benchsmith.store.rundir import RunDir, atomic_write_bytes, atomic_write_json, new_run_id
+from benchsmith.store.rundir import claim_run_dir
 
 Echo = Callable[[str], None]
 
@@ -41,6 +43,8 @@ def wire_for(cfg: RunConfig) -> tuple[str, str]:
 def open_run(cfg: RunConfig, run_id: str | None, resume: bool, create: bool) -> RunDir:
     if resume and not run_id:
         raise ConfigError("command line", "--run-id", "--resume needs the id of the run to continue")
+    if run_id is not None:
+        check_run_id(run_id)
     rd = RunDir(cfg.resolve(cfg.run_dir) / (run_id or new_run_id()))
     if resume and not rd.ledger.exists():
         raise ConfigError(str(rd.root), "--run-id", "no run to resume here; check the run id")
@@ -54,7 +58,7 @@ def open_run(cfg: RunConfig, run_id: str | None, resume: bool, create: bool) -> 
             raise ConfigError(
                 str(rd.root), "--run-id", "this run already exists; add --resume to continue it"
             )
-    rd.root.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(rd.root)
     return rd
 
 

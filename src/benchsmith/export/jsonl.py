@@ -177,8 +177,7 @@ def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
         atomic_write_json(rd.manifest(ds, "complete"), complete)
         atomic_write_json(rd.manifest(ds, "incomplete"), incomplete)
         if ds.startswith("swebench"):
-            first100 = rd.root / "manifests" / f"{ds}_first100_instance_ids.json"
-            atomic_write_json(first100, [t.id for t in tasks][:100])
+            atomic_write_json(rd.manifest(ds, "first100"), [t.id for t in tasks][:100])
         by_id = {t.id: t for t in tasks}
         rejections: dict[str, int] = {}
         for stage in stages:
@@ -196,7 +195,7 @@ def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
                 (by_id[t].to_dict() for t in failed_tasks if t in by_id),
             )
         atomic_write_json(
-            rd.root / "manifests" / f"{ds}_similarity_rejections.json",
+            rd.manifest(ds, "similarity"),
             {t.id: rejections.get(t.id, 0) for t in tasks},
         )
     if calls is None or not calls.wait():

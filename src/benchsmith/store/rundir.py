@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterable
@@ -12,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from benchsmith.errors import ConfigError
+from benchsmith.store.ledger import Ledger
+from benchsmith.store.names import check_dataset_name
+
+LEDGER_NAME = "ledger.sqlite"
 
 
 @dataclass(frozen=True)
@@ -26,7 +33,7 @@ class RunDir:
 
     @property
     def ledger(self) -> Path:
-        return self.root / "ledger.sqlite"
+        return self.root / LEDGER_NAME
 
     @property
     def runs_jsonl(self) -> Path:
@@ -48,15 +55,43 @@ class RunDir:
     def config_json(self) -> Path:
         return self.root / "config" / "run_config.json"
 
+    # A dataset name is part of these paths: checked, so it can never leave the run dir.
     def manifest(self, dataset: str, kind: str) -> Path:
-        suffix = {"all": "task_ids", "complete": "complete_task_ids", "incomplete": "incomplete_task_ids"}
-        return self.root / "manifests" / f"{dataset}_{suffix[kind]}.json"
+        suffix = {
+            "all": "task_ids", "complete": "complete_task_ids",
+            "incomplete": "incomplete_task_ids", "first100": "first100_instance_ids",
+            "similarity": "similarity_rejections",
+        }
+        return self.root / "manifests" / f"{check_dataset_name(dataset)}_{suffix[kind]}.json"
 
     def dataset_file(self, dataset: str, name: str) -> Path:
-        return self.root / "datasets" / dataset / name
+        return self.root / "datasets" / check_dataset_name(dataset) / name
 
     def failed_file(self, dataset: str, name: str) -> Path:
-        return self.root / "failed_plans" / "datasets" / dataset / name
+        return self.root / "failed_plans" / "datasets" / check_dataset_name(dataset) / name
+
+
+def claim_run_dir(root: Path, field: str = "--run-id") -> None:
+    """Make `root` a run folder, or refuse: a new or empty folder is created and marked with
+    an empty ledger; an existing run is kept; anything else (a file, a folder holding other
+    things) is not ours to write into."""
+    ledger = root / LEDGER_NAME
+    if root.exists() or root.is_symlink():
+        if not root.is_dir():
+            raise ConfigError(str(root), field, "exists and is not a folder; choose another run id")
+        if ledger.is_file():
+            return
+        if any(root.iterdir()):
+            raise ConfigError(
+                str(root), field, f"is a folder that is not a benchsmith run (no {LEDGER_NAME}); "
+                "refusing to write into it: choose another run id or run_dir"
+            )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        Ledger(ledger).close()  # marks the folder as a run before anything else is written
+    except (OSError, sqlite3.Error) as e:
+        why = getattr(e, "strerror", None) or e
+        raise ConfigError(str(root), field, f"cannot create the run folder: {why}") from None
 
 
 def new_run_id() -> str:

@@ -28,7 +28,10 @@ app = typer.Typer(
 )
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="YAML run config (see init-config).")
-RunIdOpt = typer.Option(None, "--run-id", help="Run id: the folder name under run_dir.")
+RunIdOpt = typer.Option(
+    None, "--run-id",
+    help="Run id: the folder name under run_dir (letters, digits, . - _; not starting with .).",
+)
 
 
 _fail = fail

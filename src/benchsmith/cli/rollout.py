@@ -54,7 +54,9 @@ def _common(kind: str):  # noqa: ANN202 - typer reads the signature
     def command(
         config: Path = typer.Option(..., "--config", "-c", help="YAML run config with a SWE-bench dataset."),
         mode: Optional[str] = typer.Option(None, "--mode", help="`online` or `batch` (Batch API)."),
-        run_id: Optional[str] = typer.Option(None, "--run-id", help="Run id: the folder under run_dir."),
+        run_id: Optional[str] = typer.Option(
+            None, "--run-id", help="Run id: the folder under run_dir (letters, digits, . - _)."
+        ),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (needs --run-id)."),
         passk: Optional[int] = typer.Option(None, "--passk", help="Samples per instance."),
         temp: Optional[float] = typer.Option(None, "--temp", help="Sampling temperature."),

@@ -277,7 +277,9 @@ ids = st.one_of(
     st.text(max_size=140),
     st.text(alphabet=NAME_CHARS, max_size=140),
     st.text(alphabet=string.ascii_letters + string.digits + "._-", min_size=1, max_size=140),
-    st.sampled_from(["..", ".", "../x", "/abs", "x/..", "a\n", "~", "-", "_", "a" * 128, "a" * 129]),
+    st.sampled_from(
+        ["..", ".", "../x", "/abs", "x/..", "a\n", "~", "-", "_", "a" * 128, "a" * 129]
+    ),
 )
 
 

@@ -780,3 +780,27 @@ def test_reask_does_not_demand_json_for_free_text_stages(ws: Workspace) -> None:
     for m in reasks:
         assert "failed validation" in m[2]["content"]
         assert "JSON" not in m[2]["content"], m[2]["content"]
+
+
+def test_retry_failed_localize_plans_the_later_stage(ws: Workspace) -> None:
+    """Every stage-1 request failed, so no stage 2 was planned; `--resume --retry-failed`
+    sends the same localize units again and their repairs follow."""
+    ws.server.script = lambda r, i: Reply.error(400, "bad request")
+    cfg = ws.config()
+    out = rollout("bugfix", cfg, "--run-id", "RF", "--passk", "1")
+    rd = ws.runs / "RF"
+    assert out["units"] == {"failed": 3} and out["message"].startswith("finished with failures")
+    loc = dict(ledger_rows(rd, "SELECT unit_id, state FROM units WHERE stage='localize'"))
+    ws.server.script = ws.model.script
+    out = rollout("bugfix", cfg, "--run-id", "RF", "--passk", "1", "--resume", "--retry-failed")
+    assert set(dict(ledger_rows(rd, "SELECT unit_id, state FROM units WHERE stage='localize'"))) \
+        == set(loc)
+    stages = Counter(st for (st,) in ledger_rows(rd, "SELECT stage FROM units"))
+    assert stages == {"localize": 3, "repair": 2}  # instance 3: stage 1 stays invalid
+    # Each localize unit: the failed attempt, then the answer (instance 3: re-asked once).
+    att = ledger_rows(rd, "SELECT a.status FROM attempts a JOIN units u USING (unit_id) "
+                          "WHERE u.stage='localize' ORDER BY a.id")
+    assert Counter(s for (s,) in att) == {"http_error": 3, "ok": 2, "invalid": 2}
+    assert [(r["instance_id"], r["status"]) for r in read_jsonl(rd / "output.jsonl")][:2] == [
+        (I1, "ok"), (I2, "ok")]
+    assert_terminal_invariants(rd)

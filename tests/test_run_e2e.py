@@ -403,7 +403,7 @@ def test_read_records_and_status(fake_openai: FakeOpenAI, tmp_path: Path, monkey
                            "skipped": 0}
     assert st["datasets"] == {"humaneval": {"tasks": n_tasks, "complete": n_tasks - 1}}
     assert st["usage"]["api_calls"] == len(fake_openai.requests) == n_units
-    assert st["invocations"] == 1 and st["last_status"] == "completed"
+    assert st["invocations"] == 1 and st["last_status"] == "completed_with_failures"
     assert sum(st["failure_reasons"].values()) == 1
     assert any("400" in k for k in st["failure_reasons"])
     m = rd / "manifests"

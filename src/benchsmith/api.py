@@ -23,6 +23,7 @@ from benchsmith.export.run_files import write_run_files
 from benchsmith.export.readable import render_after_run
 from benchsmith.planner import Echo, Estimate, check_prices, estimate, open_run, plan_run, wire_for
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.reopen import reopen_units
 from benchsmith.store.rundir import RunDir
 from benchsmith.validate.diversity import DUPLICATE_PREFIX
 
@@ -45,6 +46,10 @@ class RunSummary:
     counts: dict[str, int]
     spent_usd: float
     usage: dict[str, int] = field(default_factory=dict)
+    # completed, completed_with_failures (units of the run ended failed or invalid: see
+    # `counts`; retry them with resume=True, retry_failed / retry_invalid), stopped_budget,
+    # stopped_auth
+    status: str = "completed"
 
 
 def _noop(_msg: str) -> None:
@@ -75,11 +80,16 @@ def run(
     echo: Echo = _noop,
     on_progress: Callable[[Stats], None] | None = None,
     on_estimate: Callable[[Estimate], None] | None = None,
+    retry_failed: bool = False,
+    retry_invalid: bool = False,
 ) -> RunSummary:
     """Generate the dataset. Resumable: completed units are never sent again.
 
     `mode` is "online" or "batch" (the Batch API); default from `openai.use_batch_api`.
+    With `resume`, `retry_failed` / `retry_invalid` re-open the run's failed / invalid units
+    for a new attempt (earlier attempts stay in the ledger).
     """
+    _check_retry(resume, retry_failed, retry_invalid)
     mode = mode or ("batch" if cfg.openai.use_batch_api else "online")
     if mode not in ("online", "batch"):
         raise ConfigError("command line", "--mode", "must be online or batch")
@@ -94,6 +104,8 @@ def run(
     rd = open_run(cfg, run_id, resume=resume, create=True)
     ledger, recipe, tasks = plan_run(cfg, rd, echo)
     try:
+        if retry_failed or retry_invalid:
+            _reopen(ledger, retry_failed, retry_invalid, echo)
         multiplier = cfg.batch.price_multiplier if mode == "batch" else 1.0
         est = estimate(cfg, ledger, recipe, multiplier)
         if on_estimate:
@@ -118,6 +130,8 @@ def run(
                 outcome.stopped or "", "completed"
             )
             message = outcome.message
+            if status == "completed":
+                status, message = _with_failures(ledger.state_counts())
         except KeyboardInterrupt:
             status, message = "interrupted", "interrupted by user"
             raise
@@ -134,14 +148,42 @@ def run(
         settled, unsettled = ledger.spend()
         return RunSummary(
             rd.root,
-            None if status == "completed" else status,
+            None if status in ("completed", "completed_with_failures") else status,
             message,
             counts,
             settled + unsettled,
             ledger.usage_totals(),
+            status,
         )
     finally:
         ledger.close()
+
+
+def _check_retry(resume: bool, retry_failed: bool, retry_invalid: bool) -> None:
+    if (retry_failed or retry_invalid) and not resume:
+        flag = "--retry-failed" if retry_failed else "--retry-invalid"
+        raise ConfigError("command line", flag,
+                          "only applies with --resume --run-id <id> (a new run has nothing to retry)")
+
+
+def _reopen(ledger: Ledger, failed: bool, invalid: bool, echo: Echo) -> None:
+    r = reopen_units(ledger, failed=failed, invalid=invalid)
+    what = " or ".join(s for s, on in (("failed", failed), ("invalid", invalid)) if on)
+    if not r.total:
+        echo(f"nothing to retry: no {what} units")
+        return
+    msg = f"retrying {r.failed} failed and {r.invalid} invalid unit(s)"
+    if r.superseded:
+        msg += f"; {r.superseded} later chain call(s) set aside, planned again after them"
+    echo(msg)
+
+
+def _with_failures(counts: dict[str, int]) -> tuple[str, str]:
+    """A run that ran to the end: `completed`, or `completed_with_failures` with the counts."""
+    parts = [f"{counts[s]} {s}" for s in ("failed", "invalid") if counts.get(s)]
+    if not parts:
+        return "completed", ""
+    return "completed_with_failures", "finished with failures: " + ", ".join(parts)
 
 
 def _open_existing(run_dir: str | Path) -> tuple[RunDir, Ledger]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -19,6 +20,7 @@ from benchsmith.sources import load_tasks
 from benchsmith.store.ids import unit_id
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.names import check_run_id
+from benchsmith.store.reopen import CHAIN_SUPERSEDED, children_after_reopen, reopened_ids
 from benchsmith.store.rundir import RunDir, atomic_write_bytes, atomic_write_json, new_run_id
 from benchsmith.store.rundir import claim_run_dir
 
@@ -105,12 +107,20 @@ def replan_children(ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str],
     goes on past an invalid or failed unit, shown only the plans accepted so far.
     """
     rows = []
+    reopened = reopened_ids(ledger)
+    later: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = []
     for u in ledger.units():
         task = tasks.get((u.dataset, u.task_id))
-        if task is None or u.state == "pending":
-            continue
+        if task is None or u.state == "pending" or u.reason == CHAIN_SUPERSEDED:
+            continue  # a chain call set aside by a re-open plans nothing
         spec = RequestSpec.from_dict(u.spec)
-        rows.extend(child_rows(recipe, task, u.unit_id, spec, u.result or [], ok=u.state == "ok"))
+        kids = child_rows(recipe, task, u.unit_id, spec, u.result or [], ok=u.state == "ok")
+        if u.unit_id in reopened:
+            later.append((u.unit_id, kids))
+        else:
+            rows.extend(kids)
+    for parent_id, kids in later:  # after the streamed read: this may write
+        rows.extend(children_after_reopen(ledger, parent_id, kids)[0])
     if rows:
         ledger.add_units(rows)
 

@@ -110,12 +110,20 @@ def run(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="With --resume: send the failed units again (new attempts)."
+    ),
+    retry_invalid: bool = typer.Option(
+        False, "--retry-invalid",
+        help="With --resume: send the invalid units again, with fresh validation retries.",
+    ),
 ) -> None:
     """Generate the dataset, with a live progress bar.
 
     Interrupted runs (Ctrl-C, crash, kill -9) continue with --resume: nothing completed is
     sent again. The run stops cleanly before the budget could be exceeded; resume it with a
-    larger budget.max_usd.
+    larger budget.max_usd. A run that ends with failed or invalid units exits 4; resume it
+    with --retry-failed / --retry-invalid to send those again.
 
     Examples:
 
@@ -124,6 +132,8 @@ def run(
       benchsmith run --config my.yaml --run-id R --resume
 
       benchsmith run --config my.yaml --mode batch
+
+      benchsmith run --config my.yaml --run-id R --resume --retry-failed
     """
     console = err_console()
     say = lambda m: console.print(m, markup=False)  # noqa: E731
@@ -139,7 +149,7 @@ def run(
         with RunProgress(console, enabled=not quiet) as prog:
             summary = api.run(
                 cfg, run_id, resume, mode=mode, echo=say, on_progress=prog.update,
-                on_estimate=show_estimate,
+                on_estimate=show_estimate, retry_failed=retry_failed, retry_invalid=retry_invalid,
             )
     except KeyboardInterrupt:
         console.print("interrupted; continue with --resume --run-id <id>", markup=False)
@@ -150,12 +160,16 @@ def run(
     _print_summary(summary, as_json)
     if summary.stopped:
         raise typer.Exit(3 if summary.stopped == "stopped_auth" else 2)
+    if summary.status == "completed_with_failures":
+        _print_failures(summary, config)
+        raise typer.Exit(4)
 
 
 def _print_summary(s: api.RunSummary, as_json: bool) -> None:
     data: dict[str, Any] = {
         "run_dir": str(s.run_dir),
         "stopped": s.stopped,
+        "status": s.status,
         "message": s.message,
         "units": s.counts,
         "spent_usd": round(s.spent_usd, 6),
@@ -174,6 +188,16 @@ def _print_summary(s: api.RunSummary, as_json: bool) -> None:
     if s.stopped:
         typer.echo(f"stopped:  {s.message}")
         typer.echo(f"continue: benchsmith run --config <cfg> --run-id {s.run_dir.name} --resume")
+
+
+def _print_failures(s: api.RunSummary, config: Path) -> None:
+    """The failure counts and the command that sends those units again (stderr)."""
+    flags = "".join(f" --retry-{k}" for k in ("failed", "invalid") if s.counts.get(k))
+    err_console().print(
+        f"{s.message}; retry them with: benchsmith run --config {config} "
+        f"--run-id {s.run_dir.name} --resume{flags}",
+        markup=False,
+    )
 
 
 @app.command("status")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from benchsmith.recipes.base import RequestSpec, with_feedback
 from benchsmith.store.ledger import Ledger
@@ -12,20 +12,25 @@ RETRYABLE_STATUSES = ("http_error", "timeout", "connection_error", "malformed")
 
 @dataclass(frozen=True)
 class UnitHistory:
-    attempts: int = 0  # API calls made for the unit
+    attempts: int = 0  # API calls made for the unit (all of them: the next one is numbered after)
+    # Since the unit was last re-opened (`run --retry-failed/--retry-invalid`), if it was:
     invalid: int = 0  # answers that failed validation
     transient: int = 0  # retryable failures (429/5xx, timeouts, malformed bodies)
     messages: tuple[dict[str, str], ...] | None = None  # re-ask with the last validation issues
+    reopened: bool = False  # its children are planned with care (store/reopen.py)
 
 
 def load_histories(ledger: Ledger) -> dict[str, UnitHistory]:
-    """Histories of pending units that have attempts (others have none)."""
+    """Histories of pending units that have attempts or were re-opened (others have none)."""
     out: dict[str, UnitHistory] = {}
     specs: dict[str, RequestSpec] = {}
-    for uid, spec_json, status, http_status, raw, issues in ledger.pending_attempts():
+    reopened = ledger.pending_reopened()
+    for uid, spec_json, status, http_status, raw, issues, fresh in ledger.pending_attempts():
         h = out.get(uid, UnitHistory())
         n, inv, tr, msgs = h.attempts + 1, h.invalid, h.transient, h.messages
-        if status == "invalid":
+        if not fresh:  # before the unit was re-opened: counts only as an attempt
+            pass
+        elif status == "invalid":
             inv += 1
             if raw is not None:
                 spec = specs.get(uid) or RequestSpec.from_dict(spec_json)
@@ -35,4 +40,6 @@ def load_histories(ledger: Ledger) -> dict[str, UnitHistory]:
                                                 or http_status >= 500):
             tr += 1
         out[uid] = UnitHistory(n, inv, tr, msgs)
+    for uid in reopened:
+        out[uid] = replace(out.get(uid, UnitHistory()), reopened=True)
     return out

@@ -39,6 +39,7 @@ from benchsmith.recipes.base import Recipe, RequestSpec, with_feedback
 from benchsmith.records import Task, Usage
 from benchsmith.store.group_commit import GroupCommit
 from benchsmith.store.ledger import Ledger, Unit
+from benchsmith.store.reopen import children_after_reopen
 
 
 @dataclass
@@ -300,6 +301,8 @@ class OnlineExecutor:
                         rows = self._child_rows(unit, spec, records)
                     except Exception as e:
                         rows, build_error = [], e
+                    # A re-opened unit's chain may have gone on already: decided after its commit.
+                    later, rows = (rows, []) if h.reopened else ([], rows)
 
                     def finish_ok(aid: int = aid, comp: Any = comp, lat: float = res.latency_s,
                                   cost: float = cost, records: list[Any] = records,
@@ -320,7 +323,7 @@ class OnlineExecutor:
                         raise build_error
                     if insert_error is not None:
                         raise insert_error
-                    self._queue_children(rows)
+                    self._queue_children(self._after_reopen(unit.unit_id, later) if later else rows)
                     return
                 vfails += 1
                 exhausted = vfails > stage.max_validation_retries
@@ -406,9 +409,22 @@ class OnlineExecutor:
         Other stages' children need their parent's answer, so they are not planned.
         """
         rows = self._child_rows(unit, spec, [], ok=False)
+        if rows and self._history.get(unit.unit_id, UnitHistory()).reopened:
+            rows = self._after_reopen(unit.unit_id, rows)
+        elif rows:
+            self.ledger.add_units(rows)
+        self._queue_children(rows)
+
+    def _after_reopen(
+        self, unit_id: str, rows: list[tuple[str, dict[str, Any]]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Record the children of a re-opened unit (store/reopen.py); returns them."""
+        rows, revived = children_after_reopen(self.ledger, unit_id, rows)
+        for uid in revived:  # set aside earlier: numbered after, counted from, their attempts
+            self._history[uid] = UnitHistory(self.ledger.attempt_count(uid), reopened=True)
         if rows:
             self.ledger.add_units(rows)
-            self._queue_children(rows)
+        return rows
 
     def _child_rows(
         self, unit: Unit, spec: RequestSpec, records: list[dict[str, Any]], ok: bool = True

@@ -21,6 +21,7 @@ from benchsmith.engine.wire import MalformedAnswer, error_message, parse_complet
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.records import Task, Usage
 from benchsmith.store.ledger import Ledger, Unit, UnitRow
+from benchsmith.store.reopen import children_after_reopen, reopened_ids
 
 REQUEUE_CODES = ("batch_expired", "batch_cancelled", "request_timeout")
 
@@ -111,6 +112,7 @@ class Reconciler:
         self.counts = ReconcileCounts()
         self.new_units: list[str] = []
         self._unit: Unit | UnitRow
+        self._reopened = reopened_ids(ledger)  # their children are planned with care
 
     # -- buffered writes ----------------------------------------------------------------
     def flush(self) -> None:
@@ -319,6 +321,10 @@ class Reconciler:
             return
         recs = orjson.loads(records) if records is not None else []
         rows = child_rows(self.recipe, task, unit.unit_id, spec, recs, ok=ok)
+        if rows and unit.unit_id in self._reopened:
+            self._sync()
+            rows, revived = children_after_reopen(self.ledger, unit.unit_id, rows)
+            self._reopened.update(revived)
         if rows:
             if self.buffered:
                 self._child_rows.extend(rows)
@@ -327,9 +333,12 @@ class Reconciler:
             self.new_units.extend(uid for uid, _ in rows)
 
     def _count(self, unit_id: str, where: str) -> int:
+        """The unit's attempts matching `where`, since it was last re-opened (if it was)."""
         self._sync()
         return int(self.ledger.db.execute(
-            f"SELECT COUNT(*) FROM attempts WHERE unit_id=? AND {where}", (unit_id,)
+            "SELECT COUNT(*) FROM attempts WHERE unit_id=? AND id > COALESCE((SELECT "
+            "MAX(after_attempt) FROM unit_resets WHERE unit_id=? AND new_state='pending'), 0) "
+            f"AND {where}", (unit_id, unit_id),
         ).fetchone()[0])
 
     def _end(self, aid: int | None, status: str, http: int | None, usage: Usage, cost: float, *,

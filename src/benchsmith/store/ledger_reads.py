@@ -106,14 +106,28 @@ class LedgerReads:
             d["by_status"][status] = n
         return out
 
-    def pending_attempts(self) -> Iterator[tuple[str, dict[str, Any], str, int | None, str | None, list[str]]]:
-        """(unit id, spec, status, http status, raw output, issues) of attempts of pending units."""
+    def pending_attempts(
+        self,
+    ) -> Iterator[tuple[str, dict[str, Any], str, int | None, str | None, list[str], bool]]:
+        """(unit id, spec, status, http status, raw output, issues, fresh) of attempts of pending
+        units; `fresh`: made after the unit was last re-opened (store/reopen.py), or never
+        re-opened."""
         cur = self.db.execute(
-            "SELECT a.unit_id, u.spec_json, a.status, a.http_status, a.raw_output, a.issues_json "
+            "SELECT a.unit_id, u.spec_json, a.status, a.http_status, a.raw_output, a.issues_json, "
+            "a.id > COALESCE((SELECT MAX(r.after_attempt) FROM unit_resets r "
+            "WHERE r.unit_id=a.unit_id AND r.new_state='pending'), 0) "
             "FROM attempts a JOIN units u USING (unit_id) WHERE u.state='pending' ORDER BY a.id"
         )
-        for uid, spec, status, http_status, raw, issues in cur:
-            yield uid, orjson.loads(spec), status, http_status, raw, orjson.loads(issues) if issues else []
+        for uid, spec, status, http_status, raw, issues, fresh in cur:
+            yield (uid, orjson.loads(spec), status, http_status, raw,
+                   orjson.loads(issues) if issues else [], bool(fresh))
+
+    def pending_reopened(self) -> set[str]:
+        """Pending units that were re-opened (store/reopen.py)."""
+        return {r[0] for r in self.db.execute(
+            "SELECT DISTINCT r.unit_id FROM unit_resets r JOIN units u USING (unit_id) "
+            "WHERE u.state='pending' AND r.new_state='pending'"
+        )}
 
     def ok_attempt_numbers(self) -> dict[str, int]:
         """unit_id -> number of its accepted attempt."""

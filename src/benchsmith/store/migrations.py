@@ -68,4 +68,19 @@ MIGRATIONS = [
     CREATE INDEX batch_items_attempt ON batch_items(attempt_id);
     CREATE TABLE ingested_lines (line_hash TEXT PRIMARY KEY, source TEXT, ingested_at REAL);
     """,
+    # m003: units re-opened by `run --resume --retry-failed/--retry-invalid` (and chain calls
+    # set aside meanwhile): the state they left, and the last attempt before the change, so
+    # retry counters restart while every attempt stays.
+    """
+    CREATE TABLE unit_resets (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        unit_id TEXT NOT NULL REFERENCES units(unit_id),
+        at REAL NOT NULL,
+        prev_state TEXT NOT NULL, prev_reason TEXT,
+        new_state TEXT NOT NULL,
+        after_attempt INTEGER NOT NULL
+    );
+    CREATE INDEX unit_resets_unit ON unit_resets(unit_id);
+    CREATE INDEX units_parent ON units(parent_id);
+    """,
 ]

@@ -46,6 +46,7 @@ from benchsmith.recipes import get_recipe
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.store import batches as bstore
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.lock import RunInUse, locks_run, run_lock
 from benchsmith.store.rundir import RunDir, atomic_write_jsonl
 
 
@@ -64,7 +65,21 @@ def open_run_dir(run_dir: str | Path) -> tuple[RunDir, Ledger, RunConfig]:
 
 
 def batch_status(run_dir: str | Path, refresh: bool = True) -> list[dict[str, Any]]:
-    """The run's batches from the ledger; with `refresh`, unfinished ones are re-read from the API."""
+    """The run's batches from the ledger; with `refresh`, unfinished ones are re-read from the API.
+
+    A refresh writes the ledger, so it takes the run lock; while a run is live (it polls its
+    batches itself) the ledger is shown as it is.
+    """
+    if refresh and RunDir(Path(run_dir)).ledger.is_file():
+        try:
+            with run_lock(run_dir, "batch status"):
+                return _batch_status(run_dir, refresh=True)
+        except RunInUse:
+            pass
+    return _batch_status(run_dir, refresh=False)
+
+
+def _batch_status(run_dir: str | Path, refresh: bool) -> list[dict[str, Any]]:
     rd, ledger, cfg = open_run_dir(run_dir)
     try:
         rows = bstore.batches(ledger)
@@ -87,6 +102,7 @@ def batch_status(run_dir: str | Path, refresh: bool = True) -> list[dict[str, An
         ledger.close()
 
 
+@locks_run("batch cancel")
 def batch_cancel(run_dir: str | Path) -> list[str]:
     """Ask the provider to cancel every submitted, unfinished batch. Returns their ids.
 
@@ -113,6 +129,7 @@ def batch_cancel(run_dir: str | Path) -> list[str]:
         ledger.close()
 
 
+@locks_run("batch export")  # exported requests must not also be sent by a live run
 def batch_export(run_dir: str | Path, out: Path, endpoint: str | None = None) -> int:
     """Write the pending requests (with any validation feedback) as Batch API lines."""
     rd, ledger, cfg = open_run_dir(run_dir)

@@ -236,6 +236,10 @@ def test_readers_see_a_live_run_and_writers_are_refused(
         assert res.returncode == 0, res.stderr
         assert "no batches in this run" in res.stdout
         assert f"live:      run in progress (pid {proc.pid}, benchsmith run" in res.stderr
+    # Cancelling asks the provider only; the live run records it (see test_batch_executor).
+    res = run_cli(["batch", "cancel", str(rd)], env=env)
+    assert res.returncode == 0, res.stderr
+    assert f"live:      run in progress (pid {proc.pid}, benchsmith run" in res.stderr
 
     results = tmp_path / "results.jsonl"
     results.write_text("")
@@ -244,7 +248,6 @@ def test_readers_see_a_live_run_and_writers_are_refused(
         ["run", "--config", str(cfg), "--run-id", "R", "--resume", "--quiet"],
         ["batch", "export", str(rd), "--out", str(tmp_path / "req.jsonl")],
         ["batch", "ingest", str(rd), str(results)],
-        ["batch", "cancel", str(rd)],
         ["render-readable", "--run-dir", str(rd)],
         ["render-readable", "--run-dir", str(rd), "--output-dir", str(rd / "review")],
     ]

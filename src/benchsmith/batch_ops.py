@@ -46,7 +46,7 @@ from benchsmith.recipes import get_recipe
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.store import batches as bstore
 from benchsmith.store.ledger import Ledger
-from benchsmith.store.lock import RunInUse, locks_run, run_lock
+from benchsmith.store.lock import locks_run, run_lock_if_free
 from benchsmith.store.rundir import RunDir, atomic_write_jsonl
 
 
@@ -67,16 +67,13 @@ def open_run_dir(run_dir: str | Path) -> tuple[RunDir, Ledger, RunConfig]:
 def batch_status(run_dir: str | Path, refresh: bool = True) -> list[dict[str, Any]]:
     """The run's batches from the ledger; with `refresh`, unfinished ones are re-read from the API.
 
-    A refresh writes the ledger, so it takes the run lock; while a run is live (it polls its
-    batches itself) the ledger is shown as it is.
+    A refresh writes the ledger, so it needs the run lock; while a run is live (it polls its
+    batches itself) the ledger is shown as that run last recorded it.
     """
-    if refresh and RunDir(Path(run_dir)).ledger.is_file():
-        try:
-            with run_lock(run_dir, "batch status"):
-                return _batch_status(run_dir, refresh=True)
-        except RunInUse:
-            pass
-    return _batch_status(run_dir, refresh=False)
+    if not refresh or not RunDir(Path(run_dir)).ledger.is_file():
+        return _batch_status(run_dir, refresh=False)
+    with run_lock_if_free(run_dir, "batch status") as mine:
+        return _batch_status(run_dir, refresh=mine)
 
 
 def _batch_status(run_dir: str | Path, refresh: bool) -> list[dict[str, Any]]:
@@ -102,12 +99,20 @@ def _batch_status(run_dir: str | Path, refresh: bool) -> list[dict[str, Any]]:
         ledger.close()
 
 
-@locks_run("batch cancel")
 def batch_cancel(run_dir: str | Path) -> list[str]:
     """Ask the provider to cancel every submitted, unfinished batch. Returns their ids.
 
-    Their partial results are reconciled by the next `run --resume`.
+    Their partial results are reconciled by the next `run --resume`, or by the live run: a
+    run in progress holds the lock and records the new status itself when it polls, so only
+    the provider is asked then (one writer per run).
     """
+    if not RunDir(Path(run_dir)).ledger.is_file():
+        return _batch_cancel(run_dir, record=False)  # reports the missing ledger
+    with run_lock_if_free(run_dir, "batch cancel") as mine:
+        return _batch_cancel(run_dir, record=mine)
+
+
+def _batch_cancel(run_dir: str | Path, record: bool) -> list[str]:
     rd, ledger, cfg = open_run_dir(run_dir)
     try:
         live = [b for b in bstore.batches(ledger, unreconciled=True)
@@ -121,7 +126,9 @@ def batch_cancel(run_dir: str | Path) -> list[str]:
             async with BatchApi(cfg.openai.base_url, keys[0] if keys else None) as api:
                 for b in live:
                     rb = await api.cancel(b["batch_id"])
-                    bstore.update_batch(ledger, b["local_id"], status=rb.get("status", "cancelling"))
+                    if record:
+                        bstore.update_batch(ledger, b["local_id"],
+                                            status=rb.get("status", "cancelling"))
 
         asyncio.run(go())
         return [b["batch_id"] for b in live]

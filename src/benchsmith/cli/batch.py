@@ -62,6 +62,8 @@ def status(
 def cancel(run_dir: Path = RunDirArg) -> None:
     """Cancel the run's unfinished batches; `run --resume` reconciles their partial results.
 
+    Works during a run too: the running process records the cancellation and reconciles.
+
     Example:
 
       benchsmith batch cancel runs/R
@@ -70,6 +72,10 @@ def cancel(run_dir: Path = RunDirArg) -> None:
         ids = batch_ops.batch_cancel(run_dir)
     except BenchsmithError as e:
         fail(e)
+    holder = live_holder(run_dir)
+    if holder is not None:
+        err_console().print(live_line(holder.as_dict()) + "; it records the cancellation",
+                            markup=False)
     err_console().print(f"cancel requested for {len(ids)} batch(es)", markup=False)
     for i in ids:
         typer.echo(i)

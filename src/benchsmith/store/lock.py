@@ -1,8 +1,9 @@
 """One writer per run: an exclusive OS lock on `runs/<id>/.lock`.
 
-Every command that writes a run (run, dry-run, batch export/ingest/cancel, render-readable
-into the run dir) holds the lock for its whole duration; a second writer fails at once with a
-one-line `RunInUse` naming the holder. The lock is `flock(2)` on the file, so it dies with its
+Every command that writes a run (run, dry-run, batch export/ingest, render-readable into the
+run dir) holds the lock for its whole duration; a second writer fails at once with a
+one-line `RunInUse` naming the holder. `batch status` and `batch cancel` write only when the
+lock is free (`run_lock_if_free`): a live run records batch statuses itself. The lock is `flock(2)` on the file, so it dies with its
 holder: a killed process (kill -9) never blocks the next writer. The holder's pid, start time
 and command are written into the file after locking; they are advisory, the flock is the truth.
 
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -165,6 +166,19 @@ def run_lock(root: str | Path, label: str) -> Iterator[Holder]:
             except OSError:
                 pass
             os.close(entry[0])  # releases the flock
+
+
+@contextmanager
+def run_lock_if_free(root: str | Path, label: str) -> Iterator[bool]:
+    """For commands that can do without writing: True while holding the lock, False (nothing
+    held) when another writer holds it."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(run_lock(root, label))
+            mine = True
+        except RunInUse:
+            mine = False
+        yield mine
 
 
 def locks_run(label: str) -> Callable[[F], F]:

@@ -3,9 +3,11 @@
 Every command that writes a run (run, dry-run, batch export/ingest, render-readable into the
 run dir) holds the lock for its whole duration; a second writer fails at once with a
 one-line `RunInUse` naming the holder. `batch status` and `batch cancel` write only when the
-lock is free (`run_lock_if_free`): a live run records batch statuses itself. The lock is `flock(2)` on the file, so it dies with its
-holder: a killed process (kill -9) never blocks the next writer. The holder's pid, start time
-and command are written into the file after locking; they are advisory, the flock is the truth.
+lock is free (`run_lock_if_free`): a live run records batch statuses itself.
+
+The lock is `flock(2)` on the file, so it dies with its holder: a killed process (kill -9)
+never blocks the next writer. The holder's pid, start time and command are written into the
+file after locking; they are advisory, the flock is the truth.
 
 Read-only commands never take the lock: `live_holder` probes it (a non-blocking shared lock,
 released at once) to tell a live run from one whose last invocation was interrupted.

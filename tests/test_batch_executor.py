@@ -758,9 +758,9 @@ def test_kill9_while_polling_then_resume_reattaches(fake_openai: FakeOpenAI,
     assert_terminal_invariants(rd)
     (row,) = ledger_batches(rd)
     assert row["batch_id"] == batch.id and row["status"] == "completed"
-    assert ledger_rows(rd, "SELECT status FROM invocations ORDER BY id") == [("crashed",),
+    assert ledger_rows(rd, "SELECT status FROM invocations ORDER BY id") == [("interrupted",),
                                                                               ("completed",)]
-    # the crashed invocation's attempts were settled by the resumed run (one per unit)
+    # the interrupted invocation's attempts were settled by the resumed run (one per unit)
     assert Counter(s for (s,) in ledger_rows(rd, "SELECT status FROM attempts")) == {"ok": 9}
     assert_no_secret(rd, SECRET)
 

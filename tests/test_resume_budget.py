@@ -96,9 +96,9 @@ def test_sigkill_then_resume(fake_openai: FakeOpenAI, tmp_path: Path, kill_after
     assert len({p["plan_id"] for p in plans}) == len(plans)
 
     invs = ledger_rows(rd, "SELECT status FROM invocations ORDER BY id")
-    assert invs == [("crashed",), ("completed",)]
+    assert invs == [("interrupted",), ("completed",)]
     runs = read_jsonl(rd / "runs.jsonl")
-    assert [r["status"] for r in runs] == ["crashed", "completed"]
+    assert [r["status"] for r in runs] == ["interrupted", "completed"]
     assert_no_secret(rd, SECRET)
 
 

@@ -192,9 +192,10 @@ def test_partial_run_with_a_failed_request_validates(
     assert sum(p["task_id"] == victim for p in plans) == 8
 
 
-def test_unsettled_attempt_allowed_only_after_a_crash(run_copy: Path) -> None:
-    """A crash leaves an attempt 'sent' (its unit pending): fine if its invocation crashed,
-    a problem if the invocation ended normally."""
+@pytest.mark.parametrize("ended", ["interrupted", "crashed"])  # crashed: older ledgers
+def test_unsettled_attempt_allowed_only_after_a_crash(run_copy: Path, ended: str) -> None:
+    """A crash leaves an attempt 'sent' (its unit pending): fine if its invocation was
+    interrupted, a problem if the invocation ended normally."""
     led = Ledger(run_copy / "ledger.sqlite")
     try:
         uid = led.db.execute("SELECT unit_id FROM units ORDER BY unit_id LIMIT 1").fetchone()[0]
@@ -210,7 +211,7 @@ def test_unsettled_attempt_allowed_only_after_a_crash(run_copy: Path) -> None:
                 "cost_usd=NULL, raw_output=NULL WHERE unit_id=?",
                 (uid,),
             )
-            db.execute("UPDATE invocations SET status='crashed', ended_at=NULL")
+            db.execute("UPDATE invocations SET status=?, ended_at=NULL", (ended,))
         write_outputs(led, RunDir(run_copy), ["plans"])
     finally:
         led.close()

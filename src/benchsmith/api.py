@@ -23,6 +23,7 @@ from benchsmith.export.run_files import write_run_files
 from benchsmith.export.readable import render_after_run
 from benchsmith.planner import Echo, Estimate, check_prices, estimate, open_run, plan_run, wire_for
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.lock import invocations_seen, live_holder, run_lock
 from benchsmith.store.reopen import reopen_units
 from benchsmith.store.rundir import RunDir
 from benchsmith.validate.diversity import DUPLICATE_PREFIX
@@ -59,16 +60,17 @@ def _noop(_msg: str) -> None:
 def dry_run(cfg: RunConfig, run_id: str | None = None, echo: Echo = _noop) -> DryRunReport:
     """Load tasks, write manifests and tasks.jsonl, estimate cost. Calls no model."""
     rd = open_run(cfg, run_id, resume=False, create=False)
-    ledger, recipe, tasks = plan_run(cfg, rd, echo)
-    try:
-        write_run_files(ledger, rd, recipe, cfg)
-        est = estimate(cfg, ledger, recipe)
-        counts: dict[str, int] = {}
-        for ds, _ in tasks:
-            counts[ds] = counts.get(ds, 0) + 1
-        return DryRunReport(rd.root, counts, est.units, est)
-    finally:
-        ledger.close()
+    with run_lock(rd.root, "dry-run"):
+        ledger, recipe, tasks = plan_run(cfg, rd, echo)
+        try:
+            write_run_files(ledger, rd, recipe, cfg)
+            est = estimate(cfg, ledger, recipe)
+            counts: dict[str, int] = {}
+            for ds, _ in tasks:
+                counts[ds] = counts.get(ds, 0) + 1
+            return DryRunReport(rd.root, counts, est.units, est)
+        finally:
+            ledger.close()
 
 
 def run(
@@ -102,6 +104,22 @@ def run(
     check_prices(cfg)
     keys = api_keys(cfg)
     rd = open_run(cfg, run_id, resume=resume, create=True)
+    with run_lock(rd.root, "run"):  # one writer per run; released when the run ends
+        return _run_locked(cfg, rd, mode, keys, echo, on_progress, on_estimate,
+                           retry_failed, retry_invalid)
+
+
+def _run_locked(
+    cfg: RunConfig,
+    rd: RunDir,
+    mode: str,
+    keys: list[str],
+    echo: Echo,
+    on_progress: Callable[[Stats], None] | None,
+    on_estimate: Callable[[Estimate], None] | None,
+    retry_failed: bool,
+    retry_invalid: bool,
+) -> RunSummary:
     ledger, recipe, tasks = plan_run(cfg, rd, echo)
     try:
         if retry_failed or retry_invalid:
@@ -214,7 +232,8 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
             n = sum(1 for i in a["issues"] if i.startswith(DUPLICATE_PREFIX))
             if n:
                 similar[a["dataset"]] = similar.get(a["dataset"], 0) + n
-        invs = ledger.invocations()
+        holder = live_holder(rd.root)
+        invs = invocations_seen(ledger.invocations(), live=holder is not None)
         return {
             "run_id": rd.run_id,
             "run_dir": str(rd.root),
@@ -228,6 +247,7 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
             "invocations": len(invs),
             "last_status": invs[-1]["status"] if invs else "planned",
             "last_message": invs[-1]["message"] if invs else "",
+            "live": holder.as_dict() if holder else None,
         }
     finally:
         ledger.close()

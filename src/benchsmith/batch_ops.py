@@ -46,6 +46,7 @@ from benchsmith.recipes import get_recipe
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.store import batches as bstore
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.lock import locks_run, run_lock_if_free
 from benchsmith.store.rundir import RunDir, atomic_write_jsonl
 
 
@@ -64,7 +65,18 @@ def open_run_dir(run_dir: str | Path) -> tuple[RunDir, Ledger, RunConfig]:
 
 
 def batch_status(run_dir: str | Path, refresh: bool = True) -> list[dict[str, Any]]:
-    """The run's batches from the ledger; with `refresh`, unfinished ones are re-read from the API."""
+    """The run's batches from the ledger; with `refresh`, unfinished ones are re-read from the API.
+
+    A refresh writes the ledger, so it needs the run lock; while a run is live (it polls its
+    batches itself) the ledger is shown as that run last recorded it.
+    """
+    if not refresh or not RunDir(Path(run_dir)).ledger.is_file():
+        return _batch_status(run_dir, refresh=False)
+    with run_lock_if_free(run_dir, "batch status") as mine:
+        return _batch_status(run_dir, refresh=mine)
+
+
+def _batch_status(run_dir: str | Path, refresh: bool) -> list[dict[str, Any]]:
     rd, ledger, cfg = open_run_dir(run_dir)
     try:
         rows = bstore.batches(ledger)
@@ -90,8 +102,17 @@ def batch_status(run_dir: str | Path, refresh: bool = True) -> list[dict[str, An
 def batch_cancel(run_dir: str | Path) -> list[str]:
     """Ask the provider to cancel every submitted, unfinished batch. Returns their ids.
 
-    Their partial results are reconciled by the next `run --resume`.
+    Their partial results are reconciled by the next `run --resume`, or by the live run: a
+    run in progress holds the lock and records the new status itself when it polls, so only
+    the provider is asked then (one writer per run).
     """
+    if not RunDir(Path(run_dir)).ledger.is_file():
+        return _batch_cancel(run_dir, record=False)  # reports the missing ledger
+    with run_lock_if_free(run_dir, "batch cancel") as mine:
+        return _batch_cancel(run_dir, record=mine)
+
+
+def _batch_cancel(run_dir: str | Path, record: bool) -> list[str]:
     rd, ledger, cfg = open_run_dir(run_dir)
     try:
         live = [b for b in bstore.batches(ledger, unreconciled=True)
@@ -105,7 +126,9 @@ def batch_cancel(run_dir: str | Path) -> list[str]:
             async with BatchApi(cfg.openai.base_url, keys[0] if keys else None) as api:
                 for b in live:
                     rb = await api.cancel(b["batch_id"])
-                    bstore.update_batch(ledger, b["local_id"], status=rb.get("status", "cancelling"))
+                    if record:
+                        bstore.update_batch(ledger, b["local_id"],
+                                            status=rb.get("status", "cancelling"))
 
         asyncio.run(go())
         return [b["batch_id"] for b in live]
@@ -113,6 +136,7 @@ def batch_cancel(run_dir: str | Path) -> list[str]:
         ledger.close()
 
 
+@locks_run("batch export")  # exported requests must not also be sent by a live run
 def batch_export(run_dir: str | Path, out: Path, endpoint: str | None = None) -> int:
     """Write the pending requests (with any validation feedback) as Batch API lines."""
     rd, ledger, cfg = open_run_dir(run_dir)

@@ -44,6 +44,7 @@ from benchsmith.recipes import get_recipe
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.store import batches as bstore
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.lock import locks_run
 from benchsmith.store.rundir import RunDir, atomic_write_jsonl
 
 INGEST_BLOCK = 5000  # lines per transaction
@@ -65,6 +66,7 @@ class IngestReport:
     unknown_ids: list[str]
 
 
+@locks_run("batch ingest")
 def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
     """Reconcile result lines (OpenAI output/error files, vLLM run-batch output)."""
     from benchsmith.batch_ops import open_run_dir  # batch_ops re-exports this module

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 
 from benchsmith import api
-from benchsmith.cli.console import RunProgress, err_console, fail
+from benchsmith.cli.console import RunProgress, err_console, fail, live_line
 from benchsmith.errors import BenchsmithError
 
 app = typer.Typer(
@@ -221,6 +221,8 @@ def status(
         return
     u = st["units"]
     typer.echo(f"run:       {st['run_id']}  ({st['invocations']} invocation(s), last: {st['last_status']})")
+    if st["live"]:
+        typer.echo(live_line(st["live"]))
     typer.echo("units:     " + ", ".join(f"{k} {v}" for k, v in u.items()))
     for ds, d in st["datasets"].items():
         typer.echo(f"dataset:   {ds}: {d['complete']}/{d['tasks']} tasks complete")

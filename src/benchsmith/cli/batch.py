@@ -9,8 +9,9 @@ from typing import Optional
 import typer
 
 from benchsmith import batch_ops
-from benchsmith.cli.console import err_console, fail
+from benchsmith.cli.console import err_console, fail, live_line
 from benchsmith.errors import BenchsmithError
+from benchsmith.store.lock import live_holder
 
 batch_app = typer.Typer(
     help="Batch API jobs of a run, and offline export/ingest of request files.",
@@ -29,6 +30,9 @@ def status(
 ) -> None:
     """The run's batches: ids, status, request counts.
 
+    While a run is live (it polls its batches itself) the ledger is shown as it is, with a
+    note naming the running process.
+
     Example:
 
       benchsmith batch status runs/R
@@ -37,6 +41,9 @@ def status(
         rows = batch_ops.batch_status(run_dir, refresh=not no_refresh)
     except BenchsmithError as e:
         fail(e)
+    holder = live_holder(run_dir)
+    if holder is not None:
+        err_console().print(live_line(holder.as_dict()), markup=False)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -55,6 +62,8 @@ def status(
 def cancel(run_dir: Path = RunDirArg) -> None:
     """Cancel the run's unfinished batches; `run --resume` reconciles their partial results.
 
+    Works during a run too: the running process records the cancellation and reconciles.
+
     Example:
 
       benchsmith batch cancel runs/R
@@ -63,6 +72,10 @@ def cancel(run_dir: Path = RunDirArg) -> None:
         ids = batch_ops.batch_cancel(run_dir)
     except BenchsmithError as e:
         fail(e)
+    holder = live_holder(run_dir)
+    if holder is not None:
+        err_console().print(live_line(holder.as_dict()) + "; it records the cancellation",
+                            markup=False)
     err_console().print(f"cancel requested for {len(ids)} batch(es)", markup=False)
     for i in ids:
         typer.echo(i)

@@ -25,7 +25,8 @@ def validate_run(
     price table); every .json/.jsonl file parses, no temp file is left; the
     API key (from the configured variable, if set here) is in no file.
 
-    Prints a table of checks; exits 1 if any check fails.
+    Prints a table of checks; exits 1 if any check fails. Works during a run and says that
+    the run is live (its derived files are rewritten when it ends).
 
     Examples:
 
@@ -34,9 +35,12 @@ def validate_run(
       benchsmith validate-run runs/plans_v1 --json
     """
     from benchsmith.cli.app import _fail
+    from benchsmith.cli.console import live_line
     from benchsmith.errors import BenchsmithError
+    from benchsmith.store.lock import live_holder
     from benchsmith.validate.run_checks import check_run
 
+    holder = live_holder(run_dir)
     try:
         results = check_run(run_dir)
     except BenchsmithError as e:
@@ -44,7 +48,8 @@ def validate_run(
         return
     ok = all(r.ok for r in results)
     if as_json:
-        out = {"run_dir": str(run_dir), "ok": ok, "checks": [r.to_dict() for r in results]}
+        out = {"run_dir": str(run_dir), "ok": ok, "checks": [r.to_dict() for r in results],
+               "live": holder.as_dict() if holder else None}
         typer.echo(json.dumps(out, indent=2))
     else:
         from rich.console import Console
@@ -65,6 +70,11 @@ def validate_run(
             # Text, not markup: problems quote file contents such as "[...]".
             table.add_row(r.name, Text("FAIL", style="bold red"), Text("\n".join(lines)))
         console = Console(highlight=False, soft_wrap=False)
+        if holder is not None:
+            console.print(
+                live_line(holder.as_dict()) + "; its files lag the ledger until it ends",
+                markup=False,
+            )
         console.print(table)
         failed = [r.name for r in results if not r.ok]
         if failed:

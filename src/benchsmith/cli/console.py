@@ -70,6 +70,12 @@ class RunProgress:
         self._p.update(self._task, total=s.total, completed=s.done, info=info)
 
 
+def live_line(holder: dict[str, Any]) -> str:
+    """`live: run in progress (...)` for a run whose lock is held (readers say so)."""
+    who = f"pid {holder['pid']}, {holder['command']}, started {holder['started']}"
+    return f"live:      run in progress ({who if holder['pid'] else 'holder unknown'})"
+
+
 def is_tty() -> bool:
     return sys.stderr.isatty()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import shlex
 import sqlite3
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from benchsmith.export.markdown import (
 from benchsmith.recipes.prompt import task_text
 from benchsmith.records import Task
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.lock import run_lock
 from benchsmith.store.rundir import RunDir
 
 __all__ = [
@@ -167,18 +169,20 @@ def render_readable(
         if root.resolve() == rd.root.resolve():
             raise ConfigError(str(root), "--output-dir", "must not be the run directory itself")
         failed_root = root / FAILED
-    try:
-        ledger = Ledger(rd.ledger)
-    except sqlite3.Error as e:
-        raise BenchsmithError(f"{rd.ledger}: cannot read the ledger: {e}") from None
-    try:
-        return _render(ledger, rd, root, failed_root, include_task_text)
-    except sqlite3.Error as e:
-        raise BenchsmithError(f"{rd.ledger}: cannot read the ledger: {e}") from None
-    except OSError as e:
-        raise BenchsmithError(f"cannot write readable output: {e}") from None
-    finally:
-        ledger.close()
+    inside = root.resolve().is_relative_to(rd.root.resolve())
+    with run_lock(rd.root, "render-readable") if inside else nullcontext():
+        try:
+            ledger = Ledger(rd.ledger)
+        except sqlite3.Error as e:
+            raise BenchsmithError(f"{rd.ledger}: cannot read the ledger: {e}") from None
+        try:
+            return _render(ledger, rd, root, failed_root, include_task_text)
+        except sqlite3.Error as e:
+            raise BenchsmithError(f"{rd.ledger}: cannot read the ledger: {e}") from None
+        except OSError as e:
+            raise BenchsmithError(f"cannot write readable output: {e}") from None
+        finally:
+            ledger.close()
 
 
 def _render(

@@ -112,9 +112,10 @@ class Ledger(LedgerReads):
         return row[0] if row else None
 
     def start_invocation(self, mode: str, budget_usd: float | None) -> int:
-        # An invocation left 'running' by a crash is closed as such.
+        # Callers hold the run lock: an invocation still 'running' lost its process (kill -9,
+        # SIGTERM, crash) and is closed as interrupted.
         self.db.execute(
-            "UPDATE invocations SET status='crashed' WHERE status='running'"
+            "UPDATE invocations SET status='interrupted' WHERE status='running'"
         )
         cur = self.db.execute(
             "INSERT INTO invocations (started_at, status, mode, budget_usd) VALUES (?,?,?,?)",

@@ -12,6 +12,7 @@ from typing import Any
 
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.records import Usage
+from benchsmith.store.lock import RunInUse, in_use_message, live_holder
 from benchsmith.store.rundir import RunDir
 
 _USAGE_KEYS = tuple(f.name for f in fields(Usage))
@@ -93,7 +94,8 @@ class Section:
     meta: dict[str, str]
 
     def running_invocations(self) -> int:
-        """Invocations still marked running (still running, or crashed)."""
+        """Invocations still marked running: the run is not live (`load_section`), so they
+        were interrupted."""
         return self.db.execute(
             "SELECT COUNT(*) FROM invocations WHERE status='running'"
         ).fetchone()[0]
@@ -109,6 +111,9 @@ def load_section(name: str, path: Path, schema_version: int) -> Section:
         raise ConfigError(
             str(path), "--section-run", f"section {name}: not a run directory (no ledger.sqlite)"
         )
+    holder = live_holder(path)
+    if holder is not None:  # a live run's ledger is a moving target
+        raise RunInUse(f"section {name}: {in_use_message(path, holder)}")
     db = _open_ro(rd.ledger)
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > schema_version:

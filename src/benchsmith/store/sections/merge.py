@@ -207,7 +207,8 @@ def _merge_into(
                 )
             if s.running_invocations():
                 warnings.append(
-                    f"section {s.name} has an invocation marked running (still running or crashed)"
+                    f"section {s.name} has an interrupted invocation (marked running, no "
+                    "process holds the run)"
                 )
             for ds, n in kept.tasks.items():
                 merged.tasks[ds] = merged.tasks.get(ds, 0) + n

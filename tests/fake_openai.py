@@ -16,7 +16,7 @@ In-process use::
 
 Out of process::
 
-    python tests/fake_openai.py --port 0 --latency 0.2
+    python tests/fake_openai.py --port 0 --latency 0.2 [--force-output-tokens 50000]
     # prints "READY http://127.0.0.1:PORT/v1" and serves until killed
 
 Endpoints: ``POST /v1/responses``, ``POST /v1/chat/completions``,
@@ -1613,9 +1613,13 @@ class FakeOpenAI(_BatchAPI):
         host: str = "127.0.0.1",
         port: int = 0,
         models: tuple[str, ...] | list[str] = ("fake-model",),
+        force_output_tokens: int | None = None,
     ) -> None:
         self.latency = float(latency)
         self.cached_tokens = int(cached_tokens)
+        # Report this many output tokens in every answer's usage (online and batch), past
+        # any max_output_tokens: a server that bills more than the request's cap.
+        self.force_output_tokens = force_output_tokens
         self.models = list(models)
         self.script: Callable[[Received, int], Reply | None] | None = None
         self.errors: list[BaseException] = []  # exceptions raised by `script`
@@ -1923,6 +1927,8 @@ class FakeOpenAI(_BatchAPI):
             n_cached = usage.get("cached_tokens", n_cached)
             n_reason = usage.get("reasoning_tokens", n_reason)
             n_total = usage.get("total_tokens")
+        if self.force_output_tokens is not None:
+            n_out, n_total = int(self.force_output_tokens), None
         if n_total is None:
             n_total = n_in + n_out
         now = int(time.time())
@@ -1994,9 +2000,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--cached-tokens", type=int, default=0)
+    parser.add_argument(
+        "--force-output-tokens", type=int, default=None, metavar="N",
+        help="report N output tokens in every usage, past any max_output_tokens",
+    )
     args = parser.parse_args(argv)
 
-    server = FakeOpenAI(latency=args.latency, cached_tokens=args.cached_tokens, host=args.host, port=args.port)
+    server = FakeOpenAI(
+        latency=args.latency, cached_tokens=args.cached_tokens, host=args.host, port=args.port,
+        force_output_tokens=args.force_output_tokens,
+    )
 
     def ready(url: str) -> None:
         sys.stdout.write(f"READY {url}\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsmith.config import RunConfig, api_keys, load_config
-from benchsmith.engine.budget import Budget
+from benchsmith.engine.budget import Budget, money_problems
 from benchsmith.engine.online import Stats
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.execute import endpoint, execute_batch, execute_online
@@ -136,17 +136,16 @@ def _run_locked(
         try:
             if mode == "batch":
                 coro = execute_batch(cfg, ledger, recipe, tasks, inv, api, structured, keys,
-                                     budget, rd, on_progress)
+                                     budget, rd, on_progress, echo)
                 outcome = asyncio.run(coro)
             else:
                 with endpoint(cfg, rd, echo) as base_url:
                     outcome = asyncio.run(
                         execute_online(cfg, ledger, recipe, tasks, inv, api, structured, keys,
-                                       base_url, budget, on_progress)
+                                       base_url, budget, on_progress, echo)
                     )
-            status = {"budget": "stopped_budget", "auth": "stopped_auth"}.get(
-                outcome.stopped or "", "completed"
-            )
+            status = {"budget": "stopped_budget", "auth": "stopped_auth",
+                      "interrupted": "interrupted"}.get(outcome.stopped or "", "completed")
             message = outcome.message
             if status == "completed":
                 status, message = _with_failures(ledger.state_counts())
@@ -234,6 +233,7 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
                 similar[a["dataset"]] = similar.get(a["dataset"], 0) + n
         holder = live_holder(rd.root)
         invs = invocations_seen(ledger.invocations(), live=holder is not None)
+        money = money_problems(ledger)
         return {
             "run_id": rd.run_id,
             "run_dir": str(rd.root),
@@ -248,6 +248,8 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
             "last_status": invs[-1]["status"] if invs else "planned",
             "last_message": invs[-1]["message"] if invs else "",
             "live": holder.as_dict() if holder else None,
+            "budget_usd": invs[-1]["budget_usd"] if invs else None,
+            "problems": money,
         }
     finally:
         ledger.close()

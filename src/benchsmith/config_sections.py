@@ -219,6 +219,11 @@ class EngineConfig(_Strict):
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
     backoff_base_s: float = Field(0.5, gt=0, description="First backoff delay.")
     backoff_max_s: float = Field(60.0, gt=0, description="Longest backoff delay.")
+    shutdown_grace_s: float = Field(
+        30.0, ge=0,
+        description="On Ctrl-C / SIGTERM: seconds requests in flight get to finish and be "
+        "recorded before they are abandoned (a second Ctrl-C abandons them at once).",
+    )
 
 
 class BatchConfig(_Strict):

@@ -11,6 +11,7 @@ from benchsmith.engine.budget import Budget
 from benchsmith.engine.http import HttpClient
 from benchsmith.engine.online import EngineSettings, OnlineExecutor, Stats
 from benchsmith.engine.ratelimit import RateLimiter
+from benchsmith.engine.shutdown import stop_signals
 from benchsmith.recipes.base import Recipe
 from benchsmith.records import Task
 from benchsmith.store.ledger import Ledger
@@ -37,7 +38,7 @@ def endpoint(cfg: RunConfig, rd: RunDir, echo: Echo) -> Iterator[str]:
 async def execute_online(
     cfg: RunConfig, ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task], inv: int,
     api: str, structured: str, keys: list[str], base_url: str, budget: Budget,
-    on_progress: Callable[[Stats], None] | None,
+    on_progress: Callable[[Stats], None] | None, echo: Echo = lambda _m: None,
 ) -> Any:
     eng = cfg.engine
     settings = EngineSettings(
@@ -54,13 +55,21 @@ async def execute_online(
             http=http, budget=budget, limiter=RateLimiter(eng.rpm, eng.tpm), prices=prices,
             on_progress=on_progress,
         )
-        return await ex.run(pending)
+        grace = eng.shutdown_grace_s
+
+        def first(name: str) -> None:
+            echo(f"{name}: stopping; requests in flight get up to {grace:g} s to finish and be "
+                 "recorded (signal again to abandon them)")
+            ex.interrupt(name, grace)
+
+        with stop_signals(first, ex.abort):
+            return await ex.run(pending)
 
 
 async def execute_batch(
     cfg: RunConfig, ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task], inv: int,
     api: str, structured: str, keys: list[str], budget: Budget, rd: RunDir,
-    on_progress: Callable[[Stats], None] | None,
+    on_progress: Callable[[Stats], None] | None, echo: Echo = lambda _m: None,
 ) -> Any:
     from benchsmith.engine.batch import BatchExecutor, BatchSettings
     from benchsmith.engine.batch_api import BatchApi
@@ -77,7 +86,12 @@ async def execute_batch(
             client=client, budget=budget, workdir=rd.root / "batches", price_for=cfg.price_for,
             on_progress=on_progress,
         )
-        return await ex.run()
+        def first(name: str) -> None:
+            echo(f"{name}: stopping; open batches stay on the server and resume picks them up")
+            ex.interrupt(name)
+
+        with stop_signals(first, ex.interrupt):
+            return await ex.run()
 
 
 def _bounds(cfg: RunConfig, structured: str) -> tuple[int, int] | None:

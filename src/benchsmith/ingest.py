@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ except ImportError:  # not POSIX: no helper process anyway
 
 from benchsmith.config import RunConfig, api_keys, parse_config
 from benchsmith.engine.batch_lines import ENDPOINTS, request_lines
+from benchsmith.engine.budget import overspend_problems
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.reconcile import Answer, Reconciler, judge_answer, ok_answer_parts
 from benchsmith.errors import ConfigError
@@ -64,6 +65,7 @@ class IngestReport:
     skipped_seen: int
     counts: dict[str, int]
     unknown_ids: list[str]
+    problems: list[str] = field(default_factory=list)  # e.g. spend past the budget
 
 
 @locks_run("batch ingest")
@@ -106,10 +108,17 @@ def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
                 status = "error"
                 ledger.end_invocation(inv, status, str(e)[:300])
                 raise
-            ledger.end_invocation(inv, status, f"ingested {total} lines from {len(files)} file(s)")
+            # Money spent elsewhere is only counted here: say so if it passed the budget.
+            problems = overspend_problems(
+                [r for r in ledger.spend_by_invocation() if r[0] == inv]
+            )
+            ledger.end_invocation(inv, status, "; ".join(
+                [f"ingested {total} lines from {len(files)} file(s)", *problems]
+            ))
             with calls_log_written_by(helper.calls_log) if helper is not None else nullcontext():
                 write_run_files(ledger, rd, recipe, cfg)
-        return IngestReport(total, skipped, rec.counts.as_dict(), rec.counts.unknown_ids[:20])
+        return IngestReport(total, skipped, rec.counts.as_dict(), rec.counts.unknown_ids[:20],
+                            problems)
     finally:
         if helper is not None:
             helper.close()

@@ -10,8 +10,9 @@ from typing import Any, Optional
 import typer
 
 from benchsmith import api
-from benchsmith.cli.console import RunProgress, err_console, fail, live_line
+from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail, live_line, resume_command
 from benchsmith.errors import BenchsmithError
+from benchsmith.store.rundir import new_run_id
 
 app = typer.Typer(
     name="benchsmith",
@@ -121,9 +122,12 @@ def run(
     """Generate the dataset, with a live progress bar.
 
     Interrupted runs (Ctrl-C, crash, kill -9) continue with --resume: nothing completed is
-    sent again. The run stops cleanly before the budget could be exceeded; resume it with a
-    larger budget.max_usd. A run that ends with failed or invalid units exits 4; resume it
-    with --retry-failed / --retry-invalid to send those again.
+    sent again. On Ctrl-C/SIGTERM requests in flight get engine.shutdown_grace_s to finish and
+    be recorded (exit 130; a second Ctrl-C stops at once). The run stops cleanly before the
+    budget could be exceeded (exit 2, also when the server billed past the caps); resume it
+    with a larger budget.max_usd. A run that ends with failed or invalid units exits 4; resume
+    it with --retry-failed / --retry-invalid to send those again. Every stop prints the exact
+    command to continue.
 
     Examples:
 
@@ -144,6 +148,9 @@ def run(
         else:
             say(f"{est.units} requests to send")
 
+    if run_id is None and not resume:
+        run_id = new_run_id()  # named here, so that every resume hint can name it
+    cont = resume_command(["run"], config, run_id or "", ["--mode", mode] if mode else [])
     try:
         cfg = api.load_config(config)
         with RunProgress(console, enabled=not quiet) as prog:
@@ -152,20 +159,20 @@ def run(
                 on_estimate=show_estimate, retry_failed=retry_failed, retry_invalid=retry_invalid,
             )
     except KeyboardInterrupt:
-        console.print("interrupted; continue with --resume --run-id <id>", markup=False)
+        console.print(f"interrupted; continue with: {cont}", markup=False)
         raise typer.Exit(130) from None
     except BenchsmithError as e:
         _fail(e)
         return
-    _print_summary(summary, as_json)
+    _print_summary(summary, as_json, cont)
     if summary.stopped:
-        raise typer.Exit(3 if summary.stopped == "stopped_auth" else 2)
+        raise typer.Exit(STOP_EXIT.get(summary.stopped, 2))
     if summary.status == "completed_with_failures":
-        _print_failures(summary, config)
+        _print_failures(summary, cont)
         raise typer.Exit(4)
 
 
-def _print_summary(s: api.RunSummary, as_json: bool) -> None:
+def _print_summary(s: api.RunSummary, as_json: bool, cont: str) -> None:
     data: dict[str, Any] = {
         "run_dir": str(s.run_dir),
         "stopped": s.stopped,
@@ -175,6 +182,8 @@ def _print_summary(s: api.RunSummary, as_json: bool) -> None:
         "spent_usd": round(s.spent_usd, 6),
         "usage": s.usage,
     }
+    if s.stopped:
+        data["resume"] = cont
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -187,17 +196,15 @@ def _print_summary(s: api.RunSummary, as_json: bool) -> None:
     )
     if s.stopped:
         typer.echo(f"stopped:  {s.message}")
-        typer.echo(f"continue: benchsmith run --config <cfg> --run-id {s.run_dir.name} --resume")
+        typer.echo(f"continue: {cont}")
+    elif s.message:
+        typer.echo(f"note:     {s.message}")
 
 
-def _print_failures(s: api.RunSummary, config: Path) -> None:
+def _print_failures(s: api.RunSummary, cont: str) -> None:
     """The failure counts and the command that sends those units again (stderr)."""
     flags = "".join(f" --retry-{k}" for k in ("failed", "invalid") if s.counts.get(k))
-    err_console().print(
-        f"{s.message}; retry them with: benchsmith run --config {config} "
-        f"--run-id {s.run_dir.name} --resume{flags}",
-        markup=False,
-    )
+    err_console().print(f"{s.message}; retry them with: {cont}{flags}", markup=False)
 
 
 @app.command("status")
@@ -232,7 +239,10 @@ def status(
         f"(cached {us['cached_input_tokens']:,}), out {us['output_tokens']:,}, "
         f"reasoning {us['reasoning_tokens']:,}"
     )
-    typer.echo(f"spent:     ${st['spent_usd']:.4f}")
+    budget = f" of the ${st['budget_usd']:.4f} budget" if st["budget_usd"] is not None else ""
+    typer.echo(f"spent:     ${st['spent_usd']:.4f}{budget}")
+    for problem in st["problems"]:
+        typer.echo(f"problem:   {problem}")
     typer.echo(f"left:      {u['pending']} request(s) pending")
     for reason, n in st["failure_reasons"].items():
         typer.echo(f"reason:    {n} x {reason}")

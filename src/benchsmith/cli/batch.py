@@ -130,12 +130,15 @@ def ingest(
     except BenchsmithError as e:
         fail(e)
     data = {"lines": rep.lines, "already_ingested": rep.skipped_seen, **rep.counts,
-            "unknown_ids": rep.unknown_ids}
+            "unknown_ids": rep.unknown_ids, "problems": rep.problems}
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
     for k, v in data.items():
-        typer.echo(f"{k}: {v}")
+        if k != "problems":
+            typer.echo(f"{k}: {v}")
+    for problem in rep.problems:
+        typer.echo(f"problem: {problem}")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -20,6 +23,18 @@ from rich.progress import (
 )
 
 from benchsmith.engine.online import Stats
+
+
+# Exit codes of a run that stopped before the end (0: finished, 1: error).
+STOP_EXIT = {"stopped_budget": 2, "stopped_auth": 3, "interrupted": 130}
+
+
+def resume_command(command: Sequence[str], config: Path, run_id: str,
+                   extra: Sequence[str] = ()) -> str:
+    """The exact command that continues a run: `benchsmith <command> --config <path> ...`."""
+    words = ["benchsmith", *command, "--config", str(config), *extra,
+             "--run-id", run_id, "--resume"]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def err_console() -> Console:

@@ -9,8 +9,9 @@ from typing import Any, Optional
 import typer
 
 from benchsmith import api
-from benchsmith.cli.console import RunProgress, err_console, fail
+from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail, resume_command
 from benchsmith.errors import BenchsmithError
+from benchsmith.store.rundir import new_run_id
 
 rollout_app = typer.Typer(
     help="Agentless-style rollouts over SWE-bench: localize files, then repair or write a test.",
@@ -23,6 +24,9 @@ def _run(kind: str, config: Path, mode: Optional[str], run_id: Optional[str], re
          overrides: dict[str, Any], temp: Optional[float], quiet: bool, as_json: bool,
          retry: tuple[bool, bool] = (False, False)) -> None:
     console = err_console()
+    if run_id is None and not resume:
+        run_id = new_run_id()  # named here, so that every resume hint can name it
+    cont = resume_command(["rollout", kind], config, run_id or "", _flags(mode, overrides, temp))
     try:
         cfg = api.load_config(config)
         rollout = cfg.rollout.model_copy(update={k: v for k, v in overrides.items() if v is not None})
@@ -35,6 +39,9 @@ def _run(kind: str, config: Path, mode: Optional[str], run_id: Optional[str], re
                               echo=lambda m: console.print(m, markup=False),
                               on_progress=prog.update, retry_failed=retry[0],
                               retry_invalid=retry[1])
+    except KeyboardInterrupt:
+        console.print(f"interrupted; continue with: {cont}", markup=False)
+        raise typer.Exit(130) from None
     except BenchsmithError as e:
         fail(e)
     rd = summary.run_dir
@@ -43,13 +50,32 @@ def _run(kind: str, config: Path, mode: Optional[str], run_id: Optional[str], re
            "output": str(rd / "output.jsonl"), "failures": str(rd / "failures.jsonl")}
     if kind == "bugfix":
         out["predictions"] = str(rd / "preds.jsonl")
+    if summary.stopped:
+        out["resume"] = cont
     if as_json:
         typer.echo(json.dumps(out, indent=2))
     else:
         for k, v in out.items():
             typer.echo(f"{k + ':':<12}{v}")
     if summary.stopped:
-        raise typer.Exit(3 if summary.stopped == "stopped_auth" else 2)
+        raise typer.Exit(STOP_EXIT.get(summary.stopped, 2))
+
+
+_FLAGS = {"passk": "--passk", "model_name_or_path": "--model-name", "start": "--start",
+          "end": "--end"}
+
+
+def _flags(mode: Optional[str], overrides: dict[str, Any], temp: Optional[float]) -> list[str]:
+    """The options of this command that shape its requests, to repeat on resume."""
+    out = ["--mode", mode] if mode else []
+    for key, flag in _FLAGS.items():
+        if overrides.get(key) is not None:
+            out += [flag, str(overrides[key])]
+    if overrides.get("convert_crlf") is not None:
+        out.append("--convert-crlf" if overrides["convert_crlf"] else "--keep-crlf")
+    if temp is not None:
+        out += ["--temp", str(temp)]
+    return out
 
 
 def _common(kind: str):  # noqa: ANN202 - typer reads the signature

@@ -9,7 +9,10 @@ Lifecycle of each input file, every transition written to the ledger:
   reconcile join on custom_id; invalid answers, expired/cancelled/missing and retryable lines
            stay pending and go in a later file; one transaction per batch
 A crash at any point re-attaches on resume: a prepared batch is looked up by its local id
-in the provider's batch list before anything is uploaded again.
+in the provider's batch list before anything is uploaded again. So does a stop signal
+(`interrupt`): polling stops at once and open batches are left on the server.
+A server that billed past the worst cases (see engine/budget) makes them count at the ratio
+seen, and stops the run before another file is sent once spend could pass the budget.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import orjson
 from benchsmith.config import BatchConfig, Price
 from benchsmith.engine.batch_api import BatchApi
 from benchsmith.engine.batch_lines import ENDPOINTS, Chunk, plan_chunks, request_lines
-from benchsmith.engine.budget import Budget
+from benchsmith.engine.budget import Budget, final_stop, overbilled_note
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.online import Outcome, Stats
 from benchsmith.engine.reconcile import Reconciler
@@ -68,42 +71,82 @@ class BatchExecutor:
         self.on_progress = on_progress or (lambda _s: None)
         self.sleep = sleep
         self.outcome = Outcome()
+        self._loop_task: asyncio.Future[None] | None = None
+        self._interrupted = False
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self) -> Outcome:
+        # A server that overbilled before will again: count worst cases at the ratio seen.
+        self.budget.factor = max(self.budget.factor, self.ledger.overbilling()[2])
+        self._loop_task = asyncio.ensure_future(self._loop())
         try:
-            while True:
-                open_ = bstore.batches(self.ledger, unreconciled=True)
-                if open_:
-                    await asyncio.gather(*(self._drive(b["local_id"]) for b in open_))
-                    self._refresh_budget()
-                if self.outcome.stopped:
-                    break
-                chunks, budget_stopped, refused = self._prepare_next()
-                if not chunks:
-                    if budget_stopped:
-                        self._stop_budget(refused)
-                    break
-                await asyncio.gather(*(self._drive(c) for c in chunks))
-                self._refresh_budget()
-                if budget_stopped and (self.budget.remaining or 0.0) < refused:
-                    self._stop_budget(refused)
-                    break
+            if self._interrupted:
+                self._loop_task.cancel()
+            await self._loop_task
         except AuthError as e:
             self.outcome = Outcome("auth", str(e))
+        except asyncio.CancelledError:
+            if not self._interrupted:
+                raise
+        self._refresh_budget()
+        # Open batches (if stopped) count at their worst case, as in the run's summary.
+        self.budget.spent, self.budget.reserved = self.budget.spent + self.budget.reserved, 0.0
+        self.outcome = Outcome(*final_stop(self.budget, self.outcome.stopped, self.outcome.message))
         self._progress()
         return self.outcome
+
+    def interrupt(self, signal_name: str = "a second signal") -> None:
+        """Stop at once: nothing more is sent or polled; open batches stay on the server (the
+        ledger knows them) and `run --resume` picks them up."""
+        if self.outcome.stopped is None:
+            self.outcome = Outcome(
+                "interrupted", f"interrupted by {signal_name}; batches still open stay on the "
+                "server and are picked up on resume",
+            )
+        self._interrupted = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+
+    async def _loop(self) -> None:
+        while True:
+            open_ = bstore.batches(self.ledger, unreconciled=True)
+            if open_:
+                await asyncio.gather(*(self._drive(b["local_id"]) for b in open_))
+                self._refresh_budget()
+            if self.outcome.stopped or self._overbilled_stop():
+                break
+            chunks, budget_stopped, refused = self._prepare_next()
+            if not chunks:
+                if budget_stopped:
+                    self._stop_budget(refused)
+                break
+            await asyncio.gather(*(self._drive(c) for c in chunks))
+            self._refresh_budget()
+            if self._overbilled_stop():
+                break
+            if budget_stopped and (self.budget.remaining or 0.0) < self.budget.cost_bound(refused):
+                self._stop_budget(refused)
+                break
+
+    def _overbilled_stop(self) -> bool:
+        """After overbilling: stop before another file once spend could pass the budget."""
+        if self.budget.overbilled_n and self.budget.at_risk:
+            self.outcome = Outcome("budget", "")  # the message is final_stop's
+            return True
+        return False
 
     def _stop_budget(self, refused: float) -> None:
         self.outcome = Outcome(
             "budget",
-            f"budget: the next request could cost up to ${refused:.4f} at the batch price and "
+            f"budget: the next request could cost up to ${self.budget.cost_bound(refused):.4f} "
+            "at the batch price and "
             f"only ${self.budget.remaining or 0:.4f} of ${self.budget.max_usd or 0:.4f} is left",
         )
 
     def _refresh_budget(self) -> None:
         settled, unsettled = self.ledger.spend()
-        self.budget.spent, self.budget.reserved = settled + unsettled, 0.0
+        # Requests still in open batches count as reserved: at `factor` if overbilled.
+        self.budget.spent, self.budget.reserved = settled, unsettled
 
     def _progress(self) -> None:
         c = self.ledger.state_counts()
@@ -232,6 +275,8 @@ class BatchExecutor:
                         "error": {"message": line_errors[uid]}}}}, aid, api)
                 else:
                     rec.missing(uid, aid)
+            for reserved, cost in bstore.mark_overbilled(self.ledger, local_id, overbilled_note):
+                self.budget.note_overbilled(reserved, cost)
             bstore.update_batch(self.ledger, local_id, reconciled_at=time.time())
         if rec.counts.stop:
             raise AuthError(rec.counts.stop[0])

@@ -9,30 +9,36 @@ send, classify the outcome, validate, and either finish the unit or retry:
   fatal      400 / 404 / 422 ...: the unit fails with the server's message
   stop       401 / 403 (and exhausted quota): the whole run stops at once
   budget     the next request cannot fit: dispatch stops, the unit stays pending
+  overbilled an answer cost more than its worst case (the server billed past
+             max_output_tokens): worst cases count at the ratio seen (see engine/budget),
+             and dispatch stops at once if what is in flight could pass the budget
+  signal     SIGINT/SIGTERM (`interrupt`): dispatch stops, requests in flight get a grace
+             period to finish and be recorded; then, or on a second signal, `abort`
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import itertools
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from benchsmith.config import Price
-from benchsmith.engine.budget import Budget
+from benchsmith.engine.budget import Budget, final_stop, overbilled_note
+from benchsmith.engine.exec_common import (  # Stats, Outcome, EngineSettings: re-exported
+    EngineSettings, Outcome, Stats, quiet_cyclic_gc,
+)
 from benchsmith.engine.history import UnitHistory, load_histories
 from benchsmith.engine.http import TRANSIENT_EXC, HttpClient
 from benchsmith.engine.outcome import classify_status, judge
 from benchsmith.engine.planning import child_rows
 from benchsmith.engine.pricing import cost_usd, prompt_token_bound, worst_case_usd
 from benchsmith.engine.ratelimit import RateLimiter
+from benchsmith.engine.shutdown import Halt
 from benchsmith.engine.wire import PATHS, MalformedAnswer, build_body, error_message, parse_completion
 from benchsmith.errors import AuthError
 from benchsmith.recipes.base import Recipe, RequestSpec, with_feedback
@@ -40,68 +46,6 @@ from benchsmith.records import Task, Usage
 from benchsmith.store.group_commit import GroupCommit
 from benchsmith.store.ledger import Ledger, Unit
 from benchsmith.store.reopen import children_after_reopen
-
-
-@dataclass
-class Stats:
-    """Live counters for progress display."""
-
-    total: int = 0
-    ok: int = 0
-    invalid: int = 0
-    failed: int = 0
-    retries: int = 0
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-
-    @property
-    def done(self) -> int:
-        return self.ok + self.invalid + self.failed
-
-
-@dataclass
-class EngineSettings:
-    api: str
-    structured: str
-    keys: list[str]
-    concurrency: int
-    max_retries: int
-    backoff_base_s: float
-    backoff_max_s: float
-    extra_body: dict[str, Any] = field(default_factory=dict)
-    schema_bounds: tuple[int, int] | None = None  # llama-cpp adapter: (max chars, max items)
-
-
-@dataclass
-class Outcome:
-    stopped: str | None = None  # None (all done), "budget", "auth"
-    message: str = ""
-
-
-@contextlib.contextmanager
-def _quiet_cyclic_gc() -> Any:
-    """Fewer and shorter cyclic-GC pauses while requests are in flight.
-
-    Every pause stalls all in-flight requests. `gc.freeze()` takes what exists before the run
-    (configs, planned units, modules) out of the collector's scans, which made the full
-    collections during a 5,000-request run ~5x shorter (40 ms -> 11 ms), and a higher
-    second threshold makes middle-generation passes rarer. Reference counting, which frees
-    almost everything here, is unaffected. Restored afterwards; left alone when the caller
-    already manages the collector (disabled, or objects frozen).
-    """
-    if not gc.isenabled() or gc.get_freeze_count():
-        yield
-        return
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(old[0], max(old[1], 50), old[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
 
 
 class OnlineExecutor:
@@ -141,27 +85,69 @@ class OnlineExecutor:
         self._inflight = 0
         self._wake = asyncio.Event()
         self._commits: GroupCommit
+        self._halt = Halt()
+        self._aborted = False
+        self._workers: list[asyncio.Task[None]] = []
 
     # -- public -------------------------------------------------------------------------
     async def run(self, units: list[Unit]) -> Outcome:
         self._history = load_histories(self.ledger) if units else {}
+        # A server that overbilled before will again: count worst cases at the ratio seen.
+        self.budget.factor = max(self.budget.factor, self.ledger.overbilling()[2])
         self.queue.extend(units)
         self.stats.total = len(units)
         self.on_progress(self.stats)
         n = min(self.s.concurrency, max(1, len(units)))
         self._commits = GroupCommit(self.ledger)
-        with _quiet_cyclic_gc():
-            workers = [asyncio.create_task(self._worker()) for _ in range(n)]
+        with quiet_cyclic_gc():
+            workers = self._workers = [asyncio.create_task(self._worker()) for _ in range(n)]
             try:
+                if self._aborted:
+                    raise asyncio.CancelledError
                 await asyncio.gather(*workers)
             except AuthError as e:
                 self.outcome = Outcome("auth", str(e))
                 for w in workers:
                     w.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
+            except asyncio.CancelledError:
+                if not self._aborted:  # not ours: the caller is cancelling the run
+                    raise
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
             finally:
+                self._halt.close()
                 self._commits.close()
+        self.outcome = Outcome(*final_stop(self.budget, self.outcome.stopped, self.outcome.message))
         return self.outcome
+
+    def interrupt(self, signal_name: str, grace_s: float) -> None:
+        """Stop dispatching; requests in flight get `grace_s` to finish, then `abort`."""
+        if self.outcome.stopped is None:
+            self.outcome = Outcome(
+                "interrupted", f"interrupted by {signal_name}; requests in flight were recorded"
+            )
+        self._stop_dispatch()
+        self._halt.later(grace_s, lambda: self.abort(f"after the {grace_s:g} s grace period"))
+
+    def abort(self, why: str = "on a second signal") -> None:
+        """Cancel everything still in flight (attempts end `cancelled`, at their reservation)."""
+        if self._aborted:
+            return
+        self._aborted = True
+        if self.outcome.stopped in (None, "interrupted"):
+            head = self.outcome.message.split(";")[0] or "interrupted"
+            self.outcome = Outcome(
+                "interrupted", f"{head}; {self._inflight} unit(s) in flight abandoned {why}"
+            )
+        self._stop_dispatch()
+        for w in self._workers:
+            w.cancel()
+
+    def _stop_dispatch(self) -> None:
+        self._halt.set()
+        self._wake.set()  # idle workers look again, and leave
 
     # -- internals ----------------------------------------------------------------------
     def _next_key(self) -> tuple[str | None, str]:
@@ -209,6 +195,8 @@ class OnlineExecutor:
             self._finish(unit, "invalid", "validation retries exhausted", None)
             return
         while True:
+            if self._halt.on:
+                return  # stopping: the unit stays pending
             body = build_body(
                 api=self.s.api,
                 structured=self.s.structured,
@@ -226,12 +214,17 @@ class OnlineExecutor:
                 if self.outcome.stopped is None:
                     self.outcome = Outcome(
                         "budget",
-                        f"budget: the next request could cost up to ${reserve:.4f} and only "
+                        f"budget: the next request could cost up to "
+                        f"${self.budget.cost_bound(reserve):.4f} and only "
                         f"${self.budget.remaining or 0:.4f} of ${self.budget.max_usd:.4f} is left",
                     )
                 self.queue.appendleft(unit)
                 return
-            await self.limiter.acquire(prompt_token_bound(len(payload), len(messages)) + max_out)
+            if self.limiter.limited and not await self._halt.until(
+                self.limiter.acquire(prompt_token_bound(len(payload), len(messages)) + max_out)
+            ):
+                self.budget.settle(reserve, 0.0)  # stopping while waiting: never sent
+                return
             key, hint = self._next_key()
             n += 1
             # The attempt row (with its reserved cost) is committed before the request is
@@ -269,7 +262,8 @@ class OnlineExecutor:
                     self._finish(unit, "failed", f"{status} after {transient} tries", None)
                     return
                 self.stats.retries += 1
-                await asyncio.sleep(self._backoff(transient - 1, None))
+                if not await self._halt.pause(self._backoff(transient - 1, None)):
+                    return
                 continue
 
             if res.status == 200:
@@ -283,7 +277,8 @@ class OnlineExecutor:
                         self._finish(unit, "failed", "malformed answers", None)
                         return
                     self.stats.retries += 1
-                    await asyncio.sleep(self._backoff(transient - 1, None))
+                    if not await self._halt.pause(self._backoff(transient - 1, None)):
+                        return
                     continue
                 cost = cost_usd(comp.usage, price)
                 self.stats.input_tokens += comp.usage.input_tokens
@@ -292,7 +287,7 @@ class OnlineExecutor:
                 issues = verdict.issues
                 if verdict.ok:
                     records = verdict.records
-                    self._settle(reserve, cost)
+                    over = overbilled_note(reserve, cost) if self._settle(reserve, cost) else None
                     # Children are built (pure) before the parent is written so that their
                     # rows can share its group commit; a build error is raised after the
                     # parent is committed, as when children were planned afterwards.
@@ -306,10 +301,11 @@ class OnlineExecutor:
 
                     def finish_ok(aid: int = aid, comp: Any = comp, lat: float = res.latency_s,
                                   cost: float = cost, records: list[Any] = records,
-                                  rows: list[Any] = rows) -> Exception | None:
+                                  rows: list[Any] = rows, over: str | None = over
+                                  ) -> Exception | None:
                         self.ledger.end_attempt(
                             aid, status="ok", http_status=200, latency_s=lat, usage=comp.usage,
-                            cost_usd=cost, raw_output=comp.text, error=None, issues=None,
+                            cost_usd=cost, raw_output=comp.text, error=over, issues=None,
                         )
                         self.ledger.finish_unit(unit.unit_id, "ok", None, records)
                         return self.ledger.insert_units_after(rows) if rows else None
@@ -365,7 +361,8 @@ class OnlineExecutor:
                     self._finish(unit, "failed", f"HTTP {res.status} after {transient} tries: {msg}", None)
                     return
                 self.stats.retries += 1
-                await asyncio.sleep(self._backoff(transient - 1, res.retry_after))
+                if not await self._halt.pause(self._backoff(transient - 1, res.retry_after)):
+                    return
                 continue
             self._finish(unit, "failed", f"HTTP {res.status}: {msg}", None)
             return
@@ -384,15 +381,24 @@ class OnlineExecutor:
         error: str | None = None,
         issues: tuple[str, ...] | None = None,
     ) -> None:
-        self._settle(reserve, cost)
+        if self._settle(reserve, cost):
+            error = overbilled_note(reserve, cost) + (f"; {error}" if error else "")
         self.ledger.end_attempt(
             aid, status=status, http_status=http_status, latency_s=latency, usage=usage,
             cost_usd=cost, raw_output=raw, error=error, issues=issues,
         )
 
-    def _settle(self, reserve: float, cost: float) -> None:
-        self.budget.settle(reserve, cost)
+    def _settle(self, reserve: float, cost: float) -> bool:
+        """Count an attempt's cost; True when the server billed past its reservation."""
         self.stats.cost_usd += cost
+        if not self.budget.settle(reserve, cost):
+            return False
+        if self.budget.at_risk and not self._halt.on:
+            # What is in flight could now pass the budget: no further request goes out.
+            if self.outcome.stopped is None:
+                self.outcome = Outcome("budget", "")  # the message is final_stop's
+            self._stop_dispatch()
+        return True
 
     def _finish(self, unit: Unit, state: str, reason: str | None, result: Any) -> None:
         self.ledger.finish_unit(unit.unit_id, state, reason, result)

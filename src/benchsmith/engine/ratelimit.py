@@ -38,6 +38,7 @@ class RateLimiter:
     def __init__(self, rpm: int | None, tpm: int | None):
         self.rpm = TokenBucket(rpm) if rpm else None
         self.tpm = TokenBucket(tpm) if tpm else None
+        self.limited = self.rpm is not None or self.tpm is not None  # else acquire never waits
 
     async def acquire(self, tokens: int) -> None:
         if self.rpm is not None:

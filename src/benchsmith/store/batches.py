@@ -7,6 +7,7 @@ it already submitted instead of paying twice.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -90,6 +91,22 @@ def units_in_flight(ledger: Ledger) -> set[str]:
             "WHERE b.reconciled_at IS NULL"
         )
     }
+
+
+def mark_overbilled(
+    ledger: Ledger, local_id: str, note: Callable[[float, float], str]
+) -> list[tuple[float, float]]:
+    """Set `note(reserved, cost)` as the error of each settled attempt of a batch that cost
+    more than its reservation; (reserved, cost) of each. Inside the caller's transaction."""
+    rows = ledger.db.execute(
+        "SELECT a.id, a.reserved_usd, a.cost_usd FROM attempts a JOIN batch_items i "
+        "ON a.id = i.attempt_id WHERE i.local_id=? AND a.reserved_usd > 0 "
+        "AND a.cost_usd > a.reserved_usd + 1e-12", (local_id,),
+    ).fetchall()
+    ledger.db.executemany(
+        "UPDATE attempts SET error=? WHERE id=?", [(note(r, c), aid) for aid, r, c in rows]
+    )
+    return [(r, c) for _aid, r, c in rows]
 
 
 def seen_lines(ledger: Ledger, hashes: list[str]) -> set[str]:

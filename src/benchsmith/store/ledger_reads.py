@@ -142,6 +142,32 @@ class LedgerReads:
         ).fetchone()
         return float(settled), float(open_)
 
+    def spend_by_invocation(self) -> list[tuple[int, float, float, float | None]]:
+        """(invocation, its own spend, total spend at its end, its budget) in order; spend as
+        in `spend` (unsettled attempts at their reservation)."""
+        rows = self.db.execute(
+            "SELECT i.id, i.budget_usd, COALESCE(SUM(COALESCE(a.cost_usd, "
+            "CASE WHEN a.status='sent' THEN a.reserved_usd ELSE 0 END)), 0) "
+            "FROM invocations i LEFT JOIN attempts a ON a.invocation = i.id "
+            "GROUP BY i.id ORDER BY i.id"
+        ).fetchall()
+        out, total = [], 0.0
+        for inv, max_usd, own in rows:
+            total += own
+            out.append((inv, float(own), total, max_usd))
+        return out
+
+    def overbilling(self) -> tuple[float, int, float]:
+        """(USD billed past the reservations, attempts overbilled, largest cost / reservation
+        ratio, 1.0 if none) over the run: attempts whose cost exceeds their reserved worst
+        case (ingested results reserve nothing and are not counted)."""
+        usd, n, ratio = self.db.execute(
+            "SELECT COALESCE(SUM(cost_usd - reserved_usd), 0), COUNT(*), "
+            "COALESCE(MAX(cost_usd / reserved_usd), 1.0) FROM attempts "
+            "WHERE reserved_usd > 0 AND cost_usd > reserved_usd + 1e-12"
+        ).fetchone()
+        return float(usd), int(n), max(1.0, float(ratio))
+
     def usage_totals(self) -> dict[str, int]:
         r = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(input_tokens),0), COALESCE(SUM(cached_input_tokens),0),"

@@ -23,8 +23,9 @@ Checks, in order (module in brackets):
 - ``manifests`` [manifests]: task manifests agree with tasks.jsonl and the ledger; complete
   and incomplete split all tasks; complete means every unit of the task is ok.
 - ``costs`` [costs]: logs/batch_calls.jsonl has one line per ledger attempt with the ledger's
-  usage and cost; each cost is recomputed from the usage and the run's price table; the
-  totals of the log, runs.jsonl and the ledger agree.
+  usage and cost; each cost is recomputed from the usage and the run's price table (batch
+  and ingested attempts at ``batch.price_multiplier``); the totals of the log, runs.jsonl and
+  the ledger agree; no invocation spent money past its budget.
 - ``files_parse`` [files]: expected files exist, every .json/.jsonl parses, no temp file is
   left.
 - ``no_secret`` [files]: the configured key variable is a variable name, and its value (and

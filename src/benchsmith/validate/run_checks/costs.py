@@ -1,4 +1,9 @@
-"""The `costs` check: the call log and runs.jsonl agree with the ledger and the run's prices."""
+"""The `costs` check: the call log and runs.jsonl agree with the ledger and the run's prices,
+and no invocation spent past its budget.
+
+Attempts sent through the Batch API (in `batch_items`) or ingested from batch result files
+(an `ingest` invocation) are priced at `batch.price_multiplier` of the config snapshot.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from benchsmith.config import Price
+from benchsmith.config import BatchConfig, Price
+from benchsmith.engine.budget import money_problems
 from benchsmith.engine.pricing import cost_usd
 from benchsmith.records import Usage
 from benchsmith.validate.run_checks.base import Outcome, Problems, close, h, no_ledger, num, short
@@ -40,22 +46,37 @@ def _price_table(run: Run) -> tuple[Prices | None, bool, str]:
     return out, cfg.get("provider") == "local", ""
 
 
-def _usage_cost(usage: dict[str, Any], price: Price | None) -> float:
+def _batch_multiplier(run: Run) -> tuple[float | None, str]:
+    """(batch.price_multiplier of the config snapshot, problem); the default when unset."""
+    batch = (run.config or {}).get("batch")
+    if batch is None or not isinstance(batch, dict) or "price_multiplier" not in batch:
+        return BatchConfig().price_multiplier, ""
+    m = num(batch.get("price_multiplier"))
+    if m is None or not 0 < m <= 1:
+        return None, "config/run_config.json: batch.price_multiplier is not a number in (0, 1]"
+    return m, ""
+
+
+def _usage_cost(usage: dict[str, Any], price: Price | None, multiplier: float = 1.0) -> float:
     """What the engine charges for `usage` (a logged usage object) at `price`."""
     tokens = Usage(
         input_tokens=int(usage.get("input_tokens") or 0),
         cached_input_tokens=int(usage.get("cached_input_tokens") or 0),
         output_tokens=int(usage.get("output_tokens") or 0),
     )
-    return cost_usd(tokens, price)
+    return cost_usd(tokens, price, multiplier)
 
 
-def _expected_costs(status: Any, from_usage: float, reserved: float) -> list[float | None]:
+def _expected_costs(
+    status: Any, from_usage: float, reserved: float, batch: bool = False
+) -> list[float | None]:
     """Costs the engine may have settled an attempt at, by its status."""
     if status == "sent":
         return [None]  # never settled (crash); counted at its reservation instead
     if status in ("ok", "invalid"):
         return [from_usage]
+    if batch and status == "malformed":
+        return [0.0]  # a batch line's malformed answer is settled at no cost
     if status in ("timeout", "malformed", "cancelled"):
         return [reserved]  # may have been billed: its worst case
     if status in ("http_error", "connection_error"):
@@ -70,6 +91,7 @@ def _check_line(
     a: dict[str, Any],
     prices: Prices | None,
     local: bool,
+    multiplier: float = 1.0,
 ) -> float | None:
     """Problems of one call-log line against its ledger attempt; its cost, None if unusable."""
     if row.get("request_id") != a["unit_id"]:
@@ -126,12 +148,16 @@ def _check_line(
     if prices is not None:
         model = row.get("model")
         price = None if local else prices.get(model) if isinstance(model, str) else None
-        want = _expected_costs(row.get("status"), _usage_cost(usage, price), reserved or 0.0)
+        batch = bool(a.get("batch"))
+        mult = multiplier if batch else 1.0
+        want = _expected_costs(row.get("status"), _usage_cost(usage, price, mult), reserved or 0.0,
+                               batch)
         if not any(close(cost, w) for w in want):
             shown = " or ".join("unsettled" if w is None else f"{w!r}" for w in want)
+            at = f" at the batch price (x{mult:g})" if batch else ""
             p.add(
                 f"{where}: cost_usd {cost!r} does not match {shown} recomputed from the "
-                f"{row.get('status')!r} attempt's usage and the price of {model!r}",
+                f"{row.get('status')!r} attempt's usage and the price of {model!r}{at}",
                 "cost differs from usage x price",
             )
     return cost or 0.0
@@ -144,6 +170,10 @@ def _check_log(
     prices, local, why = _price_table(run)
     if prices is None:
         p.add(why)
+    multiplier, why = _batch_multiplier(run)
+    if multiplier is None:
+        p.add(why)
+        prices = None  # batch attempts cannot be priced
     log_path = run.rd.calls_log
     log = run.jsonl(log_path)
     rel = run.rel(log_path)
@@ -167,7 +197,7 @@ def _check_log(
         if seen[h(aid)] > 1:
             p.add(f"{where}: attempt {aid} logged again", "attempt logged twice")
             continue
-        cost = _check_line(p, where, row, a, prices, local)
+        cost = _check_line(p, where, row, a, prices, local, multiplier or 1.0)
         if cost is None:
             continue
         log_total += cost
@@ -228,16 +258,25 @@ def check_costs(run: Run) -> Outcome:
     led = run.ledger
     p = Problems()
     # Not led.attempts(): that also loads every raw output, which the costs do not need.
+    # `batch`: sent in a Batch API file, or ingested from one (priced at the batch price).
     cur = led.db.execute(
-        "SELECT id, unit_id, invocation, model, status, reserved_usd, cost_usd, "
-        f"{', '.join(_USAGE_KEYS)} FROM attempts ORDER BY id"
+        "SELECT a.id AS id, a.unit_id AS unit_id, a.invocation AS invocation, a.model AS model, "
+        "a.status AS status, a.reserved_usd AS reserved_usd, a.cost_usd AS cost_usd, "
+        f"{', '.join(f'a.{k} AS {k}' for k in _USAGE_KEYS)}, "
+        "(a.id IN (SELECT attempt_id FROM batch_items) OR i.mode = 'ingest') AS batch "
+        "FROM attempts a LEFT JOIN invocations i ON i.id = a.invocation ORDER BY a.id"
     )
     cols = [c[0] for c in cur.description]
     attempts = {r[0]: dict(zip(cols, r)) for r in cur.fetchall()}
     settled, unsettled = led.spend()
     per_inv = _check_log(run, p, attempts, settled)
     _check_runs(run, p, {i["id"] for i in led.invocations()}, per_inv, settled)
+    for problem in money_problems(led):
+        p.add(problem, "spent past the budget")
     detail = f"{len(attempts)} attempt(s), settled ${settled:.6f}"
     if unsettled:
         detail += f", ${unsettled:.6f} reserved by unsettled attempts"
+    over_usd, over_n, _ratio = led.overbilling()
+    if over_n:
+        detail += f"; the server billed ${over_usd:.6f} past the cost caps of {over_n} attempt(s)"
     return detail, p.finish()

@@ -51,10 +51,15 @@ def _noop(_msg: str) -> None:
     pass
 
 
-def dry_run(cfg: RunConfig, run_id: str | None = None, echo: Echo = _noop) -> DryRunReport:
-    """Load tasks, write manifests and tasks.jsonl, estimate cost. Calls no model."""
+def dry_run(
+    cfg: RunConfig, run_id: str | None = None, echo: Echo = _noop, *, replan: bool = False
+) -> DryRunReport:
+    """Load tasks, write manifests and tasks.jsonl, estimate cost. Calls no model.
+
+    `replan`: an existing run whose settings changed takes them as its next plan (else that
+    is refused)."""
     rd = open_run(cfg, run_id, resume=False, create=False)
-    ledger, recipe, tasks = plan_run(cfg, rd, echo)
+    ledger, recipe, tasks = plan_run(cfg, rd, echo, replan=replan)
     try:
         write_run_files(ledger, rd, recipe, cfg)
         est = estimate(cfg, ledger, recipe)
@@ -75,10 +80,12 @@ def run(
     echo: Echo = _noop,
     on_progress: Callable[[Stats], None] | None = None,
     on_estimate: Callable[[Estimate], None] | None = None,
+    replan: bool = False,
 ) -> RunSummary:
     """Generate the dataset. Resumable: completed units are never sent again.
 
     `mode` is "online" or "batch" (the Batch API); default from `openai.use_batch_api`.
+    A resumed run whose plan-shaping settings changed is refused unless `replan`.
     """
     mode = mode or ("batch" if cfg.openai.use_batch_api else "online")
     if mode not in ("online", "batch"):
@@ -92,7 +99,7 @@ def run(
     check_prices(cfg)
     keys = api_keys(cfg)
     rd = open_run(cfg, run_id, resume=resume, create=True)
-    ledger, recipe, tasks = plan_run(cfg, rd, echo)
+    ledger, recipe, tasks = plan_run(cfg, rd, echo, replan=replan)
     try:
         multiplier = cfg.batch.price_multiplier if mode == "batch" else 1.0
         est = estimate(cfg, ledger, recipe, multiplier)

@@ -29,6 +29,11 @@ app = typer.Typer(
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="YAML run config (see init-config).")
 RunIdOpt = typer.Option(None, "--run-id", help="Run id: the folder name under run_dir.")
+ReplanOpt = typer.Option(
+    False, "--replan",
+    help="The run's plan-shaping settings changed: take them as its next plan (its pending "
+    "requests are superseded, completed ones kept). Without it such a run is refused.",
+)
 
 
 _fail = fail
@@ -56,6 +61,7 @@ def dry_run(
     config: Path = ConfigOpt,
     run_id: Optional[str] = RunIdOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    replan: bool = ReplanOpt,
 ) -> None:
     """Load tasks, write manifests and tasks.jsonl, print a cost estimate. Calls no model.
 
@@ -68,7 +74,8 @@ def dry_run(
     console = err_console()
     try:
         cfg = api.load_config(config)
-        rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False))
+        rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False),
+                          replan=replan)
     except BenchsmithError as e:
         _fail(e)
         return
@@ -107,6 +114,7 @@ def run(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    replan: bool = ReplanOpt,
 ) -> None:
     """Generate the dataset, with a live progress bar.
 
@@ -136,7 +144,7 @@ def run(
         with RunProgress(console, enabled=not quiet) as prog:
             summary = api.run(
                 cfg, run_id, resume, mode=mode, echo=say, on_progress=prog.update,
-                on_estimate=show_estimate,
+                on_estimate=show_estimate, replan=replan,
             )
     except KeyboardInterrupt:
         console.print("interrupted; continue with --resume --run-id <id>", markup=False)

@@ -20,7 +20,8 @@ rollout_app = typer.Typer(
 
 
 def _run(kind: str, config: Path, mode: Optional[str], run_id: Optional[str], resume: bool,
-         overrides: dict[str, Any], temp: Optional[float], quiet: bool, as_json: bool) -> None:
+         overrides: dict[str, Any], temp: Optional[float], quiet: bool, as_json: bool,
+         replan: bool = False) -> None:
     console = err_console()
     try:
         cfg = api.load_config(config)
@@ -32,7 +33,7 @@ def _run(kind: str, config: Path, mode: Optional[str], run_id: Optional[str], re
         with RunProgress(console, enabled=not quiet) as prog:
             summary = api.run(cfg, run_id, resume, mode=mode,
                               echo=lambda m: console.print(m, markup=False),
-                              on_progress=prog.update)
+                              on_progress=prog.update, replan=replan)
     except BenchsmithError as e:
         fail(e)
     rd = summary.run_dir
@@ -68,10 +69,13 @@ def _common(kind: str):  # noqa: ANN202 - typer reads the signature
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        replan: bool = typer.Option(
+            False, "--replan", help="The run's settings changed: take them as its next plan."
+        ),
     ) -> None:
         _run(kind, config, mode, run_id, resume,
              {"passk": passk, "model_name_or_path": model_name, "start": start, "end": end,
-              "convert_crlf": convert_crlf}, temp, quiet, as_json)
+              "convert_crlf": convert_crlf}, temp, quiet, as_json, replan)
 
     return command
 

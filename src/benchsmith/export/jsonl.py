@@ -61,9 +61,10 @@ def _record_lines(ledger: Ledger, dataset: str, stage: str,
 
 
 def failed_rows(ledger: Ledger, dataset: str, stage: str) -> list[dict[str, Any]]:
-    """Every locally invalid attempt, with its validation error and raw output."""
+    """Every locally invalid attempt of the current plan, with its validation error and raw
+    output."""
     rows = []
-    for a in ledger.attempts(status="invalid", dataset=dataset, stage=stage):
+    for a in ledger.attempts(status="invalid", dataset=dataset, stage=stage, current_plan=True):
         rows.append(
             {
                 "dataset": dataset,

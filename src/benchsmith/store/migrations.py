@@ -68,4 +68,19 @@ MIGRATIONS = [
     CREATE INDEX batch_items_attempt ON batch_items(attempt_id);
     CREATE TABLE ingested_lines (line_hash TEXT PRIMARY KEY, source TEXT, ingested_at REAL);
     """,
+    # m003: pinned plans. Each plan is the fingerprint of the settings that shape a run's
+    # requests; a unit and a task belong to the plan that asked for them (NULL until the first
+    # plan is recorded: runs made before plans were pinned, or merged from sections).
+    """
+    CREATE TABLE plans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        fingerprint TEXT NOT NULL,
+        fields_json BLOB NOT NULL,
+        config_json BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        settled_at REAL
+    );
+    ALTER TABLE units ADD COLUMN plan INTEGER;
+    ALTER TABLE tasks ADD COLUMN plan INTEGER;
+    """,
 ]

@@ -48,6 +48,10 @@ class RunDir:
     def config_json(self) -> Path:
         return self.root / "config" / "run_config.json"
 
+    @property
+    def plan_json(self) -> Path:
+        return self.root / "config" / "plan.json"
+
     def manifest(self, dataset: str, kind: str) -> Path:
         suffix = {"all": "task_ids", "complete": "complete_task_ids", "incomplete": "incomplete_task_ids"}
         return self.root / "manifests" / f"{dataset}_{suffix[kind]}.json"

@@ -294,6 +294,34 @@ def test_replan_with_same_settings_changes_nothing(
     assert ledger_rows(rd, "SELECT COUNT(*) FROM plans") == [(1,)]
 
 
+def test_replan_waits_for_batches_in_flight(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request in an unreconciled Batch API job would be paid for and its answer dropped as
+    superseded: the replan waits until the jobs are reconciled."""
+    from benchsmith.store.batches import add_batch
+    from helpers import ledger_of
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    rd = _stopped_run(tmp_path, fake_openai)
+    pending = [u[0] for u in _units(rd) if u[1] == "pending"]
+    with ledger_of(rd) as led, led.tx():
+        inv = led.start_invocation("batch", None)
+        aid = led.begin_attempt(pending[0], inv, 1, "gpt-5-mini", 0.01, "k")
+        add_batch(led, local_id="b1", invocation=inv, model="gpt-5-mini", endpoint="/v1/responses",
+                  n_requests=1, n_bytes=100, reserved_usd=0.01, items=[(pending[0], aid)])
+    before = _units(rd)
+    changed = _cfg(tmp_path, fake_openai.base_url, {"model": {"max_output_tokens": 3000}})
+    with pytest.raises(ConfigError, match="1 request.* Batch API jobs not reconciled"):
+        api.dry_run(changed, "R", replan=True)
+    assert _units(rd) == before
+    assert ledger_rows(rd, "SELECT COUNT(*) FROM plans") == [(1,)]
+    with ledger_of(rd) as led:
+        led.db.execute("UPDATE batches SET reconciled_at=1, status='cancelled'")
+    api.dry_run(changed, "R", replan=True)
+    assert ledger_rows(rd, "SELECT COUNT(*) FROM plans") == [(2,)]
+
+
 # --------------------------------------------------------------------------- older runs
 
 
@@ -380,3 +408,25 @@ def test_cli_refuses_then_replans(fake_openai: FakeOpenAI, tmp_path: Path) -> No
     rd = tmp_path / "runs" / "C"
     plans = read_jsonl(rd / "datasets/humaneval/plans.jsonl")
     assert {p["call_index"] for p in plans} == {0, 1} and len(plans) == TASKS * 2 * PER_CALL
+
+
+def test_replan_to_another_dataset_drops_its_exports(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    he = {"source": "humaneval", "max_tasks": 1}
+    a = _data(tmp_path, fake_openai.base_url)
+    a["datasets"] = {"first": he}
+    api.run(parse_config(a, file="a.yaml", config_dir=str(tmp_path)), "D")
+    rd = tmp_path / "runs" / "D"
+    assert (rd / "datasets/first/plans.jsonl").is_file()
+    b = {**a, "datasets": {"second": he}}
+    msg = _refused(api.run, parse_config(b, file="b.yaml", config_dir=str(tmp_path)), "D",
+                   resume=True)
+    assert "datasets.second.source: (unset) -> humaneval" in msg
+    api.run(parse_config(b, file="b.yaml", config_dir=str(tmp_path)), "D", resume=True,
+            replan=True)
+    assert not (rd / "datasets/first").exists() and not (rd / "failed_plans/datasets/first").exists()
+    assert not list((rd / "manifests").glob("first_*"))
+    assert len(read_jsonl(rd / "datasets/second/plans.jsonl")) == CALLS * PER_CALL
+    assert not [r for r in check_run(rd) if not r.ok]

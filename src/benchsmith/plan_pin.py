@@ -8,6 +8,7 @@ from typing import Any
 
 from benchsmith.errors import ConfigError
 from benchsmith.fingerprint import Fingerprint, differences
+from benchsmith.store.batches import units_in_flight
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.plans import Plan, current_plan, plan_history, record_plan
 
@@ -42,6 +43,14 @@ def pin_plan(
     diffs = differences(cur.fields, fp.fields)
     if not replan:
         raise ConfigError(where, "", refusal(diffs))
+    busy = units_in_flight(ledger)
+    if busy:  # their answers would be paid for and then dropped as superseded
+        raise ConfigError(
+            where, "--replan",
+            f"{len(busy)} request(s) are in Batch API jobs not reconciled yet; finish them "
+            "first (run --resume with the run's current settings; `batch cancel` stops them "
+            "early), then replan",
+        )
     plan = record_plan(ledger, fp.digest, fp.fields, config, settled=False)
     echo(f"replanned: plan {plan.id} replaces plan {cur.id} ({'; '.join(diffs[:MAX_SHOWN])})")
     return plan

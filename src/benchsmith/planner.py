@@ -142,10 +142,13 @@ def replan_children(
             if task is None or u.state == "pending":
                 continue
             spec = RequestSpec.from_dict(u.spec)
-            rows.extend(child_rows(recipe, task, u.unit_id, spec, u.result or [], ok=u.state == "ok"))
+            ok = u.state == "ok"
+            rows.extend(child_rows(recipe, task, u.unit_id, spec, u.result or [], ok=ok))
         if rows:
             ledger.add_units(rows)
-        if adopt_into is None or not rows or not adopt_units(ledger, adopt_into, [r[0] for r in rows]):
+        if adopt_into is None or not rows:
+            return
+        if not adopt_units(ledger, adopt_into, [uid for uid, _ in rows]):
             return
 
 

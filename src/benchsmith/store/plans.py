@@ -56,7 +56,8 @@ def record_plan(
         cur = db.execute(
             "INSERT INTO plans (fingerprint, fields_json, config_json, created_at, settled_at) "
             "VALUES (?,?,?,?,?)",
-            (fingerprint, orjson.dumps(fields), orjson.dumps(config), now, now if settled else None),
+            (fingerprint, orjson.dumps(fields), orjson.dumps(config), now,
+             now if settled else None),
         )
         pid = int(cur.lastrowid or 0)
         if db.execute("SELECT COUNT(*) FROM plans").fetchone()[0] == 1:

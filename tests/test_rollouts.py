@@ -804,3 +804,30 @@ def test_retry_failed_localize_plans_the_later_stage(ws: Workspace) -> None:
     assert [(r["instance_id"], r["status"]) for r in read_jsonl(rd / "output.jsonl")][:2] == [
         (I1, "ok"), (I2, "ok")]
     assert_terminal_invariants(rd)
+
+
+def test_resume_with_more_samples_is_refused_then_replanned(ws: Workspace) -> None:
+    """rollout.passk shapes the plan: a resume asking for more samples stops with the field
+    named; --replan keeps the samples answered and asks only the new ones."""
+    cfg = ws.config()
+    rollout("bugfix", cfg, "--run-id", "P", "--end", "2")
+    rd = ws.runs / "P"
+    before = ledger_rows(rd, "SELECT unit_id, state, plan FROM units ORDER BY 1")
+    n_sent = len(ws.chat_requests())
+    res = CliRunner().invoke(app, ["rollout", "bugfix", "--config", str(cfg), "--run-id", "P",
+                                   "--end", "2", "--passk", "2", "--resume", "--quiet"])
+    assert res.exit_code == 1, res.output
+    assert "rollout.passk: 1 -> 2" in res.output and "--replan" in res.output
+    assert ledger_rows(rd, "SELECT unit_id, state, plan FROM units ORDER BY 1") == before
+    assert len(ws.chat_requests()) == n_sent
+
+    out = rollout("bugfix", cfg, "--run-id", "P", "--end", "2", "--passk", "2", "--resume",
+                  "--replan")
+    assert out["stopped"] is None
+    rows = read_jsonl(rd / "output.jsonl")
+    assert [(r["instance_id"], r["sample"]) for r in rows] == [(I1, 0), (I1, 1), (I2, 0), (I2, 1)]
+    # Sample 0 of each instance is the same request as before: kept, not asked again.
+    new_loc = [q for q in ws.chat_requests()[n_sent:]
+               if stage_of(request_messages(q.body)[0]["content"]) == "localize"]
+    assert len(new_loc) == 2
+    assert ledger_rows(rd, "SELECT COUNT(*) FROM units WHERE plan=2") == [(len(before) * 2,)]

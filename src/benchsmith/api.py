@@ -57,11 +57,16 @@ def _noop(_msg: str) -> None:
     pass
 
 
-def dry_run(cfg: RunConfig, run_id: str | None = None, echo: Echo = _noop) -> DryRunReport:
-    """Load tasks, write manifests and tasks.jsonl, estimate cost. Calls no model."""
+def dry_run(
+    cfg: RunConfig, run_id: str | None = None, echo: Echo = _noop, *, replan: bool = False
+) -> DryRunReport:
+    """Load tasks, write manifests and tasks.jsonl, estimate cost. Calls no model.
+
+    `replan`: an existing run whose settings changed takes them as its next plan (else that
+    is refused)."""
     rd = open_run(cfg, run_id, resume=False, create=False)
     with run_lock(rd.root, "dry-run"):
-        ledger, recipe, tasks = plan_run(cfg, rd, echo)
+        ledger, recipe, tasks = plan_run(cfg, rd, echo, replan=replan)
         try:
             write_run_files(ledger, rd, recipe, cfg)
             est = estimate(cfg, ledger, recipe)
@@ -84,12 +89,14 @@ def run(
     on_estimate: Callable[[Estimate], None] | None = None,
     retry_failed: bool = False,
     retry_invalid: bool = False,
+    replan: bool = False,
 ) -> RunSummary:
     """Generate the dataset. Resumable: completed units are never sent again.
 
     `mode` is "online" or "batch" (the Batch API); default from `openai.use_batch_api`.
     With `resume`, `retry_failed` / `retry_invalid` re-open the run's failed / invalid units
     for a new attempt (earlier attempts stay in the ledger).
+    A resumed run whose plan-shaping settings changed is refused unless `replan`.
     """
     _check_retry(resume, retry_failed, retry_invalid)
     mode = mode or ("batch" if cfg.openai.use_batch_api else "online")
@@ -106,7 +113,7 @@ def run(
     rd = open_run(cfg, run_id, resume=resume, create=True)
     with run_lock(rd.root, "run"):  # one writer per run; released when the run ends
         return _run_locked(cfg, rd, mode, keys, echo, on_progress, on_estimate,
-                           retry_failed, retry_invalid)
+                           retry_failed, retry_invalid, replan)
 
 
 def _run_locked(
@@ -119,8 +126,9 @@ def _run_locked(
     on_estimate: Callable[[Estimate], None] | None,
     retry_failed: bool,
     retry_invalid: bool,
+    replan: bool,
 ) -> RunSummary:
-    ledger, recipe, tasks = plan_run(cfg, rd, echo)
+    ledger, recipe, tasks = plan_run(cfg, rd, echo, replan=replan)
     try:
         if retry_failed or retry_invalid:
             _reopen(ledger, retry_failed, retry_invalid, echo)

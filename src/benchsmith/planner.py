@@ -13,6 +13,8 @@ from benchsmith.engine.planning import child_rows
 from benchsmith.engine.pricing import worst_case_usd
 from benchsmith.engine.wire import build_body
 from benchsmith.errors import ConfigError
+from benchsmith.fingerprint import plan_fingerprint
+from benchsmith.plan_pin import pin_plan, plan_manifest
 from benchsmith.recipes import get_recipe
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.records import Task
@@ -20,6 +22,7 @@ from benchsmith.sources import load_tasks
 from benchsmith.store.ids import unit_id
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.names import check_run_id
+from benchsmith.store.plans import Plan, adopt_units, settle, supersede_pending
 from benchsmith.store.reopen import CHAIN_SUPERSEDED, children_after_reopen, reopened_ids
 from benchsmith.store.rundir import RunDir, atomic_write_bytes, atomic_write_json, new_run_id
 from benchsmith.store.rundir import claim_run_dir
@@ -64,8 +67,12 @@ def open_run(cfg: RunConfig, run_id: str | None, resume: bool, create: bool) -> 
     return rd
 
 
-def plan_run(cfg: RunConfig, rd: RunDir, echo: Echo) -> tuple[Ledger, Recipe, dict[tuple[str, str], Task]]:
-    """Load tasks, write the config snapshot and prompt template, and plan first-stage units."""
+def plan_run(
+    cfg: RunConfig, rd: RunDir, echo: Echo, replan: bool = False,
+) -> tuple[Ledger, Recipe, dict[tuple[str, str], Task]]:
+    """Load tasks, pin the plan, write the config snapshot and prompt template, and plan
+    first-stage units. A run whose plan changed stops here, before anything is written,
+    unless `replan` (see plan_pin)."""
     recipe = get_recipe(cfg)
     all_tasks: list[Task] = []
     for name, ds in cfg.datasets.items():
@@ -82,47 +89,80 @@ def plan_run(cfg: RunConfig, rd: RunDir, echo: Echo) -> tuple[Ledger, Recipe, di
                 f"warning: {m.name} is a reasoning model; not sending {', '.join(dropped)} "
                 "(set reasoning: false on the model to override)"
             )
-    atomic_write_json(rd.config_json, cfg.public_dict())
-    for name, text in recipe.templates:
-        atomic_write_bytes(rd.prompts / name, text.encode("utf-8"))
-    ledger = Ledger(rd.ledger)
-    ledger.add_tasks(all_tasks)
     first = recipe.stages[0]
     rows = []
     for t in all_tasks:
         for spec in first.build(t, None):
             d = spec.to_dict()
             rows.append((unit_id(recipe.name, recipe.version, d), d))
-    ledger.add_units(rows)
-    by_key = {(t.dataset, t.id): t for t in all_tasks}
-    replan_children(ledger, recipe, by_key)
-    ledger.set_meta("recipe", recipe.name)
+    fp = plan_fingerprint(cfg, recipe, wire_for(cfg)[1], (uid for uid, _ in rows))
+    ledger = Ledger(rd.ledger)
+    try:
+        plan = pin_plan(ledger, fp, cfg.public_dict(), replan=replan, where=str(rd.root), echo=echo)
+        atomic_write_json(rd.config_json, cfg.public_dict())
+        atomic_write_json(rd.plan_json, plan_manifest(ledger))
+        for name, text in recipe.templates:
+            atomic_write_bytes(rd.prompts / name, text.encode("utf-8"))
+        ledger.add_tasks(all_tasks)
+        ledger.add_units(rows)
+        by_key = {(t.dataset, t.id): t for t in all_tasks}
+        if plan.settled:
+            replan_children(ledger, recipe, by_key)
+        else:
+            _finish_replan(ledger, recipe, by_key, plan, [uid for uid, _ in rows], echo)
+        ledger.set_meta("recipe", recipe.name)
+    except BaseException:
+        ledger.close()
+        raise
     return ledger, recipe, by_key
 
 
-def replan_children(ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task]) -> None:
-    """Plan children of finished units (idempotent: ids are content hashes).
+def _finish_replan(
+    ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task], plan: Plan,
+    first_ids: list[str], echo: Echo,
+) -> None:
+    """The new plan takes over the units it asks for again (and, level by level, their
+    children), then the other pending units are superseded. Idempotent: a replan cut short
+    is finished by the next invocation with the same settings."""
+    adopt_units(ledger, plan.id, first_ids)
+    replan_children(ledger, recipe, tasks, adopt_into=plan.id)
+    n = supersede_pending(ledger, plan)
+    settle(ledger, plan)
+    echo(f"plan {plan.id}: {n} pending request(s) of earlier plans marked skipped (superseded)")
+
+
+def replan_children(
+    ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task],
+    adopt_into: int | None = None,
+) -> None:
+    """Plan children of the current plan's finished units (idempotent: ids are content hashes).
 
     Covers a crash between a unit finishing and its children being recorded. A chain also
-    goes on past an invalid or failed unit, shown only the plans accepted so far.
+    goes on past an invalid or failed unit, shown only the plans accepted so far. With
+    `adopt_into`, children that exist from an earlier plan join that plan, until none does.
     """
-    rows = []
-    reopened = reopened_ids(ledger)
-    later: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = []
-    for u in ledger.units():
-        task = tasks.get((u.dataset, u.task_id))
-        if task is None or u.state == "pending" or u.reason == CHAIN_SUPERSEDED:
-            continue  # a chain call set aside by a re-open plans nothing
-        spec = RequestSpec.from_dict(u.spec)
-        kids = child_rows(recipe, task, u.unit_id, spec, u.result or [], ok=u.state == "ok")
-        if u.unit_id in reopened:
-            later.append((u.unit_id, kids))
-        else:
-            rows.extend(kids)
-    for parent_id, kids in later:  # after the streamed read: this may write
-        rows.extend(children_after_reopen(ledger, parent_id, kids)[0])
-    if rows:
-        ledger.add_units(rows)
+    while True:
+        rows = []
+        reopened = reopened_ids(ledger)
+        later: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = []
+        for u in ledger.units(current_plan=True):
+            task = tasks.get((u.dataset, u.task_id))
+            if task is None or u.state == "pending" or u.reason == CHAIN_SUPERSEDED:
+                continue  # a chain call set aside by a re-open plans nothing
+            spec = RequestSpec.from_dict(u.spec)
+            kids = child_rows(recipe, task, u.unit_id, spec, u.result or [], ok=u.state == "ok")
+            if u.unit_id in reopened:
+                later.append((u.unit_id, kids))
+            else:
+                rows.extend(kids)
+        for parent_id, kids in later:  # after the streamed read: this may write
+            rows.extend(children_after_reopen(ledger, parent_id, kids)[0])
+        if rows:
+            ledger.add_units(rows)
+        if adopt_into is None or not rows:
+            return
+        if not adopt_units(ledger, adopt_into, [uid for uid, _ in rows]):
+            return
 
 
 def estimate(cfg: RunConfig, ledger: Ledger, recipe: Recipe, multiplier: float = 1.0) -> Estimate:

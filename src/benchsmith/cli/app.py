@@ -33,6 +33,11 @@ RunIdOpt = typer.Option(
     None, "--run-id",
     help="Run id: the folder name under run_dir (letters, digits, . - _; not starting with .).",
 )
+ReplanOpt = typer.Option(
+    False, "--replan",
+    help="The run's plan-shaping settings changed: take them as its next plan (its pending "
+    "requests are superseded, completed ones kept). Without it such a run is refused.",
+)
 
 
 _fail = fail
@@ -60,6 +65,7 @@ def dry_run(
     config: Path = ConfigOpt,
     run_id: Optional[str] = RunIdOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    replan: bool = ReplanOpt,
 ) -> None:
     """Load tasks, write manifests and tasks.jsonl, print a cost estimate. Calls no model.
 
@@ -72,7 +78,8 @@ def dry_run(
     console = err_console()
     try:
         cfg = api.load_config(config)
-        rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False))
+        rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False),
+                          replan=replan)
     except BenchsmithError as e:
         _fail(e)
         return
@@ -118,6 +125,7 @@ def run(
         False, "--retry-invalid",
         help="With --resume: send the invalid units again, with fresh validation retries.",
     ),
+    replan: bool = ReplanOpt,
 ) -> None:
     """Generate the dataset, with a live progress bar.
 
@@ -157,6 +165,7 @@ def run(
             summary = api.run(
                 cfg, run_id, resume, mode=mode, echo=say, on_progress=prog.update,
                 on_estimate=show_estimate, retry_failed=retry_failed, retry_invalid=retry_invalid,
+                replan=replan,
             )
     except KeyboardInterrupt:
         console.print(f"interrupted; continue with: {cont}", markup=False)

@@ -22,7 +22,7 @@ rollout_app = typer.Typer(
 
 def _run(kind: str, config: Path, mode: Optional[str], run_id: Optional[str], resume: bool,
          overrides: dict[str, Any], temp: Optional[float], quiet: bool, as_json: bool,
-         retry: tuple[bool, bool] = (False, False)) -> None:
+         retry: tuple[bool, bool] = (False, False), replan: bool = False) -> None:
     console = err_console()
     if run_id is None and not resume:
         run_id = new_run_id()  # named here, so that every resume hint can name it
@@ -38,7 +38,7 @@ def _run(kind: str, config: Path, mode: Optional[str], run_id: Optional[str], re
             summary = api.run(cfg, run_id, resume, mode=mode,
                               echo=lambda m: console.print(m, markup=False),
                               on_progress=prog.update, retry_failed=retry[0],
-                              retry_invalid=retry[1])
+                              retry_invalid=retry[1], replan=replan)
     except KeyboardInterrupt:
         console.print(f"interrupted; continue with: {cont}", markup=False)
         raise typer.Exit(130) from None
@@ -104,10 +104,14 @@ def _common(kind: str):  # noqa: ANN202 - typer reads the signature
         retry_invalid: bool = typer.Option(
             False, "--retry-invalid", help="With --resume: send the invalid requests again."
         ),
+        replan: bool = typer.Option(
+            False, "--replan", help="The run's settings changed: take them as its next plan."
+        ),
     ) -> None:
         _run(kind, config, mode, run_id, resume,
              {"passk": passk, "model_name_or_path": model_name, "start": start, "end": end,
-              "convert_crlf": convert_crlf}, temp, quiet, as_json, (retry_failed, retry_invalid))
+              "convert_crlf": convert_crlf}, temp, quiet, as_json, (retry_failed, retry_invalid),
+             replan)
 
     return command
 

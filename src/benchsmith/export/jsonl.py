@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,9 +62,10 @@ def _record_lines(ledger: Ledger, dataset: str, stage: str,
 
 
 def failed_rows(ledger: Ledger, dataset: str, stage: str) -> list[dict[str, Any]]:
-    """Every locally invalid attempt, with its validation error and raw output."""
+    """Every locally invalid attempt of the current plan, with its validation error and raw
+    output."""
     rows = []
-    for a in ledger.attempts(status="invalid", dataset=dataset, stage=stage):
+    for a in ledger.attempts(status="invalid", dataset=dataset, stage=stage, current_plan=True):
         rows.append(
             {
                 "dataset": dataset,
@@ -198,9 +200,26 @@ def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
             rd.manifest(ds, "similarity"),
             {t.id: rejections.get(t.id, 0) for t in tasks},
         )
+    _drop_replanned_datasets(ledger, rd)
     if calls is None or not calls.wait():
         atomic_write_jsonl(rd.calls_log, call_log_rows(ledger))
     atomic_write_jsonl(rd.runs_jsonl, invocation_rows(ledger))
+
+
+_MANIFESTS = ("task_ids", "complete_task_ids", "incomplete_task_ids", "first100_instance_ids",
+              "similarity_rejections")
+
+
+def _drop_replanned_datasets(ledger: Ledger, rd: RunDir) -> None:
+    """Remove the exports of datasets only earlier plans had (after a replan dropped them):
+    a run's files hold the current plan; the ledger keeps the rest."""
+    current = set(ledger.datasets())
+    every = {r[0] for r in ledger.db.execute("SELECT DISTINCT dataset FROM tasks")}
+    for ds in sorted(every - current):
+        for folder in (rd.dataset_file(ds, "-").parent, rd.failed_file(ds, "-").parent):
+            shutil.rmtree(folder, ignore_errors=True)
+        for kind in _MANIFESTS:
+            (rd.root / "manifests" / f"{ds}_{kind}.json").unlink(missing_ok=True)
 
 
 CALLS_LOG_CHILD_MIN = 30_000  # attempts from which a child process writes the call log

@@ -34,7 +34,7 @@ def _last_raw(ledger: Ledger, unit: Unit | None) -> str | None:
 
 def sample_rows(ledger: Ledger, second_stage: str) -> list[dict[str, Any]]:
     """One row per (instance, sample): both stages, the result, status and reason."""
-    units = list(ledger.units())
+    units = list(ledger.units(current_plan=True))
     first = {u.unit_id: u for u in units if u.stage == "localize"}
     second_by_parent = {u.parent_id: u for u in units if u.stage == second_stage}
     totals = _attempt_totals(ledger)

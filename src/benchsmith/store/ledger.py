@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from benchsmith.records import Task, Usage
-from benchsmith.store.ledger_reads import LedgerReads
+from benchsmith.store.ledger_reads import CURRENT_PLAN, NEWEST_PLAN, LedgerReads
 from benchsmith.store.migrations import MIGRATIONS
 
 TERMINAL = ("ok", "invalid", "failed", "skipped")
@@ -141,21 +141,25 @@ class Ledger(LedgerReads):
     def add_tasks(self, tasks: list[Task]) -> None:
         with self.tx():
             self.db.executemany(
-                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?)",
+                "INSERT OR REPLACE INTO tasks (dataset, task_id, task_json, plan) "
+                f"VALUES (?, ?, ?, {NEWEST_PLAN})",
                 [(t.dataset, t.id, _dumps(t.to_dict())) for t in tasks],
             )
 
     def tasks(self, dataset: str | None = None) -> list[Task]:
-        q = "SELECT task_json FROM tasks"
+        """The tasks of the current plan."""
+        q = f"SELECT task_json FROM tasks WHERE {CURRENT_PLAN}"
         args: tuple[Any, ...] = ()
         if dataset is not None:
-            q += " WHERE dataset=?"
+            q += " AND dataset=?"
             args = (dataset,)
         rows = self.db.execute(q + " ORDER BY dataset, task_id", args).fetchall()
         return [Task.from_dict(orjson.loads(r[0])) for r in rows]
 
     def datasets(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT dataset FROM tasks ORDER BY 1")]
+        return [r[0] for r in self.db.execute(
+            f"SELECT DISTINCT dataset FROM tasks WHERE {CURRENT_PLAN} ORDER BY 1"
+        )]
 
     # -- units --------------------------------------------------------------------------
     def add_units(self, rows: list[tuple[str, dict[str, Any]]]) -> int:
@@ -166,13 +170,15 @@ class Ledger(LedgerReads):
         return self.db.total_changes - before
 
     def insert_units(self, rows: list[tuple[str, dict[str, Any]]]) -> int:
-        """`add_units` inside the caller's transaction (e.g. a GroupCommit). Returns new count."""
+        """`add_units` inside the caller's transaction (e.g. a GroupCommit). Returns new count.
+
+        A new unit belongs to the newest plan (the one being carried out)."""
         now = time.time()
         before = self.db.total_changes
         self.db.executemany(
             "INSERT OR IGNORE INTO units (unit_id, dataset, task_id, stage, sample_index, "
-            "parent_id, model, spec_json, created_at, updated_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "parent_id, model, spec_json, created_at, updated_at, plan) "
+            f"VALUES (?,?,?,?,?,?,?,?,?,?,{NEWEST_PLAN})",
             [
                 (
                     uid,
@@ -227,10 +233,11 @@ class Ledger(LedgerReads):
 
     def units(
         self, state: str | None = None, ids: list[str] | None = None, *,
-        dataset: str | None = None, stage: str | None = None,
+        dataset: str | None = None, stage: str | None = None, current_plan: bool = False,
     ) -> Iterator[Unit]:
         q = f"SELECT {self._UNIT_COLS} FROM units"
-        where, args = [], []
+        where: list[str] = [CURRENT_PLAN] if current_plan else []
+        args: list[Any] = []
         for col, val in (("state", state), ("dataset", dataset), ("stage", stage)):
             if val is not None:
                 where.append(f"{col}=?")

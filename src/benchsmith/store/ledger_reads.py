@@ -11,16 +11,27 @@ from typing import Any
 
 import orjson
 
+# SQL: the newest plan's id, and "this row belongs to the current plan". While no plan is
+# recorded (a run made before plans were pinned, or merged from sections) every row does.
+NEWEST_PLAN = "(SELECT MAX(id) FROM plans)"
+
+
+def in_current_plan(col: str = "plan") -> str:
+    return f"({col} = {NEWEST_PLAN} OR NOT EXISTS (SELECT 1 FROM plans))"
+
+
+CURRENT_PLAN = in_current_plan()
+
 
 class LedgerReads:
     db: sqlite3.Connection
 
     def ok_results(self, dataset: str, stage: str) -> Iterator[tuple[str, str, str, str, bytes | None]]:
-        """(unit_id, dataset, task_id, model, result_json) of the ok units of one stage, in the
-        order of `units()`, streamed; the spec is not read."""
+        """(unit_id, dataset, task_id, model, result_json) of the ok units of one stage of the
+        current plan, in the order of `units()`, streamed; the spec is not read."""
         yield from self.db.execute(
             "SELECT unit_id, dataset, task_id, model, result_json FROM units "
-            "WHERE state='ok' AND dataset=? AND stage=? "
+            f"WHERE state='ok' AND dataset=? AND stage=? AND {CURRENT_PLAN} "
             "ORDER BY dataset, task_id, stage, sample_index, unit_id",
             (dataset, stage),
         )
@@ -30,9 +41,11 @@ class LedgerReads:
         return {s: n for s, n in rows}
 
     def task_states(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Unit counts per state of each task, in the current plan."""
         out: dict[tuple[str, str], dict[str, int]] = {}
         for ds, tid, state, n in self.db.execute(
-            "SELECT dataset, task_id, state, COUNT(*) FROM units GROUP BY 1, 2, 3"
+            f"SELECT dataset, task_id, state, COUNT(*) FROM units WHERE {CURRENT_PLAN} "
+            "GROUP BY 1, 2, 3"
         ):
             out.setdefault((ds, tid), {})[state] = n
         return out
@@ -40,9 +53,10 @@ class LedgerReads:
     def attempts(
         self, unit_id: str | None = None, *, status: str | None = None,
         dataset: str | None = None, stage: str | None = None, with_output: bool = True,
+        current_plan: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Attempts in id order, streamed; filters run in SQL. `with_output=False` skips the
-        (large) raw outputs."""
+        (large) raw outputs; `current_plan` keeps the attempts of the current plan's units."""
         raw = "a.raw_output" if with_output else "NULL AS raw_output"
         q = (
             "SELECT a.id, a.unit_id, a.invocation, a.n, a.model, a.started_at, a.ended_at, "
@@ -51,7 +65,8 @@ class LedgerReads:
             f"{raw}, a.error, a.issues_json, u.dataset, u.task_id, u.stage, u.sample_index "
             "FROM attempts a JOIN units u USING (unit_id)"
         )
-        where, args = [], []
+        where: list[str] = [in_current_plan("u.plan")] if current_plan else []
+        args: list[Any] = []
         for col, val in (("a.unit_id", unit_id), ("a.status", status), ("u.dataset", dataset),
                          ("u.stage", stage)):
             if val is not None:
@@ -67,9 +82,9 @@ class LedgerReads:
             yield d
 
     def attempt_datasets(self, status: str, stage: str) -> set[str]:
-        """The datasets with an attempt of this status in this stage."""
+        """The datasets with an attempt of this status in this stage (current plan)."""
         return {r[0] for r in self.db.execute(
-            "SELECT DISTINCT dataset FROM units WHERE stage=? AND unit_id IN "
+            f"SELECT DISTINCT dataset FROM units WHERE stage=? AND {CURRENT_PLAN} AND unit_id IN "
             "(SELECT unit_id FROM attempts WHERE status=?)", (stage, status),
         )}
 

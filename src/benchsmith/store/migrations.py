@@ -83,4 +83,19 @@ MIGRATIONS = [
     CREATE INDEX unit_resets_unit ON unit_resets(unit_id);
     CREATE INDEX units_parent ON units(parent_id);
     """,
+    # m004: pinned plans. Each plan is the fingerprint of the settings that shape a run's
+    # requests; a unit and a task belong to the plan that asked for them (NULL until the first
+    # plan is recorded: runs made before plans were pinned, or merged from sections).
+    """
+    CREATE TABLE plans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        fingerprint TEXT NOT NULL,
+        fields_json BLOB NOT NULL,
+        config_json BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        settled_at REAL
+    );
+    ALTER TABLE units ADD COLUMN plan INTEGER;
+    ALTER TABLE tasks ADD COLUMN plan INTEGER;
+    """,
 ]

@@ -55,6 +55,10 @@ class RunDir:
     def config_json(self) -> Path:
         return self.root / "config" / "run_config.json"
 
+    @property
+    def plan_json(self) -> Path:
+        return self.root / "config" / "plan.json"
+
     # A dataset name is part of these paths: checked, so it can never leave the run dir.
     def manifest(self, dataset: str, kind: str) -> Path:
         suffix = {

@@ -26,6 +26,10 @@ Checks, in order (module in brackets):
   usage and cost; each cost is recomputed from the usage and the run's price table (batch
   and ingested attempts at ``batch.price_multiplier``); the totals of the log, runs.jsonl and
   the ledger agree; no invocation spent money past its budget.
+- ``one_plan`` [plan]: every exported file (datasets/, failed_plans/datasets/, output.jsonl,
+  failures.jsonl) holds the records of one plan, the current one; config/plan.json names the
+  ledger's current plan fingerprint. A run with no plan recorded (made before plans were
+  pinned, or merged) passes.
 - ``files_parse`` [files]: expected files exist, every .json/.jsonl parses, no temp file is
   left.
 - ``no_secret`` [files]: the configured key variable is a variable name, and its value (and
@@ -48,6 +52,7 @@ from benchsmith.validate.run_checks.ledger import check_ledger
 from benchsmith.validate.run_checks.loader import Run
 from benchsmith.validate.run_checks.manifests import check_manifests
 from benchsmith.validate.run_checks.matches import check_matches_ledger
+from benchsmith.validate.run_checks.plan import check_one_plan
 from benchsmith.validate.run_checks.plans import check_plans_per_task, check_schema, check_unique
 
 __all__ = ["CHECKS", "CheckResult", "check_run"]
@@ -60,6 +65,7 @@ CHECKS = (
     "matches_ledger",
     "manifests",
     "costs",
+    "one_plan",
     "files_parse",
     "no_secret",
 )
@@ -72,6 +78,7 @@ _LEDGER_CHECKS: dict[str, Callable[[Run], Outcome]] = {
     "matches_ledger": check_matches_ledger,
     "manifests": check_manifests,
     "costs": check_costs,
+    "one_plan": check_one_plan,
 }
 
 

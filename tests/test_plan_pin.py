@@ -328,12 +328,12 @@ def test_replan_waits_for_batches_in_flight(
 
 
 def _make_legacy(rd: Path) -> None:
-    """The ledger as a benchsmith before plan pinning left it (schema version 2)."""
+    """The ledger as a benchsmith before plan pinning left it (schema version 3)."""
     db = sqlite3.connect(rd / "ledger.sqlite")
     try:
         db.executescript(
             "DROP TABLE plans; ALTER TABLE units DROP COLUMN plan; "
-            "ALTER TABLE tasks DROP COLUMN plan; PRAGMA user_version=2;"
+            "ALTER TABLE tasks DROP COLUMN plan; PRAGMA user_version=3;"
         )
     finally:
         db.close()

@@ -19,6 +19,7 @@ batch_app = typer.Typer(
 )
 
 RunDirArg = typer.Argument(..., help="The run directory, e.g. runs/R.")
+SHOWN = 10  # skipped lines listed one per line
 
 
 @batch_app.command("status")
@@ -104,7 +105,9 @@ def ingest(
     """Reconcile result lines into the run, as the batch executor does.
 
     Accepts OpenAI output and error files and vLLM run-batch output. Lines already
-    ingested are skipped; ids unknown to the run are reported and ignored.
+    ingested are skipped; ids unknown to the run are reported and ignored. A failed line
+    counts as its HTTP status would online: 429/5xx stay pending (exported again), other
+    4xx fail. Lines without a custom_id are counted, with a note each.
 
     Examples:
 
@@ -117,12 +120,15 @@ def ingest(
     except BenchsmithError as e:
         fail(e)
     data = {"lines": rep.lines, "already_ingested": rep.skipped_seen, **rep.counts,
-            "unknown_ids": rep.unknown_ids}
+            "unknown_ids": rep.unknown_ids, "notes": rep.notes}
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
     for k, v in data.items():
-        typer.echo(f"{k}: {v}")
+        if k != "notes":
+            typer.echo(f"{k}: {v}")
+    for note in rep.notes[:SHOWN]:
+        err_console().print(f"note: {note}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

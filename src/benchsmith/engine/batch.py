@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,17 +213,19 @@ class BatchExecutor:
         with self.ledger.tx():
             seen: set[str] = set()
             for path in files:
-                with path.open("rb") as fh:
-                    for raw in fh:
-                        if not raw.strip():
-                            continue
-                        line = orjson.loads(raw)
-                        uid = line.get("custom_id")
-                        if uid not in items or uid in seen:
-                            rec.counts.unknown += uid not in items
-                            continue
+                for n, line in _result_lines(path):
+                    if not isinstance(line, dict):  # its request, if any, counts as missing
+                        rec.counts.note(f"{path.name} line {n}: {line}")
+                        continue
+                    uid = line.get("custom_id")
+                    if not isinstance(uid, str) or not uid:
+                        rec.no_custom_id(line)
+                    elif uid not in items:
+                        rec.counts.unknown += 1
+                    elif uid not in seen:
                         seen.add(uid)
                         rec.apply(line, items[uid], api)
+            why = rec.counts.notes[0] if rec.counts.notes else ""
             for uid, aid in items.items():
                 if uid in seen:
                     continue
@@ -231,7 +233,7 @@ class BatchExecutor:
                     rec.apply({"custom_id": uid, "response": {"status_code": 400, "body": {
                         "error": {"message": line_errors[uid]}}}}, aid, api)
                 else:
-                    rec.missing(uid, aid)
+                    rec.missing(uid, aid, why)
             bstore.update_batch(self.ledger, local_id, reconciled_at=time.time())
         if rec.counts.stop:
             raise AuthError(rec.counts.stop[0])
@@ -239,6 +241,21 @@ class BatchExecutor:
 
 def _endpoint(api: str) -> str:
     return "/v1/responses" if api == "responses" else "/v1/chat/completions"
+
+
+def _result_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed line) of a result file's non-blank lines; a line that is not a
+    JSON object comes as a one-line description instead."""
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                yield n, f"not JSON ({e})"
+                continue
+            yield n, line if isinstance(line, dict) else "not a JSON object"
 
 
 def _line_errors(rb: dict[str, Any], input_path: Path) -> dict[str, str]:

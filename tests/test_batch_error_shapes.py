@@ -1,4 +1,4 @@
-"""Batch result lines in every error shape.
+"""Batch result lines in every error shape, and request lines over the per-file cap.
 
 Each shape is what some runner writes for a failed request (OpenAI error files, vLLM
 run-batch old and new, runners that only name the error). It must be treated as the online
@@ -275,6 +275,80 @@ def test_ingest_non_json_line_names_file_and_line(tmp_path: Path) -> None:
         assert err.startswith(f"error: {bad}: line 3: a line is not valid JSON")
         assert set(unit_states(rd).values()) == {"pending"}
         assert not attempts_by_unit(rd)  # nothing applied
+
+
+# --------------------------------------------------------------------------- oversize lines
+
+
+def _line_sizes(lines: list[dict[str, Any]]) -> dict[str, int]:
+    """Bytes of each exported request line (as written: compact JSON plus newline)."""
+    from orjson import dumps
+
+    return {ln["custom_id"]: len(dumps(ln)) + 1 for ln in lines}
+
+
+def test_executor_fails_request_line_over_the_file_cap(tmp_path: Path) -> None:
+    with FakeOpenAI() as server:
+        _, probe = _planned(tmp_path / "probe", server.base_url, tasks=3)
+        sizes = _line_sizes(probe)
+        cap = max(sizes.values()) - 1
+        big = {u for u, n in sizes.items() if n > cap}
+        assert cap >= 1000 and big and len(big) < len(sizes)
+
+        over = {**NO_DIV, "batch": {"max_bytes_per_file": cap}}
+        summary, rd = run_batch(tmp_path, server, over, tasks=3)
+        assert summary.stopped is None
+        assert summary.counts == {"ok": len(sizes) - len(big), "failed": len(big)}
+        reasons = dict(ledger_rows(rd, "SELECT unit_id, reason FROM units"))
+        for u in big:
+            assert unit_states(rd)[u] == "failed"
+            assert reasons[u] == (f"request line of {sizes[u]} bytes exceeds the per-file cap "
+                                  f"of {cap} bytes")
+            assert u not in attempts_by_unit(rd)  # never sent, nothing reserved
+        sent = server.custom_id_counts()
+        assert not big & set(sent) and set(sent) == set(sizes) - big
+        assert all(server.files[b.input_file_id].bytes <= cap for b in batches_in_order(server))
+        assert_terminal_invariants(rd)
+
+
+def test_executor_chain_goes_on_after_oversize_failures(tmp_path: Path) -> None:
+    """With diversity on, call 2 of a task is planned after call 1 ends; when every line is
+    over the cap each call fails unsent, and the run ends (nothing is uploaded)."""
+    with FakeOpenAI() as server:
+        summary, rd = run_batch(tmp_path, server, {"batch": {"max_bytes_per_file": 1000}},
+                                tasks=1)
+        assert summary.stopped is None and summary.counts == {"failed": 3}
+        assert not server.files and not server.custom_id_counts()
+        reasons = [r for (r,) in ledger_rows(rd, "SELECT reason FROM units")]
+        assert all(r.endswith("exceeds the per-file cap of 1000 bytes") for r in reasons)
+
+
+def test_export_fails_request_line_over_the_file_cap(tmp_path: Path) -> None:
+    with FakeOpenAI() as server:
+        probe_rd = dry_run_cli(cli_config(tmp_path / "probe", server, NO_DIV, tasks=3))
+        sizes = _line_sizes(export_cli(probe_rd, tmp_path / "probe.jsonl"))
+        cap = max(sizes.values()) - 1
+        big = {u for u, n in sizes.items() if n > cap}
+        assert cap >= 1000 and big and len(big) < len(sizes)
+
+        cfg = cli_config(tmp_path, server, {**NO_DIV, "batch": {"max_bytes_per_file": cap}},
+                         tasks=3)
+        rd = dry_run_cli(cfg)
+        out = tmp_path / "req.jsonl"
+        res = run_cli(["batch", "export", str(rd), "--out", str(out)], env=ENV)
+        assert res.returncode == 0 and "Traceback" not in res.stderr
+        written = read_jsonl(out)
+        assert {ln["custom_id"] for ln in written} == set(sizes) - big
+        assert max(len(raw) + 1 for raw in out.read_bytes().splitlines()) <= cap
+        err = nonempty_lines(res.stderr)
+        assert err[0] == f"wrote {len(written)} pending request(s) to {out}"
+        assert sorted(err[1:]) == sorted(
+            f"warning: unit {u} failed, not written: request line of {sizes[u]} bytes exceeds "
+            f"the per-file cap of {cap} bytes" for u in big)
+        states = unit_states(rd)
+        assert {states[u] for u in big} == {"failed"}
+        assert {states[u] for u in set(sizes) - big} == {"pending"}
+        assert export_cli(rd, tmp_path / "again.jsonl") == written  # not exported again
 
 
 # --------------------------------------------------------------------------- ingest paths agree

@@ -19,7 +19,7 @@ batch_app = typer.Typer(
 )
 
 RunDirArg = typer.Argument(..., help="The run directory, e.g. runs/R.")
-SHOWN = 10  # skipped lines listed one per line
+SHOWN = 10  # failed units / skipped lines listed one per line
 
 
 @batch_app.command("status")
@@ -81,7 +81,8 @@ def export(
     """Write the run's pending requests as Batch API lines, for a runner elsewhere.
 
     Each line is `{custom_id, method, url, body}`; custom_id is the request id in the ledger.
-    Feed the results back with `batch ingest`.
+    Feed the results back with `batch ingest`. A request line longer than
+    `batch.max_bytes_per_file` is not written: its unit fails, with a warning.
 
     Examples:
 
@@ -90,10 +91,16 @@ def export(
       benchsmith batch export runs/R --out vllm_in.jsonl --endpoint /v1/chat/completions
     """
     try:
-        n = batch_ops.batch_export(run_dir, out, endpoint)
+        rep = batch_ops.export_requests(run_dir, out, endpoint)
     except BenchsmithError as e:
         fail(e)
-    err_console().print(f"wrote {n} pending request(s) to {out}", markup=False)
+    console = err_console()
+    console.print(f"wrote {rep.written} pending request(s) to {out}", markup=False)
+    for uid, reason in rep.failed[:SHOWN]:
+        console.print(f"warning: unit {uid} failed, not written: {reason}", markup=False)
+    if len(rep.failed) > SHOWN:
+        console.print(f"warning: {len(rep.failed) - SHOWN} more unit(s) failed the same way",
+                      markup=False)
 
 
 @batch_app.command("ingest")

@@ -30,6 +30,7 @@ from benchsmith.engine.batch_lines import ENDPOINTS, Chunk, plan_chunks, request
 from benchsmith.engine.budget import Budget
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.online import Outcome, Stats
+from benchsmith.engine.planning import fail_units
 from benchsmith.engine.reconcile import Reconciler
 from benchsmith.errors import AuthError
 from benchsmith.recipes.base import Recipe
@@ -79,10 +80,13 @@ class BatchExecutor:
                     self._refresh_budget()
                 if self.outcome.stopped:
                     break
-                chunks, budget_stopped, refused = self._prepare_next()
+                chunks, budget_stopped, refused, n_failed = self._prepare_next()
                 if not chunks:
                     if budget_stopped:
                         self._stop_budget(refused)
+                        break
+                    if n_failed:  # units failed unsent: what follows them may be pending
+                        continue
                     break
                 await asyncio.gather(*(self._drive(c) for c in chunks))
                 self._refresh_budget()
@@ -119,8 +123,9 @@ class BatchExecutor:
     def input_path(self, local_id: str) -> Path:
         return self.workdir / f"{local_id}_input.jsonl"
 
-    def _prepare_next(self) -> tuple[list[str], bool, float]:
-        """Write the next input files for pending units not already in a batch."""
+    def _prepare_next(self) -> tuple[list[str], bool, float, int]:
+        """Write the next input files for pending units not already in a batch. Units whose
+        request line alone is over the per-file cap fail unsent (the last value: how many)."""
         busy = bstore.units_in_flight(self.ledger)
         pending = (u for u in self.ledger.units(state="pending") if u.unit_id not in busy)
         lines = request_lines(
@@ -131,7 +136,9 @@ class BatchExecutor:
             lines, workdir=self.workdir, max_requests=self.s.cfg.max_requests_per_file,
             max_bytes=self.s.cfg.max_bytes_per_file, budget=self.budget,
         )
-        return [self._record(ch) for ch in plan.chunks], plan.budget_stopped, plan.refused_usd
+        n_failed = fail_units(self.ledger, self.recipe, self.tasks, plan.too_big)
+        return ([self._record(ch) for ch in plan.chunks], plan.budget_stopped, plan.refused_usd,
+                n_failed)
 
     def _record(self, ch: Chunk) -> str:
         local_id = "b" + secrets.token_hex(8)

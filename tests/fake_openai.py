@@ -682,6 +682,12 @@ class BatchScript:
         ``{custom_id: status | Reply.error(...)}``: error-file line with
         ``response: {status_code, request_id, body: {"error": {...}}}`` and
         ``error: null``.
+    ``result_lines``
+        ``{custom_id: line}``: the result line written for that request (to the
+        error file, in place of its outcome), as given: a dict is written as
+        JSON (it may lack ``custom_id``, or name another one), ``bytes``/``str``
+        verbatim (e.g. not JSON). Shapes other runners write, for the client's
+        parser. The request counts as failed.
     ``answer``
         ``fn(custom_id, body)`` returning the answer for a line: ``None``
         (default answer), a ``str``/``dict``/``list`` (answer text, like
@@ -708,6 +714,7 @@ class BatchScript:
     shuffle: bool | int = False
     drop: Collection[str] = ()
     http_errors: Mapping[str, "int | Reply"] = field(default_factory=dict)
+    result_lines: Mapping[str, "dict | bytes | str"] = field(default_factory=dict)
     answer: Callable[[str, dict], Any] | None = None
     usage_on_batch: bool = True
 
@@ -775,7 +782,8 @@ class FakeBatch:
     input passed validation (and ``request_counts.total`` is set); ``polls``
     counts ``GET /v1/batches/{id}`` calls; ``cancel_requested`` whether the
     client called cancel. ``outputs`` / ``error_lines`` are the result lines
-    as written to the output / error file (after ``drop`` and ``shuffle``)."""
+    as written to the output / error file (after ``drop`` and ``shuffle``; a
+    ``result_lines`` entry as given)."""
 
     id: str
     endpoint: str
@@ -804,7 +812,7 @@ class FakeBatch:
     usage: dict = field(default_factory=lambda: _usage_sum([]))
     outcomes: dict = field(default_factory=dict)  # line index -> (status_code, body, request_id)
     outputs: list[dict] = field(default_factory=list)
-    error_lines: list[dict] = field(default_factory=list)
+    error_lines: list[Any] = field(default_factory=list)
 
     @property
     def custom_ids(self) -> list[Any]:
@@ -1480,6 +1488,8 @@ class _BatchAPI:
         script = batch.script
         request_id = "req_" + self._new_id()
         reply: Reply | None = None
+        if cid in script.result_lines:  # written as given by `_write_results`
+            return 500, None, request_id
         if cid in script.http_errors:
             spec = script.http_errors[cid]
             reply = spec if isinstance(spec, Reply) else Reply.error(int(spec))
@@ -1520,7 +1530,7 @@ class _BatchAPI:
         script = batch.script
         drop = set(script.drop)
         outputs: list[dict] = []
-        error_lines: list[dict] = []
+        error_lines: list[Any] = []
         ok_bodies: list[Any] = []
         for i, line in enumerate(batch.lines):
             cid = line["custom_id"]
@@ -1533,6 +1543,10 @@ class _BatchAPI:
                     "error": None,
                 }
                 if cid in drop:
+                    continue
+                if cid in script.result_lines:
+                    given = script.result_lines[cid]
+                    error_lines.append(given.encode() if isinstance(given, str) else given)
                     continue
                 if code == 200:
                     outputs.append(row)
@@ -1558,8 +1572,8 @@ class _BatchAPI:
         batch.outputs, batch.error_lines = outputs, error_lines
         batch.usage = _usage_sum(ok_bodies)
 
-        def jsonl(rows: list[dict]) -> bytes:
-            return b"".join(orjson.dumps(r) + b"\n" for r in rows)
+        def jsonl(rows: list[Any]) -> bytes:
+            return b"".join((r if isinstance(r, bytes) else orjson.dumps(r)) + b"\n" for r in rows)
 
         if outputs:
             name = f"{batch.id}_output.jsonl"

@@ -656,6 +656,20 @@ def test_http_error_lines(fake_openai: FakeOpenAI, client: Client) -> None:
     assert final["usage"]["total_tokens"] == sum(o["response"]["body"]["usage"]["total_tokens"] for o in out)
 
 
+def test_result_lines_written_as_given(fake_openai: FakeOpenAI, client: Client) -> None:
+    vllm_err = {"custom_id": "c1", "response": None,
+                "error": {"message": "boom", "type": "InternalServerError", "code": 500}}
+    nameless = {"response": None, "error": {"message": "no id", "code": "server_error"}}
+    fake_openai.enqueue_batch(BatchScript(result_lines={"c1": vllm_err, "c2": nameless,
+                                                         "c3": "not json {"}))
+    final, _ = client.poll(client.submit([resp_line(i) for i in range(5)])["id"])
+    assert final["status"] == "completed"
+    assert final["request_counts"] == {"total": 5, "completed": 2, "failed": 3}
+    assert [o["custom_id"] for o in client.lines(final["output_file_id"])] == ["c0", "c4"]
+    raw = client.content(final["error_file_id"]).splitlines()
+    assert [json.loads(raw[0]), json.loads(raw[1]), raw[2]] == [vllm_err, nameless, b"not json {"]
+
+
 def test_answer_function_and_drop(fake_openai: FakeOpenAI, client: Client) -> None:
     calls: list[str] = []
 

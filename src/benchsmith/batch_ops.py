@@ -34,8 +34,9 @@ except ImportError:  # not POSIX: no helper process anyway
     fcntl = None  # type: ignore[assignment]
 
 from benchsmith.config import RunConfig, api_keys, parse_config
-from benchsmith.engine.batch_lines import ENDPOINTS, request_lines
+from benchsmith.engine.batch_lines import ENDPOINTS, request_lines, too_big_reason
 from benchsmith.engine.history import load_histories
+from benchsmith.engine.planning import fail_units
 from benchsmith.engine.reconcile import Answer, Reconciler, judge_answer, ok_answer_parts
 from benchsmith.errors import ConfigError
 from benchsmith.execute import _bounds
@@ -136,9 +137,22 @@ def _batch_cancel(run_dir: str | Path, record: bool) -> list[str]:
         ledger.close()
 
 
-@locks_run("batch export")  # exported requests must not also be sent by a live run
+@dataclass(frozen=True)
+class ExportReport:
+    written: int
+    failed: list[tuple[str, str]]  # (unit id, reason): request lines over the per-file cap
+
+
 def batch_export(run_dir: str | Path, out: Path, endpoint: str | None = None) -> int:
-    """Write the pending requests (with any validation feedback) as Batch API lines."""
+    """Write the pending requests (with any validation feedback) as Batch API lines.
+    Returns how many were written (`export_requests` also says which units failed)."""
+    return export_requests(run_dir, out, endpoint).written
+
+
+@locks_run("batch export")  # exported requests must not also be sent by a live run
+def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None) -> ExportReport:
+    """`batch_export`. A request line over `batch.max_bytes_per_file` alone is not written:
+    no provider would take a file holding it, so its unit fails with the reason."""
     rd, ledger, cfg = open_run_dir(run_dir)
     try:
         api, structured = wire_for(cfg)
@@ -158,12 +172,21 @@ def batch_export(run_dir: str | Path, out: Path, endpoint: str | None = None) ->
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         n = 0
+        cap = cfg.batch.max_bytes_per_file
+        too_big: list[tuple[str, str]] = []
         with tmp.open("wb") as fh:
             for line in lines:
+                if len(line.data) > cap:
+                    too_big.append((line.unit_id, too_big_reason(len(line.data), cap)))
+                    continue
                 fh.write(line.data)
                 n += 1
         tmp.replace(out)
-        return n
+        if too_big:
+            recipe = get_recipe(cfg)
+            fail_units(ledger, recipe, {(t.dataset, t.id): t for t in ledger.tasks()}, too_big)
+            write_run_files(ledger, rd, recipe, cfg)  # the failures show in the outputs
+        return ExportReport(n, too_big)
     finally:
         ledger.close()
 

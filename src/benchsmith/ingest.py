@@ -65,6 +65,7 @@ class IngestReport:
     skipped_seen: int
     counts: dict[str, int]
     unknown_ids: list[str]
+    notes: list[str]  # one line per skipped line (the first few)
     problems: list[str] = field(default_factory=list)  # e.g. spend past the budget
 
 
@@ -118,7 +119,7 @@ def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
             with calls_log_written_by(helper.calls_log) if helper is not None else nullcontext():
                 write_run_files(ledger, rd, recipe, cfg)
         return IngestReport(total, skipped, rec.counts.as_dict(), rec.counts.unknown_ids[:20],
-                            problems)
+                            rec.counts.notes, problems)
     finally:
         if helper is not None:
             helper.close()
@@ -302,9 +303,10 @@ def _ingest_block(ledger: Ledger, rec: Reconciler, hashes: list[str], block: lis
         try:
             line = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
-            raise ConfigError(str(source), "", f"a line is not valid JSON: {e}") from None
+            raise ConfigError(str(source), _where(source, raw),
+                              f"a line is not valid JSON: {e}") from None
         if not isinstance(line, dict):
-            raise ConfigError(str(source), "", "each line must be a JSON object")
+            raise ConfigError(str(source), _where(source, raw), "each line must be a JSON object")
         todo.append((h, line, str(line.get("custom_id")), None, None))
     with ledger.tx():
         try:
@@ -321,6 +323,18 @@ def _ingest_block(ledger: Ledger, rec: Reconciler, hashes: list[str], block: lis
             raise
         bstore.mark_lines(ledger, [t[0] for t in todo], str(source))
     return skipped
+
+
+def _where(source: Path, raw: bytes) -> str:
+    """'line N' of the first line of `source` that is `raw` (for an error message)."""
+    try:
+        with source.open("rb") as fh:
+            for n, line in enumerate(fh, 1):
+                if line == raw:
+                    return f"line {n}"
+    except OSError:
+        pass
+    return ""
 
 
 # (hash, parsed line or None, custom_id, Answer or None, (model, stage) or None)

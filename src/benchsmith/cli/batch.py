@@ -20,6 +20,7 @@ batch_app = typer.Typer(
 )
 
 RunDirArg = typer.Argument(..., help="The run directory, e.g. runs/R.")
+SHOWN = 10  # failed units / skipped lines listed one per line
 
 
 @batch_app.command("status")
@@ -93,7 +94,8 @@ def export(
     """Write the run's pending requests as Batch API lines, for a runner elsewhere.
 
     Each line is `{custom_id, method, url, body}`; custom_id is the request id in the ledger.
-    Feed the results back with `batch ingest`.
+    Feed the results back with `batch ingest`. A request line longer than
+    `batch.max_bytes_per_file` is not written: its unit fails, with a warning.
 
     Examples:
 
@@ -102,10 +104,16 @@ def export(
       benchsmith batch export runs/R --out vllm_in.jsonl --endpoint /v1/chat/completions
     """
     try:
-        n = batch_ops.batch_export(run_dir, out, endpoint)
+        rep = batch_ops.export_requests(run_dir, out, endpoint)
     except BenchsmithError as e:
         fail(e)
-    err_console().print(f"wrote {n} pending request(s) to {out}", markup=False)
+    console = err_console()
+    console.print(f"wrote {rep.written} pending request(s) to {out}", markup=False)
+    for uid, reason in rep.failed[:SHOWN]:
+        console.print(f"warning: unit {uid} failed, not written: {reason}", markup=False)
+    if len(rep.failed) > SHOWN:
+        console.print(f"warning: {len(rep.failed) - SHOWN} more unit(s) failed the same way",
+                      markup=False)
 
 
 @batch_app.command("ingest")
@@ -117,7 +125,9 @@ def ingest(
     """Reconcile result lines into the run, as the batch executor does.
 
     Accepts OpenAI output and error files and vLLM run-batch output. Lines already
-    ingested are skipped; ids unknown to the run are reported and ignored.
+    ingested are skipped; ids unknown to the run are reported and ignored. A failed line
+    counts as its HTTP status would online: 429/5xx stay pending (exported again), other
+    4xx fail. Lines without a custom_id are counted, with a note each.
 
     Examples:
 
@@ -130,13 +140,15 @@ def ingest(
     except BenchsmithError as e:
         fail(e)
     data = {"lines": rep.lines, "already_ingested": rep.skipped_seen, **rep.counts,
-            "unknown_ids": rep.unknown_ids, "problems": rep.problems}
+            "unknown_ids": rep.unknown_ids, "notes": rep.notes, "problems": rep.problems}
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
     for k, v in data.items():
-        if k != "problems":
+        if k not in ("notes", "problems"):
             typer.echo(f"{k}: {v}")
+    for note in rep.notes[:SHOWN]:
+        err_console().print(f"note: {note}", markup=False)
     for problem in rep.problems:
         typer.echo(f"problem: {problem}")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from benchsmith.engine.batch_lines import ENDPOINTS, Chunk, plan_chunks, request
 from benchsmith.engine.budget import Budget, final_stop, overbilled_note
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.online import Outcome, Stats
+from benchsmith.engine.planning import fail_units
 from benchsmith.engine.reconcile import Reconciler
 from benchsmith.errors import AuthError
 from benchsmith.recipes.base import Recipe
@@ -115,10 +116,13 @@ class BatchExecutor:
                 self._refresh_budget()
             if self.outcome.stopped or self._overbilled_stop():
                 break
-            chunks, budget_stopped, refused = self._prepare_next()
+            chunks, budget_stopped, refused, n_failed = self._prepare_next()
             if not chunks:
                 if budget_stopped:
                     self._stop_budget(refused)
+                    break
+                if n_failed:  # units failed unsent: what follows them may be pending
+                    continue
                 break
             await asyncio.gather(*(self._drive(c) for c in chunks))
             self._refresh_budget()
@@ -162,8 +166,9 @@ class BatchExecutor:
     def input_path(self, local_id: str) -> Path:
         return self.workdir / f"{local_id}_input.jsonl"
 
-    def _prepare_next(self) -> tuple[list[str], bool, float]:
-        """Write the next input files for pending units not already in a batch."""
+    def _prepare_next(self) -> tuple[list[str], bool, float, int]:
+        """Write the next input files for pending units not already in a batch. Units whose
+        request line alone is over the per-file cap fail unsent (the last value: how many)."""
         busy = bstore.units_in_flight(self.ledger)
         pending = (u for u in self.ledger.units(state="pending") if u.unit_id not in busy)
         lines = request_lines(
@@ -174,7 +179,9 @@ class BatchExecutor:
             lines, workdir=self.workdir, max_requests=self.s.cfg.max_requests_per_file,
             max_bytes=self.s.cfg.max_bytes_per_file, budget=self.budget,
         )
-        return [self._record(ch) for ch in plan.chunks], plan.budget_stopped, plan.refused_usd
+        n_failed = fail_units(self.ledger, self.recipe, self.tasks, plan.too_big)
+        return ([self._record(ch) for ch in plan.chunks], plan.budget_stopped, plan.refused_usd,
+                n_failed)
 
     def _record(self, ch: Chunk) -> str:
         local_id = "b" + secrets.token_hex(8)
@@ -256,17 +263,19 @@ class BatchExecutor:
         with self.ledger.tx():
             seen: set[str] = set()
             for path in files:
-                with path.open("rb") as fh:
-                    for raw in fh:
-                        if not raw.strip():
-                            continue
-                        line = orjson.loads(raw)
-                        uid = line.get("custom_id")
-                        if uid not in items or uid in seen:
-                            rec.counts.unknown += uid not in items
-                            continue
+                for n, line in _result_lines(path):
+                    if not isinstance(line, dict):  # its request, if any, counts as missing
+                        rec.counts.note(f"{path.name} line {n}: {line}")
+                        continue
+                    uid = line.get("custom_id")
+                    if not isinstance(uid, str) or not uid:
+                        rec.no_custom_id(line)
+                    elif uid not in items:
+                        rec.counts.unknown += 1
+                    elif uid not in seen:
                         seen.add(uid)
                         rec.apply(line, items[uid], api)
+            why = rec.counts.notes[0] if rec.counts.notes else ""
             for uid, aid in items.items():
                 if uid in seen:
                     continue
@@ -274,7 +283,7 @@ class BatchExecutor:
                     rec.apply({"custom_id": uid, "response": {"status_code": 400, "body": {
                         "error": {"message": line_errors[uid]}}}}, aid, api)
                 else:
-                    rec.missing(uid, aid)
+                    rec.missing(uid, aid, why)
             for reserved, cost in bstore.mark_overbilled(self.ledger, local_id, overbilled_note):
                 self.budget.note_overbilled(reserved, cost)
             bstore.update_batch(self.ledger, local_id, reconciled_at=time.time())
@@ -284,6 +293,21 @@ class BatchExecutor:
 
 def _endpoint(api: str) -> str:
     return "/v1/responses" if api == "responses" else "/v1/chat/completions"
+
+
+def _result_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed line) of a result file's non-blank lines; a line that is not a
+    JSON object comes as a one-line description instead."""
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                yield n, f"not JSON ({e})"
+                continue
+            yield n, line if isinstance(line, dict) else "not a JSON object"
 
 
 def _line_errors(rb: dict[str, Any], input_path: Path) -> dict[str, str]:

@@ -97,13 +97,20 @@ class ChunkPlan:
     chunks: list[Chunk]
     budget_stopped: bool
     refused_usd: float = 0.0  # worst case of the first line that did not fit
+    too_big: list[tuple[str, str]] = field(default_factory=list)  # (unit id, reason)
+
+
+def too_big_reason(n_bytes: int, max_bytes: int) -> str:
+    return f"request line of {n_bytes} bytes exceeds the per-file cap of {max_bytes} bytes"
 
 
 def plan_chunks(
     lines: Iterable[Line], *, workdir: Path, max_requests: int, max_bytes: int, budget: Budget | None,
 ) -> ChunkPlan:
     """Cut lines into chunk files. With a budget, each line's worst case is reserved first;
-    the first line that does not fit stops the plan (later lines stay pending)."""
+    the first line that does not fit stops the plan (later lines stay pending). A line over
+    `max_bytes` alone goes in no file (the provider would refuse the file): it is returned in
+    `too_big`, for its unit to fail."""
     workdir.mkdir(parents=True, exist_ok=True)
     open_by_model: dict[str, Chunk] = {}
     done: list[Chunk] = []
@@ -113,7 +120,11 @@ def plan_chunks(
         return Chunk(model=model, path=Path(name), _fh=os.fdopen(fd, "wb"))
 
     stopped, refused = False, 0.0
+    too_big: list[tuple[str, str]] = []
     for line in lines:
+        if len(line.data) > max_bytes:
+            too_big.append((line.unit_id, too_big_reason(len(line.data), max_bytes)))
+            continue
         if budget is not None and not budget.try_reserve(line.reserve_usd):
             stopped, refused = True, line.reserve_usd
             break
@@ -130,4 +141,4 @@ def plan_chunks(
     for ch in open_by_model.values():
         ch.close()
         done.append(ch)
-    return ChunkPlan([c for c in done if c.unit_ids], stopped, refused)
+    return ChunkPlan([c for c in done if c.unit_ids], stopped, refused, too_big)

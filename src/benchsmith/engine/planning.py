@@ -7,6 +7,7 @@ from typing import Any
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.records import Task
 from benchsmith.store.ids import unit_id as make_unit_id
+from benchsmith.store.ledger import Ledger
 
 
 def child_rows(
@@ -28,3 +29,30 @@ def child_rows(
             d["parent_id"] = parent_id
             rows.append((make_unit_id(recipe.name, recipe.version, d), d))
     return rows
+
+
+def fail_units(
+    ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task],
+    failures: list[tuple[str, str]],
+) -> int:
+    """Fail pending units that were never sent, (unit id, reason) each, in one transaction,
+    and plan what follows them (a chain goes on, as after any failure). Returns how many
+    units were failed."""
+    if not failures:
+        return 0
+    units = ledger.units_by_id([uid for uid, _ in failures])
+    done = 0
+    with ledger.tx():
+        for uid, reason in failures:
+            unit = units.get(uid)
+            if unit is None or unit.state != "pending":
+                continue
+            ledger.finish_unit(uid, "failed", reason[:500], None)
+            done += 1
+            if not recipe.children_of(unit.stage):
+                continue
+            spec = RequestSpec.from_dict(unit.spec)
+            task = tasks.get((spec.dataset, spec.task_id))
+            if task is not None:
+                ledger.insert_units(child_rows(recipe, task, uid, spec, [], ok=False))
+    return done

@@ -1,8 +1,9 @@
 """Apply Batch API result lines to the ledger, exactly like the online executor would.
 
 Accepts OpenAI output and error lines, and vLLM `run-batch` lines (successes and errors in one
-file; `error` may be a plain string). Every line is joined on `custom_id` (the unit id),
-never on its position. Callers wrap calls in a ledger transaction.
+file; `error` may be a plain string); `result_status` reads the status of a failed line. Every
+line is joined on `custom_id` (the unit id), never on its position. Callers wrap calls in a
+ledger transaction.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from benchsmith.config import Price
 from benchsmith.engine.outcome import classify_status, judge
 from benchsmith.engine.planning import child_rows
 from benchsmith.engine.pricing import cost_usd
-from benchsmith.engine.wire import MalformedAnswer, error_message, parse_completion
+from benchsmith.engine.result_status import http_status, read_line_error
+from benchsmith.engine.wire import MalformedAnswer, parse_completion
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.records import Task, Usage
 from benchsmith.store.ledger import Ledger, Unit, UnitRow
 from benchsmith.store.reopen import children_after_reopen, reopened_ids
 
-REQUEUE_CODES = ("batch_expired", "batch_cancelled", "request_timeout")
+MAX_NOTES = 20  # notes kept about skipped lines (the count is exact)
 
 
 class Answer(NamedTuple):
@@ -58,18 +60,27 @@ def judge_answer(
     return Answer(None, comp.text, usage, cost, False, None, j.issues)
 
 
+def answer_body(resp: Any) -> dict[str, Any] | None:
+    """The answer of a line's `response`, if it is a 200 answer (the one rule for both
+    `apply` and the judging ahead of ingest)."""
+    if not isinstance(resp, dict):
+        return None
+    body = resp.get("body")
+    status = resp.get("status_code")
+    if isinstance(body, dict) and (status == 200 or http_status(status) == 200):
+        return body
+    return None
+
+
 def ok_answer_parts(line: Any) -> tuple[str, dict[str, Any]] | None:
     """(custom_id, body) when `apply` would judge this line as an answer, else None."""
     if not isinstance(line, dict):
         return None
     uid = line.get("custom_id")
-    resp = line.get("response")
-    if not isinstance(uid, str) or not isinstance(resp, dict):
+    if not isinstance(uid, str) or not uid:
         return None
-    body = resp.get("body")
-    if resp.get("status_code") == 200 and isinstance(body, dict):
-        return uid, body
-    return None
+    body = answer_body(line.get("response"))
+    return None if body is None else (uid, body)
 
 
 @dataclass
@@ -80,11 +91,18 @@ class ReconcileCounts:
     failed: int = 0
     unknown: int = 0  # custom_id not in this run
     already_done: int = 0  # unit already finished (e.g. the same file ingested twice)
+    no_custom_id: int = 0  # lines without a custom_id: nothing to join them to
     stop: list[str] = field(default_factory=list)
     unknown_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # one line per skipped line (first few)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("stop", "unknown_ids")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("stop", "unknown_ids", "notes")}
+
+    def note(self, text: str) -> None:
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(text[:300])
 
 
 class Reconciler:
@@ -153,22 +171,39 @@ class Reconciler:
     ) -> None:
         """`known`: units already read for this block of lines (saves one query per line)."""
         uid = line.get("custom_id")
+        if not isinstance(uid, str) or not uid:
+            self.no_custom_id(line)
+            return
         unit = self._pending_unit(uid, attempt_id, known)
         if unit is None:
             return
         resp = line.get("response")
-        err = line.get("error")
-        status = resp.get("status_code") if isinstance(resp, dict) else None
-        body = resp.get("body") if isinstance(resp, dict) else None
-        if status == 200 and isinstance(body, dict):
+        body = answer_body(resp)
+        if body is not None:
             self._answer(unit, attempt_id, api, body)
             return
-        if isinstance(err, dict) and err.get("code") in REQUEUE_CODES:
-            self._end(attempt_id, str(err["code"]), None, Usage(), 0.0, error=str(err.get("message")))
-            self._maybe_fail_transient(unit, f"{err['code']}")
-            return
-        msg = error_message(body if body is not None else err, str(err or f"HTTP {status}"))
-        self._http_error(unit, attempt_id, int(status or 400), msg)
+        e = read_line_error(resp, line.get("error"))
+        if e.requeue is not None:  # never ran (expired, cancelled): sent again later
+            self._end(attempt_id, e.requeue, None, Usage(), 0.0, error=e.message)
+            self._maybe_fail_transient(unit, e.requeue)
+        elif e.status == 200:  # an answer line without an answer
+            self._end(attempt_id, "malformed", 200, Usage(), 0.0,
+                      error="status 200 without a response body")
+            self._maybe_fail_transient(unit, "malformed answers")
+        elif e.status is None:  # no status, no known error name: transient, within retries
+            self._end(attempt_id, "batch_error", None, Usage(), 0.0, error=e.message)
+            self._maybe_fail_transient(unit, f"batch error: {e.message}")
+        else:
+            self._http_error(unit, attempt_id, e.status, e.message)
+
+    def no_custom_id(self, line: dict[str, Any]) -> None:
+        """Count (and note) a line that names no request."""
+        self.counts.no_custom_id += 1
+        if answer_body(line.get("response")) is not None:
+            what = "an answer"
+        else:
+            what = read_line_error(line.get("response"), line.get("error")).message
+        self.counts.note(f"a result line without a custom_id was skipped: {what}")
 
     def apply_answer(
         self, uid: str, answer: Answer, known: dict[str, Unit | UnitRow] | None = None,
@@ -219,13 +254,11 @@ class Reconciler:
             f = self._followed_by[stage] = bool(self.recipe.children_of(stage))
         return f
 
-    def _pending_unit(self, uid: Any, attempt_id: int | None,
+    def _pending_unit(self, uid: str, attempt_id: int | None,
                       known: dict[str, Unit | UnitRow] | None) -> Unit | UnitRow | None:
         """The unit a line is for, if it is still pending; else the line is counted (and its
         attempt, if any, closed) and None returned."""
-        if not isinstance(uid, str):
-            unit = None
-        elif known is not None and uid in known:
+        if known is not None and uid in known:
             unit = known.pop(uid)
         else:
             self._sync()
@@ -244,9 +277,11 @@ class Reconciler:
         self._unit = unit  # an ingested line (attempt_id None) becomes one new attempt row
         return unit
 
-    def missing(self, unit_id: str, attempt_id: int | None) -> None:
-        """A request in neither the output nor the error file: sent again later."""
-        self._end(attempt_id, "missing", None, Usage(), 0.0, error="not in the batch output")
+    def missing(self, unit_id: str, attempt_id: int | None, why: str = "") -> None:
+        """A request in neither the output nor the error file: sent again later. `why`: what
+        may explain it (e.g. result lines that could not be read)."""
+        error = "not in the batch output" + (f" ({why})" if why else "")
+        self._end(attempt_id, "missing", None, Usage(), 0.0, error=error[:500])
         self._sync()
         unit = self.ledger.unit(unit_id)
         if unit is not None:
@@ -296,7 +331,7 @@ class Reconciler:
         n = self._count(
             unit.unit_id,
             "(status IN ('malformed','timeout','connection_error','missing','batch_expired',"
-            "'batch_cancelled','request_timeout') OR "
+            "'batch_cancelled','request_timeout','batch_error') OR "
             "(status='http_error' AND (http_status IN (408,409,429) OR http_status>=500)))",
         )
         if n > self.max_retries:

@@ -169,3 +169,47 @@ def test_missing_llama_cpp_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(BenchsmithError, match=r"pip install 'benchsmith\[local\]'"):
         with local_server(MODEL):
             pytest.fail("body must not run")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def test_server_ignores_terminal_ctrl_c_and_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    """The server has its own session (a Ctrl-C to benchsmith's process group does not cut
+    its requests in flight) yet never outlives benchsmith, even after kill -9."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import signal, sys, time\n"
+        "from benchsmith.engine.local_server import local_server\n"
+        "signal.signal(signal.SIGINT, lambda *_: None)  # a handler: not inherited by exec\n"
+        f"with local_server({str(MODEL)!r}) as srv:\n"
+        "    print(srv.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        assert parent.stdout is not None
+        server_pid = int(parent.stdout.readline())
+        assert os.getsid(server_pid) != os.getsid(parent.pid)
+        os.killpg(parent.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        time.sleep(0.5)
+        assert _alive(server_pid)
+        parent.kill()  # SIGKILL: no cleanup runs in the parent
+        parent.wait()
+        deadline = time.monotonic() + 15
+        while _alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(server_pid)
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -28,6 +28,7 @@ import contextlib
 import importlib.util
 import os
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -158,6 +159,17 @@ def _wait_ready(
         time.sleep(_POLL_INTERVAL)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
@@ -217,6 +229,11 @@ def local_server(
             stderr=subprocess.STDOUT,
             env=_server_env(),
             close_fds=True,
+            # Its own session: a terminal's Ctrl-C reaches benchsmith only, so requests in
+            # flight can finish during the shutdown grace period; the server still dies with
+            # benchsmith (parent-death signal), even after kill -9.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             _wait_ready(proc, base_url, startup_timeout, log_path)

@@ -23,8 +23,3 @@ class AuthError(BenchsmithError):
 
     exit_code = 3
 
-
-class BudgetExhausted(BenchsmithError):
-    """Raised internally when the next request cannot fit the budget."""
-
-    exit_code = 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -12,6 +13,7 @@ import typer
 from benchsmith import api
 from benchsmith.cli.console import RunProgress, err_console, fail
 from benchsmith.errors import BenchsmithError
+from benchsmith.store.io_errors import os_error_line, sqlite_error_line
 
 app = typer.Typer(
     name="benchsmith",
@@ -70,7 +72,7 @@ def dry_run(
         cfg = api.load_config(config)
         rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False))
     except BenchsmithError as e:
-        _fail(e)
+        _fail(e, config)
         return
     est = rep.estimate
     out = {
@@ -142,7 +144,7 @@ def run(
         console.print("interrupted; continue with --resume --run-id <id>", markup=False)
         raise typer.Exit(130) from None
     except BenchsmithError as e:
-        _fail(e)
+        _fail(e, config)
         return
     _print_summary(summary, as_json)
     if summary.stopped:
@@ -229,4 +231,10 @@ def main() -> None:
         app()
     except BenchsmithError as e:  # pragma: no cover - commands catch their own
         err_console().print(f"error: {e}", markup=False)
+        sys.exit(1)
+    except OSError as e:  # a path the OS refused (unwritable, a file where a folder should be)
+        err_console().print(f"error: {os_error_line(e)}", markup=False)
+        sys.exit(1)
+    except sqlite3.Error as e:  # a ledger problem no layer attributed to a file
+        err_console().print(f"error: {sqlite_error_line(e)}", markup=False)
         sys.exit(1)

@@ -158,6 +158,13 @@ class OnlineExecutor:
                 for w in workers:
                     w.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
+            except Exception:
+                # A fatal error (e.g. the disk is full): stop every worker, and let their own
+                # errors die with them, before this one is raised.
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
             finally:
                 self._commits.close()
         return self.outcome

@@ -52,10 +52,10 @@ def check_ledger(run: Run) -> Outcome:
                 f"attempt {aid} ({uid}): left 'sent' by unknown invocation {inv}",
                 "attempt of an unknown invocation",
             )
-        elif st not in ("crashed", "running"):
+        elif st not in ("crashed", "running", "error"):
             p.add(
                 f"attempt {aid} ({uid}): left 'sent' (never settled) although invocation {inv} "
-                f"ended {st!r}; only a crashed invocation may leave unsettled attempts",
+                f"ended {st!r}; only a crashed or failed invocation may leave unsettled attempts",
                 "unsettled attempt of a finished invocation",
             )
     for aid, inv in db.execute(

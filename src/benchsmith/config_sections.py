@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_LOCAL_MODEL = "../shared/data/models/stories260K/stories260K.gguf"
 
 
@@ -170,8 +172,9 @@ class OpenAIConfig(_Strict):
     )
     api_key_env: str | None = Field(
         "OPENAI_API_KEY",
-        description="Environment variable holding the key; comma-separated keys are used "
-        "round-robin. The key itself is never written anywhere.",
+        description="Name of the environment variable holding the key; comma-separated keys "
+        "are used round-robin. The key itself is never written anywhere; a value that looks "
+        "like a key is refused without being shown.",
     )
     structured_output: Literal["openai", "llama_cpp"] = Field(
         "openai",
@@ -190,6 +193,18 @@ class OpenAIConfig(_Strict):
     prompt_cache_retention: Literal["24h", "in_memory"] | None = Field(
         None, description="`prompt_cache_retention` to send when caching is enabled."
     )
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, v: str | None) -> str | None:
+        # The message never quotes the value: it may be a pasted key.
+        if v is not None and looks_like_secret(v):
+            raise ValueError(
+                "must be the NAME of an environment variable (letters, digits, _), not a key; "
+                "the value is not shown as it may be a key: put the variable name here "
+                "(e.g. OPENAI_API_KEY) and export the key in that variable"
+            )
+        return v
 
 
 class LocalConfig(_Strict):
@@ -253,3 +268,12 @@ class BudgetConfig(_Strict):
     max_usd: float | None = Field(
         None, ge=0, description="Hard cap: no request is sent that could push spend past it."
     )
+
+
+def looks_like_secret(name: str) -> bool:
+    """True when an `api_key_env` value is not a plausible variable name: not a shell name,
+    or key-like (`sk-...`, or long with lower-case letters and digits, as tokens are;
+    variable names are UPPER_CASE by convention)."""
+    if not ENV_VAR_NAME.fullmatch(name) or name.lower().startswith(("sk-", "sk_")):
+        return True
+    return len(name) >= 32 and any(c.islower() for c in name) and any(c.isdigit() for c in name)

@@ -54,7 +54,13 @@ def open_run(cfg: RunConfig, run_id: str | None, resume: bool, create: bool) -> 
             raise ConfigError(
                 str(rd.root), "--run-id", "this run already exists; add --resume to continue it"
             )
-    rd.root.mkdir(parents=True, exist_ok=True)
+    try:
+        rd.root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(
+            cfg.config_dir, "run_dir",
+            f"cannot create {rd.root} ({e.strerror}); set run_dir to a folder this user can write",
+        ) from None
     return rd
 
 

@@ -137,6 +137,13 @@ class ModelConfig(_Strict):
     max_output_tokens: int = Field(
         4000, ge=1, description="Output cap per request; also the budget's worst case."
     )
+    max_context_tokens: int | None = Field(
+        None, ge=1,
+        description="Context window (prompt + output tokens). A request whose prompt "
+        "(estimated at 4 bytes a token) plus max_output_tokens exceeds it is never sent: its "
+        "unit is `skipped` (`prompt_too_long`). Default: 400,000; with the local provider "
+        "local.n_ctx, counting the prompt only.",
+    )
     reasoning: bool | None = Field(
         None,
         description="Treat as a reasoning model (drops temperature/top_p/seed). "
@@ -213,7 +220,10 @@ class LocalConfig(_Strict):
     model_path: str = Field(
         DEFAULT_LOCAL_MODEL, description="GGUF model file (relative paths: to the config file)."
     )
-    n_ctx: int = Field(2048, ge=128, description="Context window of the local server.")
+    n_ctx: int = Field(
+        2048, ge=128, description="Context window of the local server; longer prompts are "
+        "skipped (see model.max_context_tokens).",
+    )
     max_string_chars: int = Field(
         200, ge=1, description="llama-cpp schema adapter: longest string the grammar allows."
     )

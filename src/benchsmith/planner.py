@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import orjson
 
 from benchsmith.config import RunConfig
+from benchsmith.engine.context import ContextLimits, is_too_long, skip_too_long
 from benchsmith.engine.planning import child_rows
 from benchsmith.engine.pricing import worst_case_usd
 from benchsmith.engine.wire import build_body
@@ -96,6 +97,13 @@ def plan_run(cfg: RunConfig, rd: RunDir, echo: Echo) -> tuple[Ledger, Recipe, di
     ledger.add_units(rows)
     by_key = {(t.dataset, t.id): t for t in all_tasks}
     replan_children(ledger, recipe, by_key)
+    skipped, _ = skip_too_long(ledger, ContextLimits.from_config(cfg, *wire_for(cfg)))
+    if skipped:
+        echo(
+            f"warning: {skipped} request(s) skipped, their prompt is longer than the model's "
+            "context (reason prompt_too_long in `benchsmith status`); raise "
+            "model.max_context_tokens (local: local.n_ctx) if the model takes more"
+        )
     ledger.set_meta("recipe", recipe.name)
     return ledger, recipe, by_key
 
@@ -109,8 +117,8 @@ def replan_children(ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str],
     rows = []
     for u in ledger.units():
         task = tasks.get((u.dataset, u.task_id))
-        if task is None or u.state == "pending":
-            continue
+        if task is None or u.state == "pending" or is_too_long(u.reason):
+            continue  # a prompt too long for the model ends its chain
         spec = RequestSpec.from_dict(u.spec)
         rows.extend(child_rows(recipe, task, u.unit_id, spec, u.result or [], ok=u.state == "ok"))
     if rows:

@@ -28,6 +28,7 @@ from benchsmith.config import BatchConfig, Price
 from benchsmith.engine.batch_api import BatchApi
 from benchsmith.engine.batch_lines import ENDPOINTS, Chunk, plan_chunks, request_lines
 from benchsmith.engine.budget import Budget
+from benchsmith.engine.context import ContextLimits, skip_too_long
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.online import Outcome, Stats
 from benchsmith.engine.reconcile import Reconciler
@@ -47,6 +48,7 @@ class BatchSettings:
     bounds: tuple[int, int] | None
     max_retries: int
     cfg: BatchConfig
+    context: ContextLimits | None = None  # requests that cannot fit are skipped, never sent
 
 
 class BatchExecutor:
@@ -121,6 +123,8 @@ class BatchExecutor:
 
     def _prepare_next(self) -> tuple[list[str], bool, float]:
         """Write the next input files for pending units not already in a batch."""
+        if self.s.context is not None:  # units planned by the last reconcile
+            skip_too_long(self.ledger, self.s.context)
         busy = bstore.units_in_flight(self.ledger)
         pending = (u for u in self.ledger.units(state="pending") if u.unit_id not in busy)
         lines = request_lines(

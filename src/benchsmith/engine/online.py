@@ -27,6 +27,7 @@ import orjson
 
 from benchsmith.config import Price
 from benchsmith.engine.budget import Budget
+from benchsmith.engine.context import ContextLimits
 from benchsmith.engine.history import UnitHistory, load_histories
 from benchsmith.engine.http import TRANSIENT_EXC, HttpClient
 from benchsmith.engine.outcome import classify_status, judge
@@ -71,6 +72,7 @@ class EngineSettings:
     backoff_max_s: float
     extra_body: dict[str, Any] = field(default_factory=dict)
     schema_bounds: tuple[int, int] | None = None  # llama-cpp adapter: (max chars, max items)
+    context: ContextLimits | None = None  # requests that cannot fit are skipped, never sent
 
 
 @dataclass
@@ -227,6 +229,15 @@ class OnlineExecutor:
                 bounds=self.s.schema_bounds,
             )
             payload = orjson.dumps(body)
+            too_long = self.s.context and self.s.context.check(
+                spec.model, len(payload), messages, max_out
+            )
+            if too_long:
+                # Not a request to send: no chain successor (it would be as long).
+                self.ledger.finish_unit(unit.unit_id, "skipped", too_long, None)
+                self.stats.total -= 1
+                self.on_progress(self.stats)
+                return
             reserve = worst_case_usd(len(payload), len(messages), max_out, price)
             if not self.budget.try_reserve(reserve):
                 if self.outcome.stopped is None:

@@ -84,9 +84,12 @@ def test_damaged_ledger_is_one_line_for_every_command(
         ["dry-run", "--config", str(cfg_path), "--run-id", "R"],
         ["batch", "status", str(rd), "--no-refresh"],
         ["batch", "export", str(rd), "--out", str(tmp_path / "out.jsonl")],
+        ["batch", "ingest", str(rd), str(cfg_path)],
+        ["render-readable", "--run-dir", str(rd)],
     ):
         line = _one_line_error(run_cli(args, env=env))
         assert "ledger.sqlite is not a readable SQLite database" in line, (args, line)
+        assert line.count("ledger.sqlite") == 1, line
         assert str(rd.name) in line and "restore it from a backup or start a new run" in line
     # Nothing was sent, and the damaged file was not "repaired" into an empty new ledger.
     assert fake_openai.requests == []

@@ -216,7 +216,8 @@ def copy_template(dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(text, encoding="utf-8")
     except OSError as e:
-        dest.unlink(missing_ok=True) if dest.is_file() else None  # no half-written sample
+        if dest.is_file():
+            dest.unlink()  # no half-written sample
         raise ConfigError(
             str(dest), "", f"cannot write the config here ({e.strerror}); choose a path in a "
             "folder this user can write"

@@ -34,7 +34,7 @@ def _run(kind: str, config: Path, mode: Optional[str], run_id: Optional[str], re
                               echo=lambda m: console.print(m, markup=False),
                               on_progress=prog.update)
     except BenchsmithError as e:
-        fail(e)
+        fail(e, config, f"rollout {kind}")
     rd = summary.run_dir
     out = {"run_dir": str(rd), "stopped": summary.stopped, "message": summary.message,
            "units": summary.counts, "spent_usd": round(summary.spent_usd, 6),

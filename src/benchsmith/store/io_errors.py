@@ -25,12 +25,12 @@ _CANT_OPEN = ("unable to open database file", "attempt to write a readonly datab
 
 
 class StorageError(BenchsmithError):
-    """A file could not be read or written. `config` (set by the CLI) completes the resume
-    command of a run whose disk filled up."""
+    """A file could not be read or written. `command` and `config` (set by the CLI) complete
+    the resume command of a run whose disk filled up."""
 
     def __init__(self, path: Path, detail: str, kind: str):
         self.path, self.detail, self.kind = Path(path), detail, kind
-        self.config: str | None = None
+        self.command, self.config = "run", None
         super().__init__(str(self))
 
     @property
@@ -57,7 +57,7 @@ class StorageError(BenchsmithError):
             return (
                 f"cannot write {self.path} ({self.detail}); run {rd} stopped, what was recorded "
                 f"is kept: free disk space, then resume with "
-                f"`benchsmith run --config {cfg} --run-id {rd.name} --resume`"
+                f"`benchsmith {self.command} --config {cfg} --run-id {rd.name} --resume`"
             )
         return f"cannot open or write {self.path} ({self.detail}); {self.kind}"
 

@@ -46,10 +46,13 @@ def _one_line_error(res: subprocess.CompletedProcess[str], *, after_progress: bo
     return lines[0]
 
 
+FAST_BATCH = {"batch": {"poll_interval_s": 0.01, "max_poll_interval_s": 0.05}}
+
+
 def _planned_run(tmp_path: Path, base_url: str, run_id: str = "R", tasks: int = 3) -> tuple[Path, Path]:
     """(config file, run dir) of a run planned by dry-run (no request sent)."""
-    cfg_path = write_yaml(tmp_path / "cfg.yaml", cfg_dict(tmp_path, base_url, tasks=tasks))
-    rep = api.dry_run(make_cfg(tmp_path, base_url, tasks=tasks), run_id)
+    cfg_path = write_yaml(tmp_path / "cfg.yaml", cfg_dict(tmp_path, base_url, FAST_BATCH, tasks=tasks))
+    rep = api.dry_run(make_cfg(tmp_path, base_url, FAST_BATCH, tasks=tasks), run_id)
     return cfg_path, rep.run_dir
 
 
@@ -114,34 +117,41 @@ def _run_limited(args: list[str], limit: int, env: dict[str, str]) -> subprocess
     )
 
 
+@pytest.mark.parametrize("mode", ["online", "batch"])
 def test_disk_full_during_a_run_stops_cleanly_and_resume_finishes(
-    tmp_path: Path, fake_openai: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI, mode: str
 ) -> None:
     cfg_path, rd = _planned_run(tmp_path, fake_openai.base_url, tasks=40)
     planned = (rd / "ledger.sqlite").stat().st_size
     env = cli_env(**{KEY_ENV: SECRET})
-    # Room for the planned ledger and a little more: the disk fills up part-way through.
-    res = _run_limited(
-        ["run", "--config", str(cfg_path), "--run-id", "R", "--resume", "--quiet"],
-        planned + 300_000, env,
-    )
+    cmd = ["run", "--config", str(cfg_path), "--run-id", "R", "--resume", "--quiet"]
+    if mode == "batch":
+        cmd += ["--mode", "batch"]
+    # Room for the planned ledger and a little more: the disk fills up part-way through
+    # (in batch mode, after the first batch of 40 is reconciled).
+    res = _run_limited(cmd, planned + (300_000 if mode == "online" else 600_000), env)
     line = _one_line_error(res, after_progress=True)
     assert str(rd) in line and "free disk space, then resume with" in line, line
-    assert f"benchsmith run --config {cfg_path} --run-id R --resume" in line, line
+    again = "run --mode batch" if mode == "batch" else "run"
+    assert f"`benchsmith {again} --config {cfg_path} --run-id R --resume`" in line, line
     sent_first = len(fake_openai.requests)
+    batches_first = len(fake_openai.batches)
     assert sent_first > 0  # it did fail mid-run, not before
     ok_first = {u for u, s in ledger_rows(rd, "SELECT unit_id, state FROM units") if s == "ok"}
     assert 0 < len(ok_first) < 120
 
     # Space is back: the same command finishes the run; nothing recorded ok is sent again.
-    res = run_cli(["run", "--config", str(cfg_path), "--run-id", "R", "--resume", "--quiet"],
-                  env=env, timeout=120)
+    res = run_cli(cmd, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert_terminal_invariants(rd)
     assert {s for _, s in ledger_rows(rd, "SELECT unit_id, state FROM units")} == {"ok"}
-    specs = unit_specs(rd)
-    resent = [match_unit(r.body, specs) for r in fake_openai.requests[sent_first:]]
-    assert not set(resent) & ok_first
+    if mode == "online":
+        specs = unit_specs(rd)
+        resent = {match_unit(r.body, specs) for r in fake_openai.requests[sent_first:]}
+    else:
+        later = list(fake_openai.batches.values())[batches_first:]
+        resent = {line["custom_id"] for b in later for line in b.lines}
+    assert resent and not resent & ok_first
     res = run_cli(["validate-run", str(rd)], env=env)
     assert res.returncode == 0, res.stdout
 

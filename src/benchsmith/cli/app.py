@@ -144,7 +144,7 @@ def run(
         console.print("interrupted; continue with --resume --run-id <id>", markup=False)
         raise typer.Exit(130) from None
     except BenchsmithError as e:
-        _fail(e, config)
+        _fail(e, config, f"run --mode {mode}" if mode else "run")
         return
     _print_summary(summary, as_json)
     if summary.stopped:

@@ -36,6 +36,7 @@ from benchsmith.errors import AuthError
 from benchsmith.recipes.base import Recipe
 from benchsmith.records import Task
 from benchsmith.store import batches as bstore
+from benchsmith.store.io_errors import file_error
 from benchsmith.store.ledger import Ledger
 
 META_KEY = "benchsmith_local_id"
@@ -131,10 +132,16 @@ class BatchExecutor:
             pending, load_histories(self.ledger), api=self.s.api, structured=self.s.structured,
             price_for=self.price_for, multiplier=self.s.cfg.price_multiplier, bounds=self.s.bounds,
         )
-        plan = plan_chunks(
-            lines, workdir=self.workdir, max_requests=self.s.cfg.max_requests_per_file,
-            max_bytes=self.s.cfg.max_bytes_per_file, budget=self.budget,
-        )
+        try:
+            plan = plan_chunks(
+                lines, workdir=self.workdir, max_requests=self.s.cfg.max_requests_per_file,
+                max_bytes=self.s.cfg.max_bytes_per_file, budget=self.budget,
+            )
+        except OSError as e:  # a full disk: one line naming the run (io_errors)
+            err = file_error(self.workdir, e)
+            if err is None:
+                raise
+            raise err from e
         return [self._record(ch) for ch in plan.chunks], plan.budget_stopped, plan.refused_usd
 
     def _record(self, ch: Chunk) -> str:

@@ -195,13 +195,15 @@ def test_task_ids_file_that_is_not_utf8(tmp_path: Path, fake_openai: FakeOpenAI)
     assert str(ids) in line and "datasets.humaneval.task_ids_file" in line and "not UTF-8" in line
 
 
-def test_dataset_path_that_is_a_folder_or_a_bad_gzip(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+def test_dataset_path_that_is_a_folder_or_a_bad_gzip(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
     folder = tmp_path / "data"
     folder.mkdir()
     gz = tmp_path / "rows.jsonl.gz"
     gz.write_bytes(b"not gzip at all")
     for path in (folder, gz):
-        cfg = write_yaml(tmp_path / "c.yaml", cfg_dict(
-            tmp_path, fake_openai.base_url, {"datasets": {"d": {"source": "jsonl", "path": str(path)}}}))
+        over = {"datasets": {"d": {"source": "jsonl", "path": str(path)}}}
+        cfg = write_yaml(tmp_path / "c.yaml", cfg_dict(tmp_path, fake_openai.base_url, over))
         line = _one_line_error(run_cli(["dry-run", "--config", str(cfg)]))
         assert str(path) in line and "datasets.d.path" in line, line

@@ -76,7 +76,8 @@ def test_too_long_prompt_is_skipped_online(tmp_path: Path, fake_openai: FakeOpen
     res = run_cli(["run", "--config", str(cfg), "--run-id", "R", "--quiet"], env=env)
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
-    warn = [ln for ln in nonempty_lines(res.stderr) if ln.startswith("warning: 1 request(s) skipped")]
+    warn = [ln for ln in nonempty_lines(res.stderr)
+            if ln.startswith("warning: 1 request(s) skipped")]
     assert warn and "model.max_context_tokens" in warn[0], res.stderr
     rd = tmp_path / "runs" / "R"
     _assert_huge_skipped(rd, fake_openai)

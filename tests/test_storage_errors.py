@@ -49,9 +49,12 @@ def _one_line_error(res: subprocess.CompletedProcess[str], *, after_progress: bo
 FAST_BATCH = {"batch": {"poll_interval_s": 0.01, "max_poll_interval_s": 0.05}}
 
 
-def _planned_run(tmp_path: Path, base_url: str, run_id: str = "R", tasks: int = 3) -> tuple[Path, Path]:
+def _planned_run(
+    tmp_path: Path, base_url: str, run_id: str = "R", tasks: int = 3
+) -> tuple[Path, Path]:
     """(config file, run dir) of a run planned by dry-run (no request sent)."""
-    cfg_path = write_yaml(tmp_path / "cfg.yaml", cfg_dict(tmp_path, base_url, FAST_BATCH, tasks=tasks))
+    data = cfg_dict(tmp_path, base_url, FAST_BATCH, tasks=tasks)
+    cfg_path = write_yaml(tmp_path / "cfg.yaml", data)
     rep = api.dry_run(make_cfg(tmp_path, base_url, FAST_BATCH, tasks=tasks), run_id)
     return cfg_path, rep.run_dir
 
@@ -110,7 +113,9 @@ def _fsize_limit(limit: int):
     return pre
 
 
-def _run_limited(args: list[str], limit: int, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run_limited(
+    args: list[str], limit: int, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN), *args], env=env, capture_output=True, text=True, timeout=120,
         preexec_fn=_fsize_limit(limit),

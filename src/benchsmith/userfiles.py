@@ -18,5 +18,6 @@ def read_user_text(path: Path, field: str) -> str:
     except UnicodeDecodeError as e:
         raise ConfigError(
             str(path), field,
-            f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the file as UTF-8",
+            f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "save the file as UTF-8",
         ) from None

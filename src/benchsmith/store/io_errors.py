@@ -133,7 +133,10 @@ def sqlite_error_line(e: sqlite3.Error) -> str:
             "restore it from a backup or start a new run"
         )
     if any(s in low for s in _DISK):
-        return f"the run's {LEDGER_NAME} could not be written ({e}); free disk space, then resume the run"
+        return (
+            f"the run's {LEDGER_NAME} could not be written ({e}); free disk space, then resume "
+            "the run"
+        )
     return f"the run's {LEDGER_NAME} could not be used ({e})"
 
 

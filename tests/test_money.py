@@ -21,7 +21,7 @@ import pytest
 from benchsmith import api, batch_ops
 from benchsmith.config import parse_config
 from benchsmith.validate.run_checks import check_run
-from fake_openai import BatchScript, FakeOpenAI, Reply
+from fake_openai import FakeOpenAI, Reply
 from helpers import (
     KEY_ENV,
     SECRET,

@@ -4,7 +4,6 @@ same unit, the earlier attempts kept, fresh retry counters, and no chain call pl
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 from collections import Counter

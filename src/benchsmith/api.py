@@ -284,6 +284,14 @@ def copy_template(dest: Path) -> None:
     text = resources.files("benchsmith.prompts").joinpath("sample_config.yaml").read_text("utf-8")
     if dest.exists():
         raise BenchsmithError(f"{dest}: already exists; choose another path or delete it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(text, encoding="utf-8")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text, encoding="utf-8")
+    except OSError as e:
+        if dest.is_file():
+            dest.unlink()  # no half-written sample
+        raise ConfigError(
+            str(dest), "", f"cannot write the config here ({e.strerror}); choose a path in a "
+            "folder this user can write"
+        ) from None
 

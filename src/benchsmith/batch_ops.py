@@ -35,6 +35,7 @@ except ImportError:  # not POSIX: no helper process anyway
 
 from benchsmith.config import RunConfig, api_keys, parse_config
 from benchsmith.engine.batch_lines import ENDPOINTS, request_lines, too_big_reason
+from benchsmith.engine.context import ContextLimits, skip_too_long
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.planning import fail_units
 from benchsmith.engine.reconcile import Answer, Reconciler, judge_answer, ok_answer_parts
@@ -162,6 +163,7 @@ def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None)
             api = ENDPOINTS[endpoint]
             if structured == "llama_cpp" and api != "chat":
                 raise ConfigError("command line", "--endpoint", "llama_cpp output needs /v1/chat/completions")
+        skip_too_long(ledger, ContextLimits.from_config(cfg, api, structured))
         busy = bstore.units_in_flight(ledger)
         pending = (u for u in ledger.units(state="pending") if u.unit_id not in busy)
         lines = request_lines(

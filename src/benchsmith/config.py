@@ -32,6 +32,7 @@ from benchsmith.config_sections import (  # noqa: F401 - re-exported
 )
 from benchsmith.errors import ConfigError
 from benchsmith.store.names import DATASET_RULE, is_dataset_name
+from benchsmith.userfiles import read_user_text
 
 # Parameters that reasoning models (o-series, gpt-5 family) reject.
 
@@ -127,6 +128,16 @@ class RunConfig(_Strict):
         return self.model_dump(mode="json")
 
 
+# Fields whose value an error message never repeats (a key pasted by mistake).
+_NEVER_ECHOED = {"openai.api_key_env"}
+
+
+def _echoable(field: str, value: Any) -> bool:
+    if field in _NEVER_ECHOED:
+        return False
+    return not (isinstance(value, str) and value.lower().startswith(("sk-", "sk_")))
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "<root>"
 
@@ -170,7 +181,7 @@ def parse_config(data: Any, file: str = "<config>", config_dir: str = ".") -> Ru
         if "ctx" in err and "expected" in err["ctx"]:
             msg = f"must be {err['ctx']['expected']}"
         more = f" (and {len(e.errors()) - 1} more problems)" if len(e.errors()) > 1 else ""
-        got = f"; got {err.get('input')!r}" if loc else ""
+        got = f"; got {err.get('input')!r}" if loc and _echoable(field, err.get("input")) else ""
         msg = msg.removeprefix("Value error, ")
         raise ConfigError(file, field, f"{msg}{got}{more}") from None
 
@@ -180,13 +191,25 @@ def load_config(path: str | Path) -> RunConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(p), "", "config file not found; create one with `benchsmith init-config`")
+    text = read_user_text(p, "")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "yaml"
         raise ConfigError(str(p), where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
-    return parse_config(data, file=str(p), config_dir=str(p.resolve().parent))
+    cfg = parse_config(data, file=str(p), config_dir=str(p.resolve().parent))
+    _check_template(cfg)
+    return cfg
+
+
+def _check_template(cfg: RunConfig) -> None:
+    """A bad prompt template is refused with the config, before a run folder is made."""
+    if cfg.recipe != "plans" or not cfg.plans.prompt_template:
+        return
+    from benchsmith.recipes.prompt import PLAN_TEMPLATE_NAME, load_template
+
+    load_template(cfg.resolve(cfg.plans.prompt_template), PLAN_TEMPLATE_NAME)
 
 
 def api_keys(cfg: RunConfig) -> list[str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_LOCAL_MODEL = "../shared/data/models/stories260K/stories260K.gguf"
 
 
@@ -135,6 +137,13 @@ class ModelConfig(_Strict):
     max_output_tokens: int = Field(
         4000, ge=1, description="Output cap per request; also the budget's worst case."
     )
+    max_context_tokens: int | None = Field(
+        None, ge=1,
+        description="Context window (prompt + output tokens). A request whose prompt "
+        "(estimated at 4 bytes a token) plus max_output_tokens exceeds it is never sent: its "
+        "unit is `skipped` (`prompt_too_long`). Default: 400,000; with the local provider "
+        "local.n_ctx, counting the prompt only.",
+    )
     reasoning: bool | None = Field(
         None,
         description="Treat as a reasoning model (drops temperature/top_p/seed). "
@@ -170,8 +179,9 @@ class OpenAIConfig(_Strict):
     )
     api_key_env: str | None = Field(
         "OPENAI_API_KEY",
-        description="Environment variable holding the key; comma-separated keys are used "
-        "round-robin. The key itself is never written anywhere.",
+        description="Name of the environment variable holding the key; comma-separated keys "
+        "are used round-robin. The key itself is never written anywhere; a value that looks "
+        "like a key is refused without being shown.",
     )
     structured_output: Literal["openai", "llama_cpp"] = Field(
         "openai",
@@ -191,6 +201,18 @@ class OpenAIConfig(_Strict):
         None, description="`prompt_cache_retention` to send when caching is enabled."
     )
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, v: str | None) -> str | None:
+        # The message never quotes the value: it may be a pasted key.
+        if v is not None and looks_like_secret(v):
+            raise ValueError(
+                "must be the NAME of an environment variable (letters, digits, _), not a key; "
+                "the value is not shown as it may be a key: put the variable name here "
+                "(e.g. OPENAI_API_KEY) and export the key in that variable"
+            )
+        return v
+
 
 class LocalConfig(_Strict):
     """The `local` provider: benchsmith starts llama-cpp-python's server itself."""
@@ -198,7 +220,10 @@ class LocalConfig(_Strict):
     model_path: str = Field(
         DEFAULT_LOCAL_MODEL, description="GGUF model file (relative paths: to the config file)."
     )
-    n_ctx: int = Field(2048, ge=128, description="Context window of the local server.")
+    n_ctx: int = Field(
+        2048, ge=128, description="Context window of the local server; longer prompts are "
+        "skipped (see model.max_context_tokens).",
+    )
     max_string_chars: int = Field(
         200, ge=1, description="llama-cpp schema adapter: longest string the grammar allows."
     )
@@ -258,3 +283,12 @@ class BudgetConfig(_Strict):
     max_usd: float | None = Field(
         None, ge=0, description="Hard cap: no request is sent that could push spend past it."
     )
+
+
+def looks_like_secret(name: str) -> bool:
+    """True when an `api_key_env` value is not a plausible variable name: not a shell name,
+    or key-like (`sk-...`, or long with lower-case letters and digits, as tokens are;
+    variable names are UPPER_CASE by convention)."""
+    if not ENV_VAR_NAME.fullmatch(name) or name.lower().startswith(("sk-", "sk_")):
+        return True
+    return len(name) >= 32 and any(c.islower() for c in name) and any(c.isdigit() for c in name)

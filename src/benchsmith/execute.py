@@ -8,6 +8,7 @@ from typing import Any
 
 from benchsmith.config import RunConfig
 from benchsmith.engine.budget import Budget
+from benchsmith.engine.context import ContextLimits
 from benchsmith.engine.http import HttpClient
 from benchsmith.engine.online import EngineSettings, OnlineExecutor, Stats
 from benchsmith.engine.ratelimit import RateLimiter
@@ -46,6 +47,7 @@ async def execute_online(
         max_retries=eng.max_retries, backoff_base_s=eng.backoff_base_s,
         backoff_max_s=eng.backoff_max_s,
         schema_bounds=_bounds(cfg, structured),
+        context=ContextLimits.from_config(cfg, api, structured),
     )
     pending = list(ledger.units(state="pending"))
     prices = (lambda _m: None) if cfg.provider == "local" else cfg.price_for
@@ -77,6 +79,7 @@ async def execute_batch(
     settings = BatchSettings(
         api=api, structured=structured, bounds=_bounds(cfg, structured),
         max_retries=cfg.engine.max_retries, cfg=cfg.batch,
+        context=ContextLimits.from_config(cfg, api, structured),
     )
     async with BatchApi(cfg.openai.base_url, keys[0] if keys else None,
                         timeout_s=max(cfg.engine.timeout_s, 300.0),

@@ -5,7 +5,6 @@ Ingesting the same file twice changes nothing; unknown ids are reported and igno
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import hashlib
 import os
@@ -31,13 +30,10 @@ try:
 except ImportError:  # not POSIX: no helper process anyway
     fcntl = None  # type: ignore[assignment]
 
-from benchsmith.config import RunConfig, api_keys, parse_config
-from benchsmith.engine.batch_lines import ENDPOINTS, request_lines
+from benchsmith.config import RunConfig
 from benchsmith.engine.budget import overspend_problems
-from benchsmith.engine.history import load_histories
 from benchsmith.engine.reconcile import Answer, Reconciler, judge_answer, ok_answer_parts
 from benchsmith.errors import ConfigError
-from benchsmith.execute import _bounds
 from benchsmith.export.jsonl import call_log_rows, calls_log_written_by
 from benchsmith.export.run_files import write_run_files
 from benchsmith.planner import wire_for

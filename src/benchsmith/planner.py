@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from benchsmith.config import RunConfig
+from benchsmith.engine.context import ContextLimits, is_too_long, skip_too_long
 from benchsmith.engine.planning import child_rows
 from benchsmith.engine.pricing import worst_case_usd
 from benchsmith.engine.wire import build_body
@@ -63,7 +64,7 @@ def open_run(cfg: RunConfig, run_id: str | None, resume: bool, create: bool) -> 
             raise ConfigError(
                 str(rd.root), "--run-id", "this run already exists; add --resume to continue it"
             )
-    claim_run_dir(rd.root)
+    claim_run_dir(rd.root, field="run_dir / --run-id")
     return rd
 
 
@@ -110,6 +111,13 @@ def plan_run(
             replan_children(ledger, recipe, by_key)
         else:
             _finish_replan(ledger, recipe, by_key, plan, [uid for uid, _ in rows], echo)
+        skipped, _ = skip_too_long(ledger, ContextLimits.from_config(cfg, *wire_for(cfg)))
+        if skipped:
+            echo(
+                f"warning: {skipped} request(s) skipped, their prompt is longer than the model's "
+                "context (reason prompt_too_long in `benchsmith status`); raise "
+                "model.max_context_tokens (local: local.n_ctx) if the model takes more"
+            )
         ledger.set_meta("recipe", recipe.name)
     except BaseException:
         ledger.close()
@@ -149,6 +157,8 @@ def replan_children(
             task = tasks.get((u.dataset, u.task_id))
             if task is None or u.state == "pending" or u.reason == CHAIN_SUPERSEDED:
                 continue  # a chain call set aside by a re-open plans nothing
+            if is_too_long(u.reason):
+                continue  # a prompt too long for the model ends its chain
             spec = RequestSpec.from_dict(u.spec)
             kids = child_rows(recipe, task, u.unit_id, spec, u.result or [], ok=u.state == "ok")
             if u.unit_id in reopened:

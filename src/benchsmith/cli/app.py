@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -12,6 +13,7 @@ import typer
 from benchsmith import api
 from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail, live_line, resume_command
 from benchsmith.errors import BenchsmithError
+from benchsmith.store.io_errors import os_error_line, sqlite_error_line
 from benchsmith.store.rundir import new_run_id
 
 app = typer.Typer(
@@ -81,7 +83,7 @@ def dry_run(
         rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False),
                           replan=replan)
     except BenchsmithError as e:
-        _fail(e)
+        _fail(e, config)
         return
     est = rep.estimate
     out = {
@@ -171,7 +173,7 @@ def run(
         console.print(f"interrupted; continue with: {cont}", markup=False)
         raise typer.Exit(130) from None
     except BenchsmithError as e:
-        _fail(e)
+        _fail(e, config, f"run --mode {mode}" if mode else "run")
         return
     _print_summary(summary, as_json, cont)
     if summary.stopped:
@@ -277,4 +279,10 @@ def main() -> None:
         app()
     except BenchsmithError as e:  # pragma: no cover - commands catch their own
         err_console().print(f"error: {e}", markup=False)
+        sys.exit(1)
+    except OSError as e:  # a path the OS refused (unwritable, a file where a folder should be)
+        err_console().print(f"error: {os_error_line(e)}", markup=False)
+        sys.exit(1)
+    except sqlite3.Error as e:  # a ledger problem no layer attributed to a file
+        err_console().print(f"error: {sqlite_error_line(e)}", markup=False)
         sys.exit(1)

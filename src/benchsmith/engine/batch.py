@@ -31,6 +31,7 @@ from benchsmith.config import BatchConfig, Price
 from benchsmith.engine.batch_api import BatchApi
 from benchsmith.engine.batch_lines import ENDPOINTS, Chunk, plan_chunks, request_lines
 from benchsmith.engine.budget import Budget, final_stop, overbilled_note
+from benchsmith.engine.context import ContextLimits, skip_too_long
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.online import Outcome, Stats
 from benchsmith.engine.planning import fail_units
@@ -39,6 +40,7 @@ from benchsmith.errors import AuthError
 from benchsmith.recipes.base import Recipe
 from benchsmith.records import Task
 from benchsmith.store import batches as bstore
+from benchsmith.store.io_errors import file_error
 from benchsmith.store.ledger import Ledger
 
 META_KEY = "benchsmith_local_id"
@@ -51,6 +53,7 @@ class BatchSettings:
     bounds: tuple[int, int] | None
     max_retries: int
     cfg: BatchConfig
+    context: ContextLimits | None = None  # requests that cannot fit are skipped, never sent
 
 
 class BatchExecutor:
@@ -169,16 +172,24 @@ class BatchExecutor:
     def _prepare_next(self) -> tuple[list[str], bool, float, int]:
         """Write the next input files for pending units not already in a batch. Units whose
         request line alone is over the per-file cap fail unsent (the last value: how many)."""
+        if self.s.context is not None:  # units planned by the last reconcile
+            skip_too_long(self.ledger, self.s.context)
         busy = bstore.units_in_flight(self.ledger)
         pending = (u for u in self.ledger.units(state="pending") if u.unit_id not in busy)
         lines = request_lines(
             pending, load_histories(self.ledger), api=self.s.api, structured=self.s.structured,
             price_for=self.price_for, multiplier=self.s.cfg.price_multiplier, bounds=self.s.bounds,
         )
-        plan = plan_chunks(
-            lines, workdir=self.workdir, max_requests=self.s.cfg.max_requests_per_file,
-            max_bytes=self.s.cfg.max_bytes_per_file, budget=self.budget,
-        )
+        try:
+            plan = plan_chunks(
+                lines, workdir=self.workdir, max_requests=self.s.cfg.max_requests_per_file,
+                max_bytes=self.s.cfg.max_bytes_per_file, budget=self.budget,
+            )
+        except OSError as e:  # a full disk: one line naming the run (io_errors)
+            err = file_error(self.workdir, e)
+            if err is None:
+                raise
+            raise err from e
         n_failed = fail_units(self.ledger, self.recipe, self.tasks, plan.too_big)
         return ([self._record(ch) for ch in plan.chunks], plan.budget_stopped, plan.refused_usd,
                 n_failed)

@@ -19,6 +19,7 @@ from benchsmith.engine.http import TRANSIENT_EXC
 from benchsmith.engine.outcome import classify_status
 from benchsmith.engine.wire import error_message
 from benchsmith.errors import AuthError, BenchsmithError
+from benchsmith.store.io_errors import StorageError, file_error
 
 
 class BatchApi:
@@ -133,14 +134,22 @@ class BatchApi:
                     if r.status == 200:
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         tmp = dest.with_suffix(dest.suffix + ".part")
-                        with tmp.open("wb") as fh:
-                            async for block in r.content.iter_chunked(1 << 20):
-                                fh.write(block)
+                        try:
+                            with tmp.open("wb") as fh:
+                                async for block in r.content.iter_chunked(1 << 20):
+                                    fh.write(block)
+                        except OSError as e:  # a full disk is not a network error: no retry
+                            err = file_error(dest, e)
+                            if err is None:
+                                raise
+                            raise err from e
                         tmp.replace(dest)
                         return dest
                     msg = (await r.read()).decode("utf-8", "replace")[:300]
                     if classify_status(r.status, msg) != "retry":
                         raise BenchsmithError(f"GET /files/{file_id}/content: HTTP {r.status}: {msg}")
+            except StorageError:
+                raise
             except TRANSIENT_EXC:
                 pass
             await asyncio.sleep(min(30.0, 0.5 * 2**k))

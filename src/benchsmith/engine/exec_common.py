@@ -8,6 +8,8 @@ import gc
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchsmith.engine.context import ContextLimits
+
 
 @dataclass
 class Stats:
@@ -39,6 +41,7 @@ class EngineSettings:
     backoff_max_s: float
     extra_body: dict[str, Any] = field(default_factory=dict)
     schema_bounds: tuple[int, int] | None = None  # llama-cpp adapter: (max chars, max items)
+    context: ContextLimits | None = None  # requests that cannot fit are skipped, never sent
 
 
 @dataclass

@@ -116,6 +116,13 @@ class OnlineExecutor:
                 for w in workers:
                     w.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
+            except Exception:
+                # A fatal error (e.g. the disk is full): stop every worker, and let their own
+                # errors die with them, before this one is raised.
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
             finally:
                 self._halt.close()
                 self._commits.close()
@@ -209,6 +216,15 @@ class OnlineExecutor:
                 bounds=self.s.schema_bounds,
             )
             payload = orjson.dumps(body)
+            too_long = self.s.context and self.s.context.check(
+                spec.model, len(payload), messages, max_out
+            )
+            if too_long:
+                # Not a request to send: no chain successor (it would be as long).
+                self.ledger.finish_unit(unit.unit_id, "skipped", too_long, None)
+                self.stats.total -= 1
+                self.on_progress(self.stats)
+                return
             reserve = worst_case_usd(len(payload), len(messages), max_out, price)
             if not self.budget.try_reserve(reserve):
                 if self.outcome.stopped is None:

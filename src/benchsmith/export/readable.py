@@ -44,6 +44,7 @@ from benchsmith.export.markdown import (
 )
 from benchsmith.recipes.prompt import task_text
 from benchsmith.records import Task
+from benchsmith.store.io_errors import StorageError
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import run_lock
 from benchsmith.store.rundir import RunDir
@@ -173,10 +174,14 @@ def render_readable(
     with run_lock(rd.root, "render-readable") if inside else nullcontext():
         try:
             ledger = Ledger(rd.ledger)
+        except StorageError:
+            raise  # already names the file and the fix
         except sqlite3.Error as e:
             raise BenchsmithError(f"{rd.ledger}: cannot read the ledger: {e}") from None
         try:
             return _render(ledger, rd, root, failed_root, include_task_text)
+        except StorageError:
+            raise
         except sqlite3.Error as e:
             raise BenchsmithError(f"{rd.ledger}: cannot read the ledger: {e}") from None
         except OSError as e:

@@ -23,6 +23,12 @@ from benchsmith.recipes.prompt import render
 from benchsmith.records import Task
 
 RECIPE_VERSION = "1"
+# The placeholders each built-in template holds (README "How a run works").
+PLACEHOLDERS = {
+    "agentless_localize.txt": ("PROBLEM", "STRUCTURE", "MAX_FILES"),
+    "agentless_repair.txt": ("PROBLEM", "FILES"),
+    "agentless_testgen.txt": ("PROBLEM", "FILES"),
+}
 CHARS_PER_TOKEN = 4
 _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 

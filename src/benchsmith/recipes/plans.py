@@ -18,13 +18,20 @@ from typing import Any
 
 from benchsmith.config import RunConfig
 from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, Stage
-from benchsmith.recipes.prompt import load_template, render, task_text
+from benchsmith.recipes.prompt import (
+    PLAN_PLACEHOLDERS,
+    PLAN_TEMPLATE_NAME,
+    load_template,
+    render,
+    task_text,
+)
 from benchsmith.records import Task
 from benchsmith.validate.diversity import duplicate_issues, plan_text
 from benchsmith.validate.plans import check_plans
 from benchsmith.validate.schema import compile_validator
 
-TEMPLATE_NAME = "plan_prompt_template.txt"
+TEMPLATE_NAME = PLAN_TEMPLATE_NAME
+PLACEHOLDERS = PLAN_PLACEHOLDERS
 RECIPE_VERSION = "2"
 GIST_CHARS = 200
 
@@ -147,7 +154,7 @@ def _prior_block(prior: list[dict[str, Any]]) -> str:
 def plans_recipe(cfg: RunConfig) -> Recipe:
     pc = cfg.plans
     tpl_path = cfg.resolve(pc.prompt_template) if pc.prompt_template else None
-    template = load_template(tpl_path, TEMPLATE_NAME)
+    template = load_template(tpl_path, TEMPLATE_NAME, PLACEHOLDERS)
     schema = plan_schema(pc.plans_per_call, pc.min_steps)
     validate = compile_validator(schema)
     models = cfg.models_by_call()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from benchsmith.errors import ConfigError
 from benchsmith.records import Task
+from benchsmith.userfiles import read_user_text
 
 
 def task_text(task: Task) -> str:
@@ -23,16 +26,47 @@ def task_text(task: Task) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
-def load_template(path: Path | None, builtin: str) -> str:
+# What a plans template may hold (README "How a run works"); every call renders all of them.
+PLAN_PLACEHOLDERS = ("PLANS_PER_CALL", "MIN_STEPS", "TASK_TEXT")
+PLAN_TEMPLATE_NAME = "plan_prompt_template.txt"
+
+# `{{NAME}}`-like markers: a word in double braces, spaces and any case allowed, so that a
+# typo such as `{{ task_text }}` is caught rather than sent as is.
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def placeholders(template: str) -> list[str]:
+    """The placeholder markers of a template, as written (inside the braces), in order."""
+    return list(dict.fromkeys(m.group(0)[2:-2] for m in _PLACEHOLDER.finditer(template)))
+
+
+def unknown_placeholders(template: str, known: Iterable[str]) -> list[str]:
+    """Markers that `render` would not replace (only exact `{{NAME}}` of a known name is)."""
+    ok = set(known)
+    return [p for p in placeholders(template) if p not in ok]
+
+
+def load_template(
+    path: Path | None, builtin: str, known: Iterable[str] = PLAN_PLACEHOLDERS,
+    field: str = "plans.prompt_template",
+) -> str:
+    """The template text; a user file must be UTF-8, hold {{TASK_TEXT}} and only `known`
+    placeholders (an unknown one would reach the model as is)."""
     if path is None:
         return resources.files("benchsmith.prompts").joinpath(builtin).read_text(encoding="utf-8")
     if not path.is_file():
-        raise ConfigError(str(path), "plans.prompt_template", "template file not found")
-    text = path.read_text(encoding="utf-8")
-    if "{{TASK_TEXT}}" not in text:
+        raise ConfigError(str(path), field, "template file not found")
+    text = read_user_text(path, field)
+    known = tuple(known)
+    bad = unknown_placeholders(text, known)
+    if bad:
+        shown = ", ".join("{{" + b + "}}" for b in bad)
         raise ConfigError(
-            str(path), "plans.prompt_template", "template must contain the {{TASK_TEXT}} placeholder"
+            str(path), field,
+            f"unknown placeholder {shown}; known: {', '.join('{{' + k + '}}' for k in known)}",
         )
+    if "{{TASK_TEXT}}" not in text:
+        raise ConfigError(str(path), field, "template must contain the {{TASK_TEXT}} placeholder")
     return text
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from benchsmith.errors import ConfigError
 from benchsmith.records import Task
+from benchsmith.userfiles import read_user_text
 
 
 def read_id_list(path: Path, field: str) -> list[str]:
     """A JSON list of ids, or one id per line."""
     if not path.is_file():
         raise ConfigError(str(path), f"{field}.task_ids_file", "file not found")
-    text = path.read_text(encoding="utf-8").strip()
+    text = read_user_text(path, f"{field}.task_ids_file").strip()
     if text.startswith("["):
         try:
             ids = json.loads(text)

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from benchsmith.records import Task, Usage
+from benchsmith.store.io_errors import LedgerUnreadable, connect_ledger
 from benchsmith.store.ledger_reads import CURRENT_PLAN, NEWEST_PLAN, LedgerReads
 from benchsmith.store.migrations import MIGRATIONS
 
@@ -75,12 +76,19 @@ class Ledger(LedgerReads):
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL: each commit survives a process kill; only power loss can drop the tail.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=10000")
-        self._migrate()
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            # SQLite would take an empty file for a new ledger and start the run over.
+            raise LedgerUnreadable(self.path, "the file is empty", "corrupt")
+        self.db = connect_ledger(self.path)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL: each commit survives a process kill; only power loss can drop the tail.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except BaseException:
+            self.db.close()
+            raise
 
     # -- schema -------------------------------------------------------------------------
     def _migrate(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from benchsmith.errors import ConfigError
+from benchsmith.store.io_errors import file_error
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.names import check_dataset_name
 
@@ -104,41 +105,43 @@ def new_run_id() -> str:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same folder + rename: readers never see a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_chunks(path, (data,))
 
 
-def atomic_write_jsonl(path: Path, rows: Iterable[Any]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> int:
+    """`atomic_write_bytes` of the concatenated chunks, streamed; returns how many.
+
+    A full disk is raised as a one-line error naming the file (the old file stays whole).
+    """
     n = 0
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise (file_error(path, e) or e) from None
+    try:
         with os.fdopen(fd, "wb") as fh:
-            for row in rows:
-                fh.write(orjson.dumps(row) + b"\n")
+            for chunk in chunks:
+                fh.write(chunk)
                 n += 1
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError):
+            err = file_error(path, e)
+            if err is not None:
+                raise err from e
         raise
     return n
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[Any]) -> int:
+    return atomic_write_chunks(path, (orjson.dumps(row) + b"\n" for row in rows))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -9,8 +9,8 @@ Checks, in order (module in brackets):
 
 - ``ledger`` [ledger]: the ledger opens; every unit is in one known state; terminal non-ok
   units have a reason; ok units have exactly one ok attempt (others none); no attempt is left
-  ``sent`` unless its invocation was interrupted (a kill leaves attempts ``sent``; resume
-  counts them at their reservation).
+  ``sent`` unless its invocation was interrupted or ended on an error such as a full disk
+  (both leave attempts ``sent``; resume counts them at their reservation).
 - ``plans_per_task`` [plans]: every task of ``<ds>_complete_task_ids.json`` has exactly
   ``calls_per_task * plans_per_call`` plans, one per (call_index, plan_index).
 - ``schema`` [plans]: every plan row has the metadata keys and a valid plan (non-empty title

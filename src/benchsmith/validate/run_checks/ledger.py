@@ -52,10 +52,11 @@ def check_ledger(run: Run) -> Outcome:
                 f"attempt {aid} ({uid}): left 'sent' by unknown invocation {inv}",
                 "attempt of an unknown invocation",
             )
-        elif st not in ("crashed", "interrupted", "running"):
+        elif st not in ("crashed", "interrupted", "running", "error"):
             p.add(
                 f"attempt {aid} ({uid}): left 'sent' (never settled) although invocation {inv} "
-                f"ended {st!r}; only an interrupted invocation may leave unsettled attempts",
+                f"ended {st!r}; only an interrupted or failed invocation may leave unsettled "
+                "attempts",
                 "unsettled attempt of a finished invocation",
             )
     for aid, inv in db.execute(

@@ -131,6 +131,8 @@ class Run:
     def open_ledger(self) -> list[str]:
         """Open the ledger read-only; problems if it is not a usable ledger."""
         problems: list[str] = []
+        if self.rd.ledger.stat().st_size == 0:
+            return ["ledger.sqlite: the file is empty (restore it from a backup)"]
         try:
             led = ReadOnlyLedger(self.rd.ledger)
         except sqlite3.Error as e:

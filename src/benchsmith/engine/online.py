@@ -34,18 +34,24 @@ from benchsmith.engine.exec_common import (  # Stats, Outcome, EngineSettings: r
 )
 from benchsmith.engine.history import UnitHistory, load_histories
 from benchsmith.engine.http import TRANSIENT_EXC, HttpClient
-from benchsmith.engine.outcome import classify_status, judge
+from benchsmith.engine.outcome import classify_status, http_error_text, judge, stop_message
 from benchsmith.engine.planning import child_rows
 from benchsmith.engine.pricing import cost_usd, prompt_token_bound, worst_case_usd
 from benchsmith.engine.ratelimit import RateLimiter
 from benchsmith.engine.shutdown import Halt
-from benchsmith.engine.wire import PATHS, MalformedAnswer, build_body, error_message, parse_completion
+from benchsmith.engine.wire import PATHS, MalformedAnswer, build_body, parse_completion
 from benchsmith.errors import AuthError
 from benchsmith.recipes.base import Recipe, RequestSpec, with_feedback
 from benchsmith.records import Task, Usage
 from benchsmith.store.group_commit import GroupCommit
 from benchsmith.store.ledger import Ledger, Unit
 from benchsmith.store.reopen import children_after_reopen
+
+
+async def _cancel(workers: list[asyncio.Task[None]]) -> None:
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
 
 
 class OnlineExecutor:
@@ -107,21 +113,15 @@ class OnlineExecutor:
                 await asyncio.gather(*workers)
             except AuthError as e:
                 self.outcome = Outcome("auth", str(e))
-                for w in workers:
-                    w.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                await _cancel(workers)
             except asyncio.CancelledError:
                 if not self._aborted:  # not ours: the caller is cancelling the run
                     raise
-                for w in workers:
-                    w.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                await _cancel(workers)
             except Exception:
-                # A fatal error (e.g. the disk is full): stop every worker, and let their own
-                # errors die with them, before this one is raised.
-                for w in workers:
-                    w.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                # A fatal error (e.g. the disk is full): every worker stops, its own errors
+                # dying with it, before this one is raised.
+                await _cancel(workers)
                 raise
             finally:
                 self._halt.close()
@@ -188,6 +188,16 @@ class OnlineExecutor:
             return min(retry_after, max(120.0, self.s.backoff_max_s))
         base = min(self.s.backoff_base_s * (2**k), self.s.backoff_max_s)
         return base * (0.5 + self.rng.random() * 0.5)
+
+    async def _retry(self, unit: Unit, transient: int, why: str,
+                     retry_after: float | None = None) -> bool:
+        """After the `transient`-th transient error: back off and say True (send again), or
+        fail the unit past engine.max_retries, or say False when the run is stopping."""
+        if transient > self.s.max_retries:
+            self._finish(unit, "failed", why, None)
+            return False
+        self.stats.retries += 1
+        return await self._halt.pause(self._backoff(transient - 1, retry_after))
 
     async def _process(self, unit: Unit) -> None:
         spec = RequestSpec.from_dict(unit.spec)
@@ -274,13 +284,9 @@ class OnlineExecutor:
                 status = "timeout" if is_timeout else "connection_error"
                 self._end(aid, reserve, status, None, None, Usage(), charge, error=f"{status}: {e!r}"[:300])
                 transient += 1
-                if transient > self.s.max_retries:
-                    self._finish(unit, "failed", f"{status} after {transient} tries", None)
-                    return
-                self.stats.retries += 1
-                if not await self._halt.pause(self._backoff(transient - 1, None)):
-                    return
-                continue
+                if await self._retry(unit, transient, f"{status} after {transient} tries"):
+                    continue
+                return
 
             if res.status == 200:
                 try:
@@ -289,13 +295,9 @@ class OnlineExecutor:
                     self._end(aid, reserve, "malformed", 200, res.latency_s, Usage(), reserve,
                               error=f"malformed answer: {e}"[:300])
                     transient += 1
-                    if transient > self.s.max_retries:
-                        self._finish(unit, "failed", "malformed answers", None)
-                        return
-                    self.stats.retries += 1
-                    if not await self._halt.pause(self._backoff(transient - 1, None)):
-                        return
-                    continue
+                    if await self._retry(unit, transient, "malformed answers"):
+                        continue
+                    return
                 cost = cost_usd(comp.usage, price)
                 self.stats.input_tokens += comp.usage.input_tokens
                 self.stats.output_tokens += comp.usage.output_tokens
@@ -356,30 +358,18 @@ class OnlineExecutor:
                                                    json=spec.schema is not None))
                 continue
 
-            text = res.body.decode("utf-8", "replace")
-            try:
-                err_body: Any = orjson.loads(res.body)
-            except orjson.JSONDecodeError:
-                err_body = text
-            msg = error_message(err_body, text or f"HTTP {res.status}")
+            msg = http_error_text(res.status, res.body)
             self._end(aid, reserve, "http_error", res.status, res.latency_s, Usage(), 0.0,
                       error=f"HTTP {res.status}: {msg}")
             kind = classify_status(res.status, msg)
             if kind == "stop":
-                what = "authentication failed" if res.status in (401, 403) else "quota exhausted"
-                raise AuthError(
-                    f"{what} (HTTP {res.status}) at {self.http.base_url}: {msg}; "
-                    "check the API key and its permissions, then resume the run"
-                )
+                raise AuthError(stop_message(res.status, msg, self.http.base_url))
             if kind == "retry":
                 transient += 1
-                if transient > self.s.max_retries:
-                    self._finish(unit, "failed", f"HTTP {res.status} after {transient} tries: {msg}", None)
-                    return
-                self.stats.retries += 1
-                if not await self._halt.pause(self._backoff(transient - 1, res.retry_after)):
-                    return
-                continue
+                why = f"HTTP {res.status} after {transient} tries: {msg}"
+                if await self._retry(unit, transient, why, res.retry_after):
+                    continue
+                return
             self._finish(unit, "failed", f"HTTP {res.status}: {msg}", None)
             return
 

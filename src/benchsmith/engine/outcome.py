@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from benchsmith.engine.wire import Completion
+import orjson
+
+from benchsmith.engine.wire import Completion, error_message
 from benchsmith.recipes.base import RequestSpec, Stage
 
 
@@ -38,3 +40,20 @@ def classify_status(status: int, message: str) -> str:
     if status in (408, 409, 429) or status >= 500:
         return "retry"
     return "fail"
+
+
+def http_error_text(status: int, body: bytes) -> str:
+    """The server's message of a non-200 answer (JSON error body or plain text)."""
+    text = body.decode("utf-8", "replace")
+    try:
+        err_body: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        err_body = text
+    return error_message(err_body, text or f"HTTP {status}")
+
+
+def stop_message(status: int, message: str, base_url: str) -> str:
+    """Why a `stop` status (classify_status) ends the whole run, and what to do."""
+    what = "authentication failed" if status in (401, 403) else "quota exhausted"
+    return (f"{what} (HTTP {status}) at {base_url}: {message}; "
+            "check the API key and its permissions, then resume the run")

@@ -35,7 +35,7 @@ except ImportError:  # not POSIX: no helper process anyway
 
 from benchsmith.config import RunConfig, api_keys, parse_config
 from benchsmith.engine.batch_lines import ENDPOINTS, request_lines, too_big_reason
-from benchsmith.engine.context import ContextLimits, skip_too_long
+from benchsmith.engine.context import ContextLimits, skip_too_long, skip_units
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.planning import fail_units
 from benchsmith.engine.reconcile import Answer, Reconciler, judge_answer, ok_answer_parts
@@ -163,28 +163,34 @@ def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None)
             api = ENDPOINTS[endpoint]
             if structured == "llama_cpp" and api != "chat":
                 raise ConfigError("command line", "--endpoint", "llama_cpp output needs /v1/chat/completions")
-        skip_too_long(ledger, ContextLimits.from_config(cfg, api, structured))
+        context = ContextLimits.from_config(cfg, api, structured)
+        skip_too_long(ledger, context, scan=False)  # re-opens; each line is checked below
         busy = bstore.units_in_flight(ledger)
         pending = (u for u in ledger.units(state="pending") if u.unit_id not in busy)
         lines = request_lines(
             pending, load_histories(ledger), api=api, structured=structured,
             price_for=cfg.price_for, multiplier=cfg.batch.price_multiplier,
-            bounds=_bounds(cfg, structured),
+            bounds=_bounds(cfg, structured), context=context,
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         n = 0
         cap = cfg.batch.max_bytes_per_file
         too_big: list[tuple[str, str]] = []
+        too_long: list[tuple[str, str]] = []
         with tmp.open("wb") as fh:
             for line in lines:
+                if line.too_long is not None:
+                    too_long.append((line.unit_id, line.too_long))
+                    continue
                 if len(line.data) > cap:
                     too_big.append((line.unit_id, too_big_reason(len(line.data), cap)))
                     continue
                 fh.write(line.data)
                 n += 1
         tmp.replace(out)
-        if too_big:
+        skip_units(ledger, too_long)
+        if too_big or too_long:
             recipe = get_recipe(cfg)
             fail_units(ledger, recipe, {(t.dataset, t.id): t for t in ledger.tasks()}, too_big)
             write_run_files(ledger, rd, recipe, cfg)  # the failures show in the outputs

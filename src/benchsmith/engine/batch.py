@@ -31,7 +31,7 @@ from benchsmith.config import BatchConfig, Price
 from benchsmith.engine.batch_api import BatchApi
 from benchsmith.engine.batch_lines import ENDPOINTS, Chunk, plan_chunks, request_lines
 from benchsmith.engine.budget import Budget, final_stop, overbilled_note
-from benchsmith.engine.context import ContextLimits, skip_too_long
+from benchsmith.engine.context import ContextLimits, skip_too_long, skip_units
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.online import Outcome, Stats
 from benchsmith.engine.planning import fail_units
@@ -172,13 +172,14 @@ class BatchExecutor:
     def _prepare_next(self) -> tuple[list[str], bool, float, int]:
         """Write the next input files for pending units not already in a batch. Units whose
         request line alone is over the per-file cap fail unsent (the last value: how many)."""
-        if self.s.context is not None:  # units planned by the last reconcile
-            skip_too_long(self.ledger, self.s.context)
+        if self.s.context is not None:  # a raised limit re-opens units skipped before
+            skip_too_long(self.ledger, self.s.context, scan=False)
         busy = bstore.units_in_flight(self.ledger)
         pending = (u for u in self.ledger.units(state="pending") if u.unit_id not in busy)
         lines = request_lines(
             pending, load_histories(self.ledger), api=self.s.api, structured=self.s.structured,
             price_for=self.price_for, multiplier=self.s.cfg.price_multiplier, bounds=self.s.bounds,
+            context=self.s.context,
         )
         try:
             plan = plan_chunks(
@@ -190,6 +191,7 @@ class BatchExecutor:
             if err is None:
                 raise
             raise err from e
+        skip_units(self.ledger, plan.too_long)  # a skipped call ends its chain
         n_failed = fail_units(self.ledger, self.recipe, self.tasks, plan.too_big)
         return ([self._record(ch) for ch in plan.chunks], plan.budget_stopped, plan.refused_usd,
                 n_failed)

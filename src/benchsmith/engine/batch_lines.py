@@ -16,6 +16,7 @@ import orjson
 
 from benchsmith.config import Price
 from benchsmith.engine.budget import Budget
+from benchsmith.engine.context import BYTES_PER_TOKEN, ContextLimits
 from benchsmith.engine.history import UnitHistory
 from benchsmith.engine.pricing import worst_case_usd
 from benchsmith.engine.wire import PATHS, build_body
@@ -34,6 +35,13 @@ class Line:
     model: str
     data: bytes  # one JSONL line, newline included
     reserve_usd: float
+    too_long: str | None = None  # the skip reason when the prompt cannot fit the model
+
+
+# Bytes a line adds around its body: {"custom_id":"...","method":"POST","url":"...","body":...}
+_WRAP = len(orjson.dumps({"custom_id": "", "method": "POST", "url": "", "body": None})) - 4
+# Tokens that framing (a few per message) can add: well above what any request carries.
+_NEAR = 4096
 
 
 def request_lines(
@@ -45,7 +53,9 @@ def request_lines(
     price_for: Callable[[str], Price | None],
     multiplier: float,
     bounds: tuple[int, int] | None = None,
+    context: ContextLimits | None = None,
 ) -> Iterator[Line]:
+    """With `context`, a line whose prompt cannot fit its model says why (`too_long`)."""
     url = endpoint_for(api)
     for u in units:
         spec = u.spec
@@ -59,7 +69,14 @@ def request_lines(
         data = orjson.dumps({"custom_id": u.unit_id, "method": "POST", "url": url, "body": body})
         max_out = int(spec["params"].get("max_output_tokens", 0) or 0)
         reserve = worst_case_usd(len(data), len(messages), max_out, price_for(spec["model"]), multiplier)
-        yield Line(u.unit_id, spec["model"], data + b"\n", reserve)
+        why = None
+        # Only a request near its model's limit is measured in full (most are far below).
+        if context is not None and len(data) // BYTES_PER_TOKEN + max_out + _NEAR > context.limit(
+            spec["model"]
+        ):
+            body_bytes = len(data) - _WRAP - len(u.unit_id) - len(url)
+            why = context.check(spec["model"], body_bytes, messages, max_out)
+        yield Line(u.unit_id, spec["model"], data + b"\n", reserve, why)
 
 
 @dataclass
@@ -98,6 +115,7 @@ class ChunkPlan:
     budget_stopped: bool
     refused_usd: float = 0.0  # worst case of the first line that did not fit
     too_big: list[tuple[str, str]] = field(default_factory=list)  # (unit id, reason)
+    too_long: list[tuple[str, str]] = field(default_factory=list)  # (unit id, skip reason)
 
 
 def too_big_reason(n_bytes: int, max_bytes: int) -> str:
@@ -121,7 +139,11 @@ def plan_chunks(
 
     stopped, refused = False, 0.0
     too_big: list[tuple[str, str]] = []
+    too_long: list[tuple[str, str]] = []
     for line in lines:
+        if line.too_long is not None:  # never sent: the model could not take it
+            too_long.append((line.unit_id, line.too_long))
+            continue
         if len(line.data) > max_bytes:
             too_big.append((line.unit_id, too_big_reason(len(line.data), max_bytes)))
             continue
@@ -141,4 +163,4 @@ def plan_chunks(
     for ch in open_by_model.values():
         ch.close()
         done.append(ch)
-    return ChunkPlan([c for c in done if c.unit_ids], stopped, refused, too_big)
+    return ChunkPlan([c for c in done if c.unit_ids], stopped, refused, too_big, too_long)

@@ -94,18 +94,19 @@ class ContextLimits:
         return self.check(spec["model"], len(orjson.dumps(body)), msgs, max_out)
 
 
-def skip_too_long(ledger: Ledger, limits: ContextLimits) -> tuple[int, int]:
+def skip_too_long(ledger: Ledger, limits: ContextLimits, *, scan: bool = True) -> tuple[int, int]:
     """Skip the pending units that cannot fit; re-open skipped ones that now do.
 
     Returns (skipped, re-opened). Only specs within `_SPEC_SLACK_BYTES` of the smallest
-    limit (in bytes) are measured, so a run of ordinary prompts costs one query.
+    limit (in bytes) are measured, so a run of ordinary prompts costs one query. `scan=False`
+    only re-opens: for callers that check each request as they build it (batch lines).
     """
     smallest = min([limits.default, *limits.by_model.values()])
     room = smallest if limits.local else smallest - limits.max_output
     threshold = room * BYTES_PER_TOKEN - _SPEC_SLACK_BYTES
     db = ledger.db
     # A unit with a request in flight (a submitted batch, a crashed send) is left to it.
-    long_ids = [r[0] for r in db.execute(
+    long_ids = [] if not scan else [r[0] for r in db.execute(
         "SELECT unit_id FROM units WHERE state='pending' AND length(spec_json) > ? "
         "AND unit_id NOT IN (SELECT unit_id FROM attempts WHERE status='sent')", (threshold,)
     )]
@@ -134,6 +135,13 @@ def skip_too_long(ledger: Ledger, limits: ContextLimits) -> tuple[int, int]:
                 "WHERE unit_id=? AND state='skipped'", reopen,
             )
     return len(skip), len(reopen)
+
+
+def skip_units(ledger: Ledger, rows: list[tuple[str, str]]) -> None:
+    """End units `skipped` with their reason: (unit id, reason) each, in one transaction."""
+    if rows:
+        with ledger.tx():
+            ledger.finish_units([(uid, "skipped", why, None) for uid, why in rows])
 
 
 def is_too_long(reason: str | None) -> bool:

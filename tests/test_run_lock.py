@@ -194,6 +194,15 @@ def test_kill9_leaves_an_interrupted_invocation_that_does_not_block(
     assert "last: interrupted)" in res.stdout and "live:" not in res.stdout
     # The dead holder's info is still in the lock file; the flock died with it.
     assert json.loads((rd / LOCK_NAME).read_text())["pid"] == proc.pid
+    # Another writer that took the lock after the run started (render-readable, dry-run,
+    # batch export: none records an invocation) does not bring the killed one back to life.
+    p = _holder_process(rd)
+    try:
+        st = json.loads(run_cli(["status", str(rd), "--json"], env=env).stdout)
+        assert st["live"]["pid"] == p.pid and st["last_status"] == "interrupted", st
+    finally:
+        p.kill()
+        p.wait(20)
 
     gate.open.set()
     res = run_cli(_run_args(cfg, "K", "--resume"), env=env)

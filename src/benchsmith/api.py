@@ -245,7 +245,7 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
             if n:
                 similar[a["dataset"]] = similar.get(a["dataset"], 0) + n
         holder = live_holder(rd.root)
-        invs = invocations_seen(ledger.invocations(), live=holder is not None)
+        invs = invocations_seen(ledger.invocations(), holder)
         money = money_problems(ledger)
         return {
             "run_id": rd.run_id,

@@ -168,3 +168,31 @@ def test_local_limit_is_n_ctx_and_counts_the_prompt_text_only(tmp_path: Path) ->
     spec["messages"] = [{"role": "user", "content": "x" * 3600}]
     why = ContextLimits.from_config(api_cfg, "responses", "openai").check_spec(spec)
     assert why is not None and why.endswith("tokens > limit 4000")
+
+
+def test_a_replan_does_not_revive_the_old_plans_too_long_requests(
+    tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: Any
+) -> None:
+    """Plan 1 was skipped in full (a limit below its prompts). Replanned with another
+    max_output_tokens and a larger limit: plan 2's requests are sent, but plan 1's skipped
+    requests, which would fit now, stay skipped: the replan superseded them, and sending
+    them would pay for answers no export holds."""
+    from helpers import make_cfg
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    base = {"plans": {"diversity": False, "calls_per_task": 2}}
+    small = make_cfg(tmp_path, fake_openai.base_url,
+                     {**base, "model": {"max_context_tokens": 4100}}, tasks=2)
+    s = api.run(small, "R")
+    assert s.counts == {"skipped": 4} and not fake_openai.requests
+    bigger = make_cfg(tmp_path, fake_openai.base_url,
+                      {**base, "model": {"max_output_tokens": 3000, "max_context_tokens": LIMIT}},
+                      tasks=2)
+    s = api.run(bigger, "R", resume=True, replan=True)
+    assert s.status == "completed", s
+    rd = tmp_path / "runs" / "R"
+    assert len(fake_openai.requests) == 4
+    assert ledger_rows(rd, "SELECT u.plan, COUNT(*) FROM attempts a JOIN units u USING (unit_id) "
+                           "GROUP BY 1") == [(2, 4)]
+    assert [(p, st) for p, st, _r in ledger_rows(
+        rd, "SELECT plan, state, reason FROM units WHERE plan=1")] == [(1, "skipped")] * 4

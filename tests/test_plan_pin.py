@@ -433,3 +433,30 @@ def test_replan_to_another_dataset_drops_its_exports(
     assert not list((rd / "manifests").glob("first_*"))
     assert len(read_jsonl(rd / "datasets/second/plans.jsonl")) == CALLS * PER_CALL
     assert not [r for r in check_run(rd) if not r.ok]
+
+
+def test_merging_a_replanned_section_keeps_its_current_plan_only(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A section run answered in full, then replanned (another max_output_tokens) and
+    answered again: its export holds plan 2. The merged run must hold the same records, not
+    both plans (duplicate plan ids, twice the plans per task); plan 1's requests and their
+    cost are reported as left out."""
+    from benchsmith.store.sections import merge_sections
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    rd = tmp_path / "runs" / "S1"
+    api.run(_cfg(tmp_path, fake_openai.base_url), "S1")
+    api.run(_cfg(tmp_path, fake_openai.base_url, {"model": {"max_output_tokens": 3000}}), "S1",
+            resume=True, replan=True)
+    section_plans = read_jsonl(rd / "datasets/humaneval/plans.jsonl")
+    assert len(section_plans) == CALLS * PER_CALL * TASKS
+    m = merge_sections([("s1", rd)], "M")
+    merged = read_jsonl(m.run_dir / "datasets/humaneval/plans.jsonl")
+    assert sorted(p["request_id"] for p in merged) == sorted(p["request_id"] for p in section_plans)
+    assert m.totals["units"] == {"ok": CALLS * TASKS}
+    (info,) = m.sections
+    assert info["dropped"]["units"] == {"ok": CALLS * TASKS}
+    assert info["dropped"]["usage"]["api_calls"] == CALLS * TASKS
+    assert any("superseded" in w for w in m.warnings), m.warnings
+    assert not [r for r in check_run(m.run_dir) if not r.ok]

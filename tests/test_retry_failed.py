@@ -286,3 +286,37 @@ def test_batch_mode_retry_failed(fake_openai: FakeOpenAI, tmp_path: Path) -> Non
     plans = read_jsonl(rd / "datasets" / "humaneval" / "plans.jsonl")
     assert len({p["plan_id"] for p in plans}) == len(plans) == 24
     assert _attempt_statuses(rd) == {"http_error": 12 + 6, "ok": 6}
+
+
+# ------------------------------------------------------------------ after a replan
+
+
+def test_replanned_run_neither_reports_nor_retries_the_old_plans_failures(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Every request of plan 1 failed (wrong base_url); the run was replanned (another
+    max_output_tokens) and plan 2 was answered in full. Plan 1's failed units are not the
+    run's output any more: the run is `completed` (exit 0), and --retry-failed does not send
+    them again with the old settings (they would be paid for and never exported)."""
+    flat = {**FAST, "plans": {"diversity": False, "calls_per_task": 2}}
+    cfg_path = tmp_path / "run.yaml"
+    write_yaml(cfg_path, cfg_dict(tmp_path, _closed_port_url(), flat, tasks=2))
+    assert _cli(["run", "--config", str(cfg_path), "--run-id", "P"]).returncode == 4
+    rd = tmp_path / "runs" / "P"
+
+    new = {**flat, "model": {"max_output_tokens": 3000}}
+    write_yaml(cfg_path, cfg_dict(tmp_path, fake_openai.base_url, new, tasks=2))
+    res = _cli(["run", "--config", str(cfg_path), "--run-id", "P", "--resume", "--replan"])
+    assert res.returncode == 0, res.stderr
+    assert "finished with failures" not in res.stderr
+    assert len(fake_openai.requests) == 4
+    assert _invocations(rd)[-1] == "completed"
+
+    res = _cli(["run", "--config", str(cfg_path), "--run-id", "P", "--resume", "--retry-failed"])
+    assert res.returncode == 0, res.stderr
+    assert "nothing to retry" in res.stderr
+    assert len(fake_openai.requests) == 4
+    assert ledger_rows(rd, "SELECT plan, state, COUNT(*) FROM units GROUP BY 1, 2") == [
+        (1, "failed", 4), (2, "ok", 4)]
+    check = run_cli(["validate-run", str(rd)], env=cli_env())
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -194,6 +194,15 @@ def test_kill9_leaves_an_interrupted_invocation_that_does_not_block(
     assert "last: interrupted)" in res.stdout and "live:" not in res.stdout
     # The dead holder's info is still in the lock file; the flock died with it.
     assert json.loads((rd / LOCK_NAME).read_text())["pid"] == proc.pid
+    # Another writer that took the lock after the run started (render-readable, dry-run,
+    # batch export: none records an invocation) does not bring the killed one back to life.
+    p = _holder_process(rd)
+    try:
+        st = json.loads(run_cli(["status", str(rd), "--json"], env=env).stdout)
+        assert st["live"]["pid"] == p.pid and st["last_status"] == "interrupted", st
+    finally:
+        p.kill()
+        p.wait(20)
 
     gate.open.set()
     res = run_cli(_run_args(cfg, "K", "--resume"), env=env)
@@ -357,3 +366,49 @@ def test_api_writers_refused_while_another_process_holds_the_run(
         p.wait(20)
     assert api.run_status(rd)["live"] is None
     assert merge_sections([("s1", rd)], "merged").run_dir.is_dir()
+
+
+def test_a_run_being_created_is_in_use_not_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two dry-runs race to create the same new run: the first is paused while it creates
+    the ledger (the file exists, still empty). The second must not take the half-made ledger
+    for a damaged one ("restore it from a backup"), nor migrate it a second time: the run is
+    in use. Once the first is done, the second plans it normally."""
+    import benchsmith.store.ledger as ledger_mod
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    cfg = make_cfg(tmp_path, "http://127.0.0.1:9/v1", tasks=1)
+    made, go_on = threading.Event(), threading.Event()
+    real_connect = ledger_mod.connect_ledger
+
+    def slow_connect(path: Path) -> Any:
+        db = real_connect(path)  # the file exists now, still empty
+        if threading.current_thread().name == "first":
+            made.set()
+            go_on.wait(30)
+        return db
+
+    monkeypatch.setattr(ledger_mod, "connect_ledger", slow_connect)
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            api.dry_run(cfg, "NEW")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=first, name="first")
+    t.start()
+    try:
+        assert made.wait(30)
+        with pytest.raises(RunInUse, match="run is in use"):
+            api.dry_run(cfg, "NEW")
+        with pytest.raises(RunInUse, match="run is in use"):
+            api.run(cfg, "NEW")
+    finally:
+        go_on.set()
+        t.join(60)
+    assert errors == []
+    rep = api.dry_run(cfg, "NEW")
+    assert rep.units_pending > 0

@@ -51,6 +51,8 @@ class RunSummary:
     # `counts`; retry them with resume=True, retry_failed / retry_invalid), stopped_budget,
     # stopped_auth
     status: str = "completed"
+    # failed / invalid units of the current plan (what retry_failed / retry_invalid re-open)
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 def _noop(_msg: str) -> None:
@@ -156,7 +158,8 @@ def _run_locked(
                       "interrupted": "interrupted"}.get(outcome.stopped or "", "completed")
             message = outcome.message
             if status == "completed":
-                status, message = _with_failures(ledger.state_counts())
+                # the current plan's units: a superseded plan's failures are not retried
+                status, message = _with_failures(ledger.state_counts(current_plan=True))
         except KeyboardInterrupt:
             status, message = "interrupted", "interrupted by user"
             raise
@@ -170,6 +173,7 @@ def _run_locked(
         if warning:
             echo(warning)
         counts = ledger.state_counts()
+        current = ledger.state_counts(current_plan=True)
         settled, unsettled = ledger.spend()
         return RunSummary(
             rd.root,
@@ -179,6 +183,7 @@ def _run_locked(
             settled + unsettled,
             ledger.usage_totals(),
             status,
+            {s: current[s] for s in ("failed", "invalid") if current.get(s)},
         )
     finally:
         ledger.close()
@@ -240,7 +245,7 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
             if n:
                 similar[a["dataset"]] = similar.get(a["dataset"], 0) + n
         holder = live_holder(rd.root)
-        invs = invocations_seen(ledger.invocations(), live=holder is not None)
+        invs = invocations_seen(ledger.invocations(), holder)
         money = money_problems(ledger)
         return {
             "run_id": rd.run_id,

@@ -54,7 +54,9 @@ def open_run(cfg: RunConfig, run_id: str | None, resume: bool, create: bool) -> 
     rd = RunDir(cfg.resolve(cfg.run_dir) / (run_id or new_run_id()))
     if resume and not rd.ledger.exists():
         raise ConfigError(str(rd.root), "--run-id", "no run to resume here; check the run id")
-    if create and not resume and rd.ledger.exists():
+    existed = rd.ledger.exists()
+    claim_run_dir(rd.root, field="run_dir / --run-id")  # a ledger made elsewhere is whole now
+    if create and not resume and existed:
         led = Ledger(rd.ledger)
         try:
             started = led.usage_totals()["api_calls"] > 0
@@ -64,7 +66,6 @@ def open_run(cfg: RunConfig, run_id: str | None, resume: bool, create: bool) -> 
             raise ConfigError(
                 str(rd.root), "--run-id", "this run already exists; add --resume to continue it"
             )
-    claim_run_dir(rd.root, field="run_dir / --run-id")
     return rd
 
 

@@ -214,7 +214,7 @@ def _print_summary(s: api.RunSummary, as_json: bool, cont: str) -> None:
 
 def _print_failures(s: api.RunSummary, cont: str) -> None:
     """The failure counts and the command that sends those units again (stderr)."""
-    flags = "".join(f" --retry-{k}" for k in ("failed", "invalid") if s.counts.get(k))
+    flags = "".join(f" --retry-{k}" for k in ("failed", "invalid") if s.failures.get(k))
     err_console().print(f"{s.message}; retry them with: {cont}{flags}", markup=False)
 
 

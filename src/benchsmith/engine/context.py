@@ -28,6 +28,7 @@ from benchsmith.engine.history import load_histories
 from benchsmith.engine.pricing import prompt_token_bound
 from benchsmith.engine.wire import build_body
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.ledger_reads import CURRENT_PLAN
 
 DEFAULT_MAX_CONTEXT_TOKENS = 400_000
 BYTES_PER_TOKEN = 4
@@ -119,8 +120,10 @@ def skip_too_long(ledger: Ledger, limits: ContextLimits, *, scan: bool = True) -
             if why:
                 skip.append((u.unit_id, "skipped", why, None))
     reopen = []
+    # Only the current plan's: a superseded plan's requests are never sent again.
     was_skipped = [r[0] for r in db.execute(
-        "SELECT unit_id FROM units WHERE state='skipped' AND reason LIKE ?", (REASON + ":%",)
+        f"SELECT unit_id FROM units WHERE state='skipped' AND reason LIKE ? AND {CURRENT_PLAN}",
+        (REASON + ":%",),
     )]
     if was_skipped:
         for u in ledger.units_by_id(was_skipped).values():

@@ -36,8 +36,10 @@ class LedgerReads:
             (dataset, stage),
         )
 
-    def state_counts(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT state, COUNT(*) FROM units GROUP BY state").fetchall()
+    def state_counts(self, current_plan: bool = False) -> dict[str, int]:
+        """Units per state: of every plan of the run, or of the current plan only."""
+        where = f" WHERE {CURRENT_PLAN}" if current_plan else ""
+        rows = self.db.execute(f"SELECT state, COUNT(*) FROM units{where} GROUP BY state").fetchall()
         return {s: n for s, n in rows}
 
     def task_states(self) -> dict[tuple[str, str], dict[str, int]]:

@@ -58,6 +58,7 @@ class Holder:
     pid: int
     started: str
     command: str
+    since: float = 0.0  # when it took the lock (epoch seconds; 0 when unknown)
 
     def describe(self) -> str:
         if not self.pid:
@@ -95,7 +96,8 @@ def _command(label: str) -> str:
 def _read_holder(fd: int) -> Holder:
     try:
         d = orjson.loads(os.pread(fd, 4096, 0))
-        return Holder(int(d["pid"]), str(d["started"]), str(d["command"]))
+        return Holder(int(d["pid"]), str(d["started"]), str(d["command"]),
+                      float(d.get("started_at") or 0.0))
     except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         return _UNKNOWN
 
@@ -124,8 +126,8 @@ def _acquire(root: Path, label: str) -> tuple[int, Holder]:
         except OSError as e:
             os.close(fd)
             raise BenchsmithError(f"{path}: cannot lock the run: {e.strerror or e}") from None
-    me = Holder(os.getpid(), time.strftime("%Y-%m-%d %H:%M:%S"), _command(label))
-    data = orjson.dumps({**me.as_dict(), "started_at": time.time()}) + b"\n"
+    me = Holder(os.getpid(), time.strftime("%Y-%m-%d %H:%M:%S"), _command(label), time.time())
+    data = orjson.dumps({**me.as_dict(), "started_at": me.since}) + b"\n"
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
@@ -228,11 +230,16 @@ def live_holder(root: str | Path) -> Holder | None:
         os.close(fd)
 
 
-def invocations_seen(invs: list[dict[str, Any]], live: bool) -> list[dict[str, Any]]:
-    """Invocations as a reader reports them: one marked `running` whose process is gone (no
-    live lock holder; or an older one next to the live run) was `interrupted`."""
-    running = [i["id"] for i in invs if i["status"] == "running"]
-    alive = running[-1:] if live else []
+def invocations_seen(invs: list[dict[str, Any]], holder: Holder | None) -> list[dict[str, Any]]:
+    """Invocations as a reader reports them: one marked `running` whose process is gone was
+    `interrupted`. Only the newest running one can be the live holder's, and only if it
+    started after the holder took the lock (a writer that records no invocation, such as
+    render-readable or dry-run, may hold the lock of a run killed earlier)."""
+    running = [i for i in invs if i["status"] == "running"]
+    alive = {
+        i["id"] for i in running[-1:]
+        if holder is not None and (not holder.since or i["started_at"] >= holder.since)
+    }
     return [
         {**i, "status": "interrupted"} if i["status"] == "running" and i["id"] not in alive else i
         for i in invs

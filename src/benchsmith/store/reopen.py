@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.ledger_reads import CURRENT_PLAN
 
 CHAIN_SUPERSEDED = "superseded: an earlier call of its chain was re-opened"
 _LIVE = ("pending", "failed", "invalid")  # states of a chain call that has no answer yet
@@ -42,11 +43,14 @@ def reopen_units(ledger: Ledger, *, failed: bool, invalid: bool) -> Reopened:
     if not states:
         return Reopened()
     db = ledger.db
-    rows = db.execute("SELECT unit_id, parent_id, state FROM units").fetchall()
-    state = {uid: st for uid, _p, st in rows}
-    parent = {uid: p for uid, p, _s in rows}
+    rows = db.execute(f"SELECT unit_id, parent_id, state, {CURRENT_PLAN} FROM units").fetchall()
+    state = {uid: st for uid, _p, st, _c in rows}
+    # Units of a superseded plan are not the run's output: sending them again would pay
+    # for answers no export holds.
+    current = {uid for uid, _p, _s, cur in rows if cur}
+    parent = {uid: p for uid, p, _s, _c in rows}
     kids: dict[str, list[str]] = {}
-    for uid, p, _s in rows:
+    for uid, p, _s, _c in rows:
         if p is not None:
             kids.setdefault(p, []).append(uid)
     in_flight = {r[0] for r in db.execute("SELECT DISTINCT unit_id FROM attempts WHERE status='sent'")}
@@ -57,7 +61,7 @@ def reopen_units(ledger: Ledger, *, failed: bool, invalid: bool) -> Reopened:
             n, p = n + 1, parent.get(p)
         return n
 
-    chosen = sorted((uid for uid, st in state.items() if st in states), key=depth)
+    chosen = sorted((uid for uid, st in state.items() if st in states and uid in current), key=depth)
     reopen: list[str] = []
     aside: set[str] = set()
     for uid in chosen:

@@ -17,6 +17,7 @@ import orjson
 from benchsmith.errors import ConfigError
 from benchsmith.store.io_errors import file_error
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.lock import LOCK_NAME, run_lock
 from benchsmith.store.names import check_dataset_name
 
 LEDGER_NAME = "ledger.sqlite"
@@ -78,25 +79,35 @@ class RunDir:
 
 def claim_run_dir(root: Path, field: str = "--run-id") -> None:
     """Make `root` a run folder, or refuse: a new or empty folder is created and marked with
-    an empty ledger; an existing run is kept; anything else (a file, a folder holding other
-    things) is not ours to write into."""
+    a ledger; an existing run is kept; anything else (a file, a folder holding other things)
+    is not ours to write into. The ledger is made under the run lock, so a racing writer
+    finds the run in use, never a half-made ledger."""
     ledger = root / LEDGER_NAME
     if root.exists() or root.is_symlink():
         if not root.is_dir():
             raise ConfigError(str(root), field, "exists and is not a folder; choose another run id")
-        if ledger.is_file():
-            return
-        if any(root.iterdir()):
-            raise ConfigError(
-                str(root), field, f"is a folder that is not a benchsmith run (no {LEDGER_NAME}); "
-                "refusing to write into it: choose another run id or run_dir"
-            )
+        if not ledger.is_file():
+            _refuse_foreign(root, field)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        Ledger(ledger).close()  # marks the folder as a run before anything else is written
+        with run_lock(root, "create"):
+            if ledger.is_file():  # a run (or one another writer made meanwhile)
+                return
+            _refuse_foreign(root, field)
+            Ledger(ledger).close()  # marks the folder as a run before anything else is written
     except (OSError, sqlite3.Error) as e:
         why = getattr(e, "strerror", None) or e
         raise ConfigError(str(root), field, f"cannot create the run folder: {why}") from None
+
+
+def _refuse_foreign(root: Path, field: str) -> None:
+    """A folder without a ledger may be claimed only if it is empty (but for a lock file
+    left by a creation that failed)."""
+    if any(p.name != LOCK_NAME for p in root.iterdir()):
+        raise ConfigError(
+            str(root), field, f"is a folder that is not a benchsmith run (no {LEDGER_NAME}); "
+            "refusing to write into it: choose another run id or run_dir"
+        )
 
 
 def new_run_id() -> str:

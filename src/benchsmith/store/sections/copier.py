@@ -92,6 +92,9 @@ class Section:
     keys: set[tuple[str, str]]
     stages: set[str]
     meta: dict[str, str]
+    # units and tasks of plans a replan superseded: not the section's output, left out
+    old_units: set[str] = field(default_factory=set)
+    old_tasks: set[tuple[str, str]] = field(default_factory=set)
 
     def running_invocations(self) -> int:
         """Invocations still marked running: the run is not live (`load_section`), so they
@@ -122,11 +125,25 @@ def load_section(name: str, path: Path, schema_version: int) -> Section:
             str(rd.ledger), "", f"section {name}: ledger schema {version} is newer than this "
             f"benchsmith ({schema_version}); upgrade benchsmith"
         )
-    keys = {(d, t) for d, t in db.execute("SELECT dataset, task_id FROM tasks")}
-    keys |= {(d, t) for d, t in db.execute("SELECT DISTINCT dataset, task_id FROM units")}
+    old_units, old_tasks = _superseded(db)
+    keys = {(d, t) for d, t in db.execute("SELECT dataset, task_id FROM tasks")} - old_tasks
+    keys |= {(d, t) for d, t, u in db.execute("SELECT dataset, task_id, unit_id FROM units")
+             if u not in old_units}
     stages = {r[0] for r in db.execute("SELECT DISTINCT stage FROM units")}
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    return Section(name, path, db, keys, stages, meta)
+    return Section(name, path, db, keys, stages, meta, old_units, old_tasks)
+
+
+def _superseded(db: sqlite3.Connection) -> tuple[set[str], set[tuple[str, str]]]:
+    """Unit ids and task keys outside the section's current plan (a replanned run exports
+    its current plan only; so does the merge)."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "plans" not in tables or db.execute("SELECT MAX(id) FROM plans").fetchone()[0] is None:
+        return set(), set()
+    old = "plan IS NOT (SELECT MAX(id) FROM plans)"
+    units = {r[0] for r in db.execute(f"SELECT unit_id FROM units WHERE {old}")}
+    tasks = {(d, t) for d, t in db.execute(f"SELECT dataset, task_id FROM tasks WHERE {old}")}
+    return units, tasks
 
 
 def _insert_sql(table: str, cols: list[str]) -> str:
@@ -157,7 +174,9 @@ class Copier:
         cols, rows = self._source(s, "tasks", "dataset, task_id")
         ins = _insert_sql("tasks", cols)
         for r in rows:
-            tally = kept if self.owner[(r["dataset"], r["task_id"])] == s.name else dropped
+            key = (r["dataset"], r["task_id"])
+            mine = key not in s.old_tasks and self.owner.get(key) == s.name
+            tally = kept if mine else dropped
             tally.tasks[r["dataset"]] = tally.tasks.get(r["dataset"], 0) + 1
             if tally is kept:
                 db.execute(ins, [r[c] for c in cols])
@@ -177,7 +196,9 @@ class Copier:
         cols, rows = self._source(s, "units", "unit_id")
         ins = _insert_sql("units", cols)
         for r in rows:
-            tally = kept if self.owner[(r["dataset"], r["task_id"])] == s.name else dropped
+            mine = r["unit_id"] not in s.old_units
+            mine = mine and self.owner.get((r["dataset"], r["task_id"])) == s.name
+            tally = kept if mine else dropped
             tally.units[r["state"]] = tally.units.get(r["state"], 0) + 1
             if tally is not kept:
                 continue

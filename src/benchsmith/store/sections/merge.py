@@ -205,6 +205,11 @@ def _merge_into(
                 warnings.append(
                     f"section {s.name} has {pending} pending request(s); they stay pending"
                 )
+            if s.old_units:
+                warnings.append(
+                    f"section {s.name} was replanned: {len(s.old_units)} request(s) of its "
+                    "superseded plans left out (their cost is under sections[].dropped)"
+                )
             if s.running_invocations():
                 warnings.append(
                     f"section {s.name} has an interrupted invocation (marked running, no "

@@ -191,3 +191,31 @@ def test_unrelated_oserror_is_one_line(tmp_path: Path, fake_openai: FakeOpenAI) 
     line = _one_line_error(run_cli(["batch", "export", str(rd), "--out", str(out)]))
     assert str(out.name) in line and "folder" in line, line
     shutil.rmtree(out)
+
+
+def test_ledger_from_a_newer_benchsmith_is_refused_not_used(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    """A ledger whose schema version is past what this code knows was written by a newer
+    benchsmith: reading it would misreport and writing it could break it for that version.
+    Every command says so in one line; the file keeps its version and nothing is sent."""
+    import sqlite3
+
+    cfg_path, rd = _planned_run(tmp_path, fake_openai.base_url)
+    db = sqlite3.connect(rd / "ledger.sqlite")
+    db.execute("PRAGMA user_version=99")
+    db.commit()
+    db.close()
+    env = cli_env(**{KEY_ENV: SECRET})
+    for args in (
+        ["status", str(rd)],
+        ["run", "--config", str(cfg_path), "--run-id", "R", "--resume"],
+        ["dry-run", "--config", str(cfg_path), "--run-id", "R"],
+        ["batch", "export", str(rd), "--out", str(tmp_path / "out.jsonl")],
+    ):
+        line = _one_line_error(run_cli(args, env=env))
+        assert "newer benchsmith" in line and "schema version 99" in line, (args, line)
+    assert fake_openai.requests == []
+    db = sqlite3.connect(rd / "ledger.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 99
+    assert db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0

@@ -49,6 +49,11 @@ class StorageError(BenchsmithError):
                 f"{self.path} is not a readable SQLite database ({self.detail}); "
                 "restore it from a backup or start a new run"
             )
+        if self.kind == "newer":
+            return (
+                f"{self.path} was written by a newer benchsmith ({self.detail}); "
+                "upgrade benchsmith to use this run"
+            )
         if self.kind == "full":
             rd = self.run_dir
             if rd is None:

@@ -144,6 +144,47 @@ def test_variable_names_are_accepted(name: str) -> None:
     assert not looks_like_secret(name)
 
 
+@pytest.mark.parametrize("url", [
+    "http://user:sk-USERINFO-S3CRET-9f1@{hp}/v1",  # a password in the URL is a secret
+    "http://sk-USERINFO-S3CRET-9f1@{hp}/v1",
+])
+def test_credentials_in_base_url_are_refused_unechoed(
+    tmp_path: Path, fake_openai: FakeOpenAI, url: str
+) -> None:
+    """They would be written into config/run_config.json and the ledger (and aiohttp refuses
+    them next to the Authorization header, with a traceback)."""
+    hp = fake_openai.base_url.split("//")[1].split("/")[0]
+    data = cfg_dict(tmp_path, url.format(hp=hp))
+    cfg = write_yaml(tmp_path / "c.yaml", data)
+    for res in _both(tmp_path, cfg):
+        line = _one_line_error(res)
+        assert "openai.base_url" in line and "credentials" in line, line
+        assert "S3CRET" not in res.stdout + res.stderr
+    assert fake_openai.requests == []
+    runs = tmp_path / "runs"
+    assert not runs.exists() or files_under(runs) == []
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("{hp}/v1", "http:// or https://"),  # the scheme forgotten
+    ("ftp://{hp}/v1", "http:// or https://"),
+    ("http:///v1", "no host"),
+    ("http://127.0.0.1:99999/v1", "port"),
+    ("http://[::1/v1", "not a URL"),
+    ("http://{hp}/v1?api-version=1", "query"),
+])
+def test_malformed_base_url_is_one_line_not_every_request_failed(
+    tmp_path: Path, fake_openai: FakeOpenAI, url: str, problem: str
+) -> None:
+    hp = fake_openai.base_url.split("//")[1].split("/")[0]
+    data = cfg_dict(tmp_path, url.format(hp=hp))
+    cfg = write_yaml(tmp_path / "c.yaml", data)
+    for res in _both(tmp_path, cfg):
+        line = _one_line_error(res)
+        assert "openai.base_url" in line and problem in line, line
+    assert fake_openai.requests == []
+
+
 # --------------------------------------------------------------------------- paths
 
 

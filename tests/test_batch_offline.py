@@ -435,3 +435,20 @@ def test_ingest_idempotent_unknown_ids_and_bad_files(tmp_path: Path) -> None:
             k: v for k, v in once.items() if k != "ingested_lines"}
         # the invocations log grows by one line per ingest; nothing else does
         assert [r["mode"] for r in read_jsonl(rd / "runs.jsonl")] == ["ingest"] * 5
+
+
+@pytest.mark.parametrize("target", ["ledger.sqlite", "ledger.sqlite-wal", ".lock",
+                                    "config/run_config.json"])
+def test_export_never_writes_over_the_runs_own_files(tmp_path: Path, target: str) -> None:
+    """`--out runs/R/ledger.sqlite` replaced the run's ledger with request lines: the run was
+    gone (`status`: not a SQLite database). Refused in one line; the run stays usable."""
+    with FakeOpenAI() as server:
+        cfg = cli_config(tmp_path, server, NO_DIV, tasks=2)
+        rd = dry_run_cli(cfg)
+        before = snapshot(rd), (rd / "config" / "run_config.json").read_bytes()
+        res = run_cli(["batch", "export", str(rd), "--out", str(rd / target)], env=ENV)
+        assert res.returncode == 1, res.stdout + res.stderr
+        err = nonempty_lines(res.stderr)
+        assert len(err) == 1 and err[0].startswith("error:") and "--out" in err[0], err
+        assert (snapshot(rd), (rd / "config" / "run_config.json").read_bytes()) == before
+        assert run_cli(["status", str(rd)], env=ENV).returncode == 0

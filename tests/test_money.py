@@ -23,6 +23,7 @@ from benchsmith.config import parse_config
 from benchsmith.validate.run_checks import check_run
 from fake_openai import FakeOpenAI, Reply
 from helpers import (
+    BIN,
     KEY_ENV,
     SECRET,
     assert_terminal_invariants,
@@ -410,3 +411,35 @@ def test_halt_ends_waits_that_are_not_requests() -> None:
         assert not limiter.rpm._lock.locked()  # the cancelled waiter let go of the bucket
 
     asyncio.run(main())
+
+
+def test_sigint_ignored_by_the_parent_stays_ignored(fake_openai: FakeOpenAI,
+                                                   tmp_path: Path) -> None:
+    """A run started with SIGINT ignored (`benchsmith run ... &` in a script, nohup-style
+    wrappers) keeps ignoring it, as Python does: Ctrl-C in that terminal is meant for the
+    foreground job. It used to stop the run. SIGTERM still stops it."""
+    import subprocess
+
+    fake_openai.latency = 0.5
+    cfg = _signal_cfg(tmp_path, fake_openai)
+    env = cli_env(**{KEY_ENV: SECRET})
+    proc = subprocess.Popen(
+        [str(BIN), "run", "--config", str(cfg), "--run-id", "I", "--quiet"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        wait_for(lambda: len(fake_openai.requests) >= 5 or proc.poll() is not None,
+                 timeout=60, what="requests in flight")
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stdout + stderr
+    assert "SIGINT" not in stdout + stderr
+    rd = tmp_path / "runs" / "I"
+    assert set(unit_states(rd).values()) == {"ok"}
+    assert ledger_rows(rd, "SELECT status FROM invocations") == [("completed",)]

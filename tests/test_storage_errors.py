@@ -191,3 +191,56 @@ def test_unrelated_oserror_is_one_line(tmp_path: Path, fake_openai: FakeOpenAI) 
     line = _one_line_error(run_cli(["batch", "export", str(rd), "--out", str(out)]))
     assert str(out.name) in line and "folder" in line, line
     shutil.rmtree(out)
+
+
+def test_ledger_from_a_newer_benchsmith_is_refused_not_used(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    """A ledger whose schema version is past what this code knows was written by a newer
+    benchsmith: reading it would misreport and writing it could break it for that version.
+    Every command says so in one line; the file keeps its version and nothing is sent."""
+    import sqlite3
+
+    cfg_path, rd = _planned_run(tmp_path, fake_openai.base_url)
+    db = sqlite3.connect(rd / "ledger.sqlite")
+    db.execute("PRAGMA user_version=99")
+    db.commit()
+    db.close()
+    env = cli_env(**{KEY_ENV: SECRET})
+    for args in (
+        ["status", str(rd)],
+        ["run", "--config", str(cfg_path), "--run-id", "R", "--resume"],
+        ["dry-run", "--config", str(cfg_path), "--run-id", "R"],
+        ["batch", "export", str(rd), "--out", str(tmp_path / "out.jsonl")],
+    ):
+        line = _one_line_error(run_cli(args, env=env))
+        assert "newer benchsmith" in line and "schema version 99" in line, (args, line)
+    assert fake_openai.requests == []
+    db = sqlite3.connect(rd / "ledger.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 99
+    assert db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
+
+
+def test_disk_full_resume_hint_is_a_command_that_runs(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    """The hint is pasted into a shell: a config path with a space or a quote must come out
+    as one word (it was printed bare: `--config my runs/it's.yaml`)."""
+    import shlex
+
+    cfg_path, rd = _planned_run(tmp_path, fake_openai.base_url, tasks=40)
+    odd = tmp_path / "my runs" / "it's.yaml"
+    odd.parent.mkdir()
+    shutil.copy(cfg_path, odd)
+    planned = (rd / "ledger.sqlite").stat().st_size
+    env = cli_env(**{KEY_ENV: SECRET})
+    cmd = ["run", "--config", str(odd), "--run-id", "R", "--resume", "--quiet"]
+    line = _one_line_error(_run_limited(cmd, planned + 300_000, env), after_progress=True)
+    hint = line.split("then resume with `", 1)[1].rsplit("`", 1)[0]
+    words = shlex.split(hint)
+    assert words[0] == "benchsmith" and words[words.index("--config") + 1] == str(odd), hint
+    assert words[words.index("--run-id") + 1] == "R" and "--resume" in words, hint
+    # ... and it is the command that continues the run.
+    res = run_cli([*words[1:], "--quiet"], env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert {s for _, s in ledger_rows(rd, "SELECT unit_id, state FROM units")} == {"ok"}

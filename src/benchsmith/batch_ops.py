@@ -48,8 +48,8 @@ from benchsmith.recipes import get_recipe
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.store import batches as bstore
 from benchsmith.store.ledger import Ledger
-from benchsmith.store.lock import locks_run, run_lock_if_free
-from benchsmith.store.rundir import RunDir, atomic_write_jsonl
+from benchsmith.store.lock import LOCK_NAME, locks_run, run_lock_if_free
+from benchsmith.store.rundir import LEDGER_NAME, RunDir, atomic_write_jsonl
 
 
 
@@ -150,12 +150,25 @@ def batch_export(run_dir: str | Path, out: Path, endpoint: str | None = None) ->
     return export_requests(run_dir, out, endpoint).written
 
 
+def _not_a_run_file(root: Path, out: Path) -> None:
+    """Refuse `--out` onto the run's ledger (and its journal), lock or config: the run
+    would be gone. Other files in the run dir are regenerated from the ledger anyway."""
+    target = out.resolve()
+    root = root.resolve()
+    own = {root / LEDGER_NAME, root / LOCK_NAME, *(root / f"{LEDGER_NAME}{s}"
+                                                  for s in ("-wal", "-shm", "-journal"))}
+    if target in own or target.is_relative_to(root / "config"):
+        raise ConfigError("command line", "--out",
+                          f"{out} is a file of the run itself; write the requests elsewhere")
+
+
 @locks_run("batch export")  # exported requests must not also be sent by a live run
 def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None) -> ExportReport:
     """`batch_export`. A request line over `batch.max_bytes_per_file` alone is not written:
     no provider would take a file holding it, so its unit fails with the reason."""
     rd, ledger, cfg = open_run_dir(run_dir)
     try:
+        _not_a_run_file(rd.root, out)
         api, structured = wire_for(cfg)
         if endpoint is not None:
             if endpoint not in ENDPOINTS:

@@ -129,7 +129,9 @@ class RunConfig(_Strict):
 
 
 # Fields whose value an error message never repeats (a key pasted by mistake).
-_NEVER_ECHOED = {"openai.api_key_env"}
+# api_key_env may be a pasted key; base_url messages quote the URL themselves, unless it
+# holds credentials.
+_NEVER_ECHOED = {"openai.api_key_env", "openai.base_url"}
 
 
 def _echoable(field: str, value: Any) -> bool:

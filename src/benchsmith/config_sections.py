@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -173,7 +174,11 @@ class ModelConfig(_Strict):
 class OpenAIConfig(_Strict):
     """An OpenAI-compatible endpoint."""
 
-    base_url: str = Field("https://api.openai.com/v1", description="Endpoint base URL.")
+    base_url: str = Field(
+        "https://api.openai.com/v1",
+        description="Endpoint base URL: http(s)://host[:port]/path, without credentials or a "
+        "query (the key goes in api_key_env's variable).",
+    )
     api: Literal["responses", "chat"] = Field(
         "responses", description="`responses` (POST /v1/responses) or `chat` (/v1/chat/completions)."
     )
@@ -200,6 +205,14 @@ class OpenAIConfig(_Strict):
     prompt_cache_retention: Literal["24h", "in_memory"] | None = Field(
         None, description="`prompt_cache_retention` to send when caching is enabled."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _a_usable_url(cls, v: str) -> str:
+        problem = url_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("api_key_env")
     @classmethod
@@ -283,6 +296,35 @@ class BudgetConfig(_Strict):
     max_usd: float | None = Field(
         None, ge=0, description="Hard cap: no request is sent that could push spend past it."
     )
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be an endpoint base URL, or None. Requests go to `url + "/responses"`,
+    so a query or fragment would swallow the path; credentials in it would be written into
+    the run's files (the message never quotes the URL then)."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError as e:
+        if "@" in url:
+            return "holds credentials (user:password@); put the key in api_key_env's variable"
+        if "port" in str(e).lower():
+            return f"{url}: the port is not a number from 1 to 65535"
+        return f"{url} is not a URL ({e})"
+    if "@" in parts.netloc:
+        return ("holds credentials (user:password@), which would be written into the run's "
+                "files; the URL is not shown: remove them and put the key in api_key_env's "
+                "variable")
+    if parts.scheme not in ("http", "https"):
+        return f"{url} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
+    if not parts.hostname:
+        return f"{url} has no host (e.g. http://127.0.0.1:8000/v1)"
+    if port == 0:
+        return f"{url}: the port is not a number from 1 to 65535"
+    if parts.query or parts.fragment:
+        return (f"{url} has a query or fragment: requests go to base_url + /responses, so "
+                "give the path only")
+    return None
 
 
 def looks_like_secret(name: str) -> bool:

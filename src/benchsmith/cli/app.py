@@ -173,7 +173,7 @@ def run(
         console.print(f"interrupted; continue with: {cont}", markup=False)
         raise typer.Exit(130) from None
     except BenchsmithError as e:
-        _fail(e, config, f"run --mode {mode}" if mode else "run")
+        _fail(e, config, ["run", "--mode", mode] if mode else ["run"])
         return
     _print_summary(summary, as_json, cont)
     if summary.stopped:

@@ -95,13 +95,13 @@ def is_tty() -> bool:
     return sys.stderr.isatty()
 
 
-def fail(e: BaseException, config: Any = None, command: str = "run") -> NoReturn:
+def fail(e: BaseException, config: Any = None, command: Sequence[str] = ("run",)) -> NoReturn:
     """Print a one-line error (escaped: messages may hold `[...]`) and exit non-zero.
 
-    `config`, `command`: the running command and its --config, named in the resume command
-    of a run that stopped on a full disk.
+    `config`, `command` (its words, with the options to repeat): the running command and its
+    --config, named in the resume command of a run that stopped on a full disk.
     """
     if config is not None and hasattr(e, "config"):
-        e.config, e.command = str(config), command
+        e.config, e.command = str(config), tuple(command)
     err_console().print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False)
     raise typer.Exit(getattr(e, "exit_code", 1))

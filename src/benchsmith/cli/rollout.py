@@ -43,7 +43,7 @@ def _run(kind: str, config: Path, mode: Optional[str], run_id: Optional[str], re
         console.print(f"interrupted; continue with: {cont}", markup=False)
         raise typer.Exit(130) from None
     except BenchsmithError as e:
-        fail(e, config, f"rollout {kind}")
+        fail(e, config, ["rollout", kind, *_flags(mode, overrides, temp)])
     rd = summary.run_dir
     out = {"run_dir": str(rd), "stopped": summary.stopped, "message": summary.message,
            "units": summary.counts, "spent_usd": round(summary.spent_usd, 6),

@@ -80,7 +80,8 @@ class Halt:
 def stop_signals(on_first: Callable[[str], None], on_second: Callable[[], None]) -> Iterator[None]:
     """Route SIGINT/SIGTERM to `on_first(signal name)`, then `on_second()`, while the block
     runs on this event loop. Handlers in place before are restored afterwards. Outside the
-    main thread (no signal handlers there) nothing is installed."""
+    main thread (no signal handlers there) nothing is installed; a SIGINT ignored by the
+    parent process stays ignored."""
     loop = asyncio.get_running_loop()
     seen = [0]
 
@@ -94,6 +95,9 @@ def stop_signals(on_first: Callable[[str], None], on_second: Callable[[], None])
     installed: list[tuple[signal.Signals, Any]] = []
     for sig in STOP_SIGNALS:
         prev = signal.getsignal(sig)
+        if sig == signal.SIGINT and prev == signal.SIG_IGN:
+            # Ignored by whoever started us (a background job): Ctrl-C is not for this run.
+            continue
         try:
             loop.add_signal_handler(sig, handle, sig.name)
         except (ValueError, RuntimeError, NotImplementedError):

@@ -9,6 +9,7 @@ CLI prints them on one line.
 from __future__ import annotations
 
 import errno
+import shlex
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,13 @@ _CANT_OPEN = ("unable to open database file", "attempt to write a readonly datab
 
 
 class StorageError(BenchsmithError):
-    """A file could not be read or written. `command` and `config` (set by the CLI) complete
-    the resume command of a run whose disk filled up."""
+    """A file could not be read or written. `command` (its words, e.g. `run --mode batch`)
+    and `config` (set by the CLI) complete the resume command of a run whose disk filled up."""
 
     def __init__(self, path: Path, detail: str, kind: str):
         self.path, self.detail, self.kind = Path(path), detail, kind
-        self.command, self.config = "run", None
+        self.command: tuple[str, ...] = ("run",)
+        self.config: str | None = None
         super().__init__(str(self))
 
     @property
@@ -49,15 +51,23 @@ class StorageError(BenchsmithError):
                 f"{self.path} is not a readable SQLite database ({self.detail}); "
                 "restore it from a backup or start a new run"
             )
+        if self.kind == "newer":
+            return (
+                f"{self.path} was written by a newer benchsmith ({self.detail}); "
+                "upgrade benchsmith to use this run"
+            )
         if self.kind == "full":
             rd = self.run_dir
             if rd is None:
                 return f"cannot write {self.path} ({self.detail}); free disk space and try again"
-            cfg = self.config or "<your config>"
+            # Quoted: the command is pasted into a shell (paths with spaces or quotes).
+            cfg = shlex.quote(self.config) if self.config else "<your config>"
+            words = ["benchsmith", *self.command]
+            cmd = " ".join([*map(shlex.quote, words), "--config", cfg, "--run-id",
+                            shlex.quote(rd.name), "--resume"])
             return (
                 f"cannot write {self.path} ({self.detail}); run {rd} stopped, what was recorded "
-                f"is kept: free disk space, then resume with "
-                f"`benchsmith {self.command} --config {cfg} --run-id {rd.name} --resume`"
+                f"is kept: free disk space, then resume with `{cmd}`"
             )
         return f"cannot open or write {self.path} ({self.detail}); {self.kind}"
 

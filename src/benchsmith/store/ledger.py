@@ -54,6 +54,12 @@ class Ledger(LedgerReads):
     # -- schema -------------------------------------------------------------------------
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            # Written by a newer benchsmith: its tables may mean other things; never touch it.
+            raise LedgerUnreadable(
+                self.path, f"schema version {version}; this one reads up to {len(MIGRATIONS)}",
+                "newer",
+            )
         for i, sql in enumerate(MIGRATIONS[version:], start=version + 1):
             self.db.execute("BEGIN IMMEDIATE")
             try:

@@ -57,6 +57,7 @@ def request_lines(
 ) -> Iterator[Line]:
     """With `context`, a line whose prompt cannot fit its model says why (`too_long`)."""
     url = endpoint_for(api)
+    limits = context.by_model if context is not None else {}
     for u in units:
         spec = u.spec
         h = histories.get(u.unit_id)
@@ -71,8 +72,8 @@ def request_lines(
         reserve = worst_case_usd(len(data), len(messages), max_out, price_for(spec["model"]), multiplier)
         why = None
         # Only a request near its model's limit is measured in full (most are far below).
-        if context is not None and len(data) // BYTES_PER_TOKEN + max_out + _NEAR > context.limit(
-            spec["model"]
+        if context is not None and len(data) // BYTES_PER_TOKEN + max_out + _NEAR > limits.get(
+            spec["model"], context.default
         ):
             body_bytes = len(data) - _WRAP - len(u.unit_id) - len(url)
             why = context.check(spec["model"], body_bytes, messages, max_out)

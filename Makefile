@@ -22,6 +22,7 @@ demo: $(STAMP)
 	@$(BIN)/python examples/show_latest.py demo_runs
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 bench: $(STAMP)

@@ -8,62 +8,27 @@ executor does. Ingesting the same file twice changes nothing.
 from __future__ import annotations
 
 import asyncio
-import gc
-import hashlib
-import os
-import pickle
-import queue
-import select
-import signal
-import sqlite3
-import struct
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: no helper process anyway
-    fcntl = None  # type: ignore[assignment]
-
-from benchsmith.config import RunConfig, api_keys, parse_config
+from benchsmith.config import api_keys
 from benchsmith.engine.batch_lines import ENDPOINTS, request_lines, too_big_reason
 from benchsmith.engine.context import ContextLimits, skip_too_long, skip_units
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.planning import fail_units
-from benchsmith.engine.reconcile import Answer, Reconciler, judge_answer, ok_answer_parts
 from benchsmith.errors import ConfigError
 from benchsmith.execute import _bounds
-from benchsmith.export.jsonl import call_log_rows, calls_log_written_by
 from benchsmith.export.run_files import write_run_files
 from benchsmith.planner import wire_for
+from benchsmith.ingest import IngestReport, batch_ingest  # noqa: F401 - re-exported
 from benchsmith.recipes import get_recipe
-from benchsmith.recipes.base import Recipe, RequestSpec
+from benchsmith.run_open import open_run_dir
 from benchsmith.store import batches as bstore
-from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import LOCK_NAME, locks_run, run_lock_if_free
-from benchsmith.store.rundir import LEDGER_NAME, RunDir, atomic_write_jsonl
+from benchsmith.store.rundir import LEDGER_NAME, RunDir
 
-
-
-def open_run_dir(run_dir: str | Path) -> tuple[RunDir, Ledger, RunConfig]:
-    rd = RunDir(Path(run_dir))
-    if not rd.ledger.is_file():
-        raise ConfigError(str(rd.root), "", "not a run directory (no ledger.sqlite)")
-    try:
-        data = orjson.loads(rd.config_json.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as e:
-        raise ConfigError(str(rd.config_json), "", f"cannot read the run's config: {e}") from None
-    cfg_dir = data.pop("config_dir", str(rd.root))
-    cfg = parse_config(data, file=str(rd.config_json), config_dir=cfg_dir)
-    return rd, Ledger(rd.ledger), cfg
 
 
 def batch_status(run_dir: str | Path, refresh: bool = True) -> list[dict[str, Any]]:
@@ -212,4 +177,3 @@ def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None)
         ledger.close()
 
 
-from benchsmith.ingest import IngestReport, batch_ingest  # noqa: E402,F401 - re-exported

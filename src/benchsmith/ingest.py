@@ -39,6 +39,7 @@ from benchsmith.export.run_files import write_run_files
 from benchsmith.planner import wire_for
 from benchsmith.recipes import get_recipe
 from benchsmith.recipes.base import Recipe, RequestSpec
+from benchsmith.run_open import open_run_dir
 from benchsmith.store import batches as bstore
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import locks_run
@@ -68,7 +69,6 @@ class IngestReport:
 @locks_run("batch ingest")
 def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
     """Reconcile result lines (OpenAI output/error files, vLLM run-batch output)."""
-    from benchsmith.batch_ops import open_run_dir  # batch_ops re-exports this module
 
     rd, ledger, cfg = open_run_dir(run_dir)
     for f in files:
@@ -612,8 +612,7 @@ def _helper_main() -> None:
     inp = sys.stdin.buffer.raw
     gc.disable()
     try:
-        from benchsmith.batch_ops import open_run_dir  # batch_ops re-exports this module
-
+    
         root, files, size = _read_frame(inp)
         _rd, ledger, cfg = open_run_dir(root)
         judge = _Judge(ledger, get_recipe(cfg), wire_for(cfg)[0], cfg)

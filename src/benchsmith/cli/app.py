@@ -76,6 +76,8 @@ def dry_run(
       benchsmith dry-run --config my.yaml
 
       benchsmith dry-run --config my.yaml --run-id plans_v1 --json
+
+      benchsmith dry-run --config my.yaml --run-id plans_v1 --replan
     """
     console = err_console()
     try:
@@ -148,6 +150,8 @@ def run(
       benchsmith run --config my.yaml --mode batch
 
       benchsmith run --config my.yaml --run-id R --resume --retry-failed
+
+      benchsmith run --config my.yaml --run-id R --resume --replan
     """
     console = err_console()
     say = lambda m: console.print(m, markup=False)  # noqa: E731

@@ -1,7 +1,7 @@
 """Shared pytest fixtures.
 
 ``tests/`` is put on ``sys.path`` so test modules can do
-``from fake_openai import FakeOpenAI, Reply``.
+``from fake_openai import FakeOpenAI, Reply`` (the ``fakeserver`` package).
 """
 
 from __future__ import annotations

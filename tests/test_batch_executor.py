@@ -1,5 +1,5 @@
 """The batch executor (`run --mode batch`) on real HumanEval tasks against the fake
-Files + Batches API of tests/fake_openai.py.
+Files + Batches API of tests/fakeserver/.
 
 Expectations come from the HumanEval data, the config each test sets, the price table and
 what the fake server actually received and answered (its input files, its result lines and

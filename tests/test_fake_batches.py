@@ -1,4 +1,4 @@
-"""Tests for the Files + Batches API of the fake OpenAI server (tests/fake_openai.py).
+"""Tests for the Files + Batches API of the fake OpenAI server (tests/fakeserver/).
 
 The fake is driven with plain urllib (and aiohttp for one end-to-end run).
 Output/error lines are validated against ``BatchRequestOutput`` from the

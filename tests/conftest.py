@@ -18,6 +18,14 @@ if _TESTS_DIR not in sys.path:
 
 from fake_openai import FakeOpenAI  # noqa: E402
 
+# Fixtures and helpers shared by the test modules of one topic (split for size).
+pytest_plugins = [
+    "fake_batches_support",  # before batch_executor_support, which imports it
+    "batch_executor_support",
+    "repo_structure_support",
+    "rollouts_support",
+]
+
 
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:

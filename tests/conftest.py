@@ -1,7 +1,7 @@
 """Shared pytest fixtures.
 
 ``tests/`` is put on ``sys.path`` so test modules can do
-``from fake_openai import FakeOpenAI, Reply``.
+``from fake_openai import FakeOpenAI, Reply`` (the ``fakeserver`` package).
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 from fake_openai import FakeOpenAI  # noqa: E402
+
+# Fixtures and helpers shared by the test modules of one topic (split for size).
+pytest_plugins = [
+    "fake_batches_support",  # before batch_executor_support, which imports it
+    "batch_executor_support",
+    "repo_structure_support",
+    "rollouts_support",
+]
 
 
 @pytest.fixture

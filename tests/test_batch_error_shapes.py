@@ -30,7 +30,7 @@ from helpers import (
     run_cli,
     unit_states,
 )
-from test_batch_executor import NO_DIV, batches_in_order, input_lines, run_batch, statuses
+from batch_executor_support import NO_DIV, batches_in_order, input_lines, run_batch, statuses
 from test_batch_offline import cli_config, dry_run_cli, export_cli, ingest_cli, write_jsonl
 
 ENV = cli_env()

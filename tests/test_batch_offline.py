@@ -39,7 +39,7 @@ from helpers import (
     unit_states,
     write_yaml,
 )
-from test_batch_executor import (
+from batch_executor_support import (
     CHAT,
     FAST,
     MODEL,

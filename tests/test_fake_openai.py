@@ -1,4 +1,4 @@
-"""Tests for the local OpenAI-compatible fake server (tests/fake_openai.py)."""
+"""Tests for the local OpenAI-compatible fake server (tests/fakeserver/, run as tests/fake_openai.py)."""
 
 from __future__ import annotations
 

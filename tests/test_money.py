@@ -42,7 +42,7 @@ from helpers import (
     wait_for,
     write_yaml,
 )
-from test_batch_executor import FAST, MODEL, NO_DIV, PRICE
+from batch_executor_support import FAST, MODEL, NO_DIV, PRICE
 from test_batch_offline import answer, write_jsonl
 
 MAX_OUT = 1000

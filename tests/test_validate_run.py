@@ -23,7 +23,7 @@ from benchsmith.errors import ConfigError
 from benchsmith.export.jsonl import write_outputs
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir
-from benchsmith.validate.run_checks import CHECKS, CheckResult, check_run
+from benchsmith.validate.run_checks import CheckResult, check_run
 from fake_openai import FakeOpenAI, Reply
 from helpers import cli_env, first_task_ids, humaneval_problems, run_cli
 
@@ -33,6 +33,9 @@ MODEL = "gpt-5-mini"
 PRICE = {"input": 0.25, "cached_input": 0.025, "output": 2.0}
 N_TASKS = 3
 PLANS = "datasets/humaneval/plans.jsonl"
+# The checks of a plans run: the shared ones, with the plans recipe's own after "ledger".
+CHECKS = ("ledger", "plans_per_task", "schema", "unique_ids", "matches_ledger", "manifests",
+          "costs", "one_plan", "files_parse", "no_secret")
 
 
 def _config(tmp: Path, base_url: str, datasets: tuple[str, ...] = ("humaneval",)) -> Any:

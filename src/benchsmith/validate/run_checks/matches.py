@@ -17,7 +17,7 @@ _Key = Callable[[Row], Any]
 _Name = Callable[[Row], str]
 
 
-def _diff_rows(
+def diff_rows(
     p: Problems, label: str, actual: Jsonl, expected: list[Row], key: _Key, name: _Name
 ) -> None:
     """Problems for rows of `actual` added, repeated or edited against `expected`, or lost."""
@@ -122,7 +122,7 @@ def check_matches_ledger(run: Run) -> Outcome:
             if actual is None:
                 p.add(run.missing(path))
                 continue
-            _diff_rows(p, run.rel(path), actual, expected, key, name)
+            diff_rows(p, run.rel(path), actual, expected, key, name)
     for d in run.dataset_roots():
         if d.is_dir():
             for extra in sorted(x.name for x in d.iterdir() if x.is_dir() and x.name not in known):

@@ -139,8 +139,9 @@ class Run:
             return [f"config/run_config.json: the run's recipe cannot be built ({e})"]
         recorded = self.ledger.get_meta("recipe") if self.ledger is not None else None
         if recorded is not None and recorded != self.recipe.name:
-            return [f"config/run_config.json names recipe {self.recipe.name!r}, the ledger "
-                    f"recorded {recorded!r}"]
+            name, self.recipe = self.recipe.name, None  # which one holds is unknown
+            return [f"config/run_config.json names recipe {name!r}, the ledger recorded "
+                    f"{recorded!r}"]
         return []
 
     # -- ledger --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from benchsmith.errors import ConfigError
 from benchsmith.export.jsonl import write_outputs
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir
-from benchsmith.validate.run_checks import CHECKS, CheckResult, check_run
+from benchsmith.validate.run_checks import CheckResult, check_run
 from fake_openai import FakeOpenAI, Reply
 from helpers import cli_env, first_task_ids, humaneval_problems, run_cli
 
@@ -33,6 +33,9 @@ MODEL = "gpt-5-mini"
 PRICE = {"input": 0.25, "cached_input": 0.025, "output": 2.0}
 N_TASKS = 3
 PLANS = "datasets/humaneval/plans.jsonl"
+# The checks of a plans run: the shared ones, with the plans recipe's own after "ledger".
+CHECKS = ("ledger", "plans_per_task", "schema", "unique_ids", "matches_ledger", "manifests",
+          "costs", "one_plan", "files_parse", "no_secret")
 
 
 def _config(tmp: Path, base_url: str, datasets: tuple[str, ...] = ("humaneval",)) -> Any:
@@ -409,3 +412,20 @@ def test_garbage_ledger_is_reported_not_raised(run_copy: Path) -> None:
     (run_copy / "ledger.sqlite").write_bytes(b"this is not a database" * 100)
     r = _assert_fails(run_copy, "ledger")
     assert "ledger.sqlite" in r.problems[0]
+
+
+def test_recipe_of_the_config_must_be_the_ledgers(run_copy: Path) -> None:
+    """The checks come from the run's recipe; a config naming another recipe than the ledger
+    recorded fails the `recipe` check (and the checks that need the recipe), in one line."""
+    path = run_copy / "config/run_config.json"
+    cfg = json.loads(path.read_text())
+    cfg["recipe"] = "agentless_testgen"
+    path.write_text(json.dumps(cfg, indent=2))
+    res = check_run(run_copy)
+    failed = {r.name: r.problems for r in res if not r.ok}
+    assert failed["recipe"] == [
+        "config/run_config.json names recipe 'agentless_testgen', the ledger recorded 'plans'"
+    ]
+    assert set(failed) == {"recipe", "matches_ledger"}, failed
+    out = _cli(str(run_copy), "--json")
+    assert out.exit_code == 1 and "Traceback" not in out.output

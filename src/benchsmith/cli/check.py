@@ -18,12 +18,16 @@ def validate_run(
 ) -> None:
     """Re-check every artifact of a run against the ledger and the schemas.
 
-    Checks: ledger states; plan count of each complete task; each plan row
-    against the schema; unique plan ids; plans.jsonl, tasks.jsonl and
-    failed_plans hold exactly what the ledger says; manifests; costs in
-    logs/batch_calls.jsonl and runs.jsonl (recomputed from usage and the
-    price table); every .json/.jsonl file parses, no temp file is left; the
-    API key (from the configured variable, if set here) is in no file.
+    Checks, for every recipe: ledger states; each stage's records,
+    tasks.jsonl and failed_plans hold exactly what the ledger says;
+    manifests; costs in logs/batch_calls.jsonl and runs.jsonl (recomputed
+    from usage and the price table); every expected file is there, every
+    .json/.jsonl file parses, no temp file is left; the API key (from the
+    configured variable, if set here) is in no file. Then the checks the
+    run's recipe declares (plans: plan count of each complete task, each plan
+    row against the schema, unique plan ids; rollouts: output.jsonl,
+    failures.jsonl and preds files match the ledger, sample files match it
+    and parse).
 
     Prints a table of checks; exits 1 if any check fails. Works during a run and says that
     the run is live (its derived files are rewritten when it ends).

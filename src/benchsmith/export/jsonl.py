@@ -182,6 +182,7 @@ def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
             atomic_write_json(rd.manifest(ds, "first100"), [t.id for t in tasks][:100])
         by_id = {t.id: t for t in tasks}
         rejections: dict[str, int] = {}
+        failed_tasks: set[str] = set()  # of any stage
         for stage in stages:
             atomic_write_jsonl(rd.dataset_file(ds, f"{stage}.jsonl"),
                                _record_lines(ledger, ds, stage, ok_attempt))
@@ -191,11 +192,11 @@ def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
                 if n:
                     rejections[r["task_id"]] = rejections.get(r["task_id"], 0) + n
             atomic_write_jsonl(rd.failed_file(ds, f"{stage}.jsonl"), failed)
-            failed_tasks = sorted({r["task_id"] for r in failed})
-            atomic_write_jsonl(
-                rd.failed_file(ds, "tasks.jsonl"),
-                (by_id[t].to_dict() for t in failed_tasks if t in by_id),
-            )
+            failed_tasks.update(r["task_id"] for r in failed)
+        atomic_write_jsonl(
+            rd.failed_file(ds, "tasks.jsonl"),
+            (by_id[t].to_dict() for t in sorted(failed_tasks) if t in by_id),
+        )
         atomic_write_json(
             rd.manifest(ds, "similarity"),
             {t.id: rejections.get(t.id, 0) for t in tasks},

@@ -81,23 +81,22 @@ def sample_rows(ledger: Ledger, second_stage: str) -> list[dict[str, Any]]:
     return rows
 
 
-def write_rollout_outputs(
-    ledger: Ledger, rd: RunDir, second_stage: str, model_name_or_path: str
-) -> dict[str, int]:
-    rows = sample_rows(ledger, second_stage)
-    samples = rd.root / "samples"
-    if samples.exists():
-        shutil.rmtree(samples)  # regenerated whole from the ledger
+def sample_files(rows: list[dict[str, Any]], second_stage: str) -> dict[Path, str]:
+    """samples/<instance>/sample_<k>.diff|.py (relative to the run dir) -> text, per ok row."""
     ext = ".diff" if second_stage == "repair" else ".py"
+    out: dict[Path, str] = {}
     for r in rows:
         body = r["model_patch"] if second_stage == "repair" else r["test_script"]
         if r["status"] == "ok" and body:
-            path = samples / safe_name(r["instance_id"]) / f"sample_{r['sample']}{ext}"
-            _inside(path, samples)
-            atomic_write_bytes(path, body.encode("utf-8"))
-    atomic_write_jsonl(rd.root / "output.jsonl", rows)
-    atomic_write_jsonl(rd.root / "failures.jsonl", (r for r in rows if r["status"] != "ok"))
-    n_preds = 0
+            out[Path("samples", safe_name(r["instance_id"]), f"sample_{r['sample']}{ext}")] = body
+    return out
+
+
+def jsonl_files(
+    rows: list[dict[str, Any]], second_stage: str, model_name_or_path: str
+) -> dict[str, list[dict[str, Any]]]:
+    """The JSONL files at the top of the run dir -> their rows, from the sample rows."""
+    files = {"output.jsonl": rows, "failures.jsonl": [r for r in rows if r["status"] != "ok"]}
     if second_stage == "repair":
         first_ok: dict[str, dict[str, Any]] = {}
         by_sample: dict[int, list[dict[str, Any]]] = {}
@@ -105,12 +104,28 @@ def write_rollout_outputs(
             if r["status"] == "ok" and r["model_patch"]:
                 first_ok.setdefault(r["instance_id"], r)
                 by_sample.setdefault(r["sample"], []).append(r)
-        preds = [_pred(r, model_name_or_path) for r in first_ok.values()]
-        n_preds = atomic_write_jsonl(rd.root / "preds.jsonl", preds)
+        files["preds.jsonl"] = [_pred(r, model_name_or_path) for r in first_ok.values()]
         if len({r["sample"] for r in rows}) > 1:
             for k, rs in by_sample.items():
-                atomic_write_jsonl(rd.root / f"preds_pass{k + 1}.jsonl",
-                                   [_pred(r, model_name_or_path) for r in rs])
+                files[f"preds_pass{k + 1}.jsonl"] = [_pred(r, model_name_or_path) for r in rs]
+    return files
+
+
+def write_rollout_outputs(
+    ledger: Ledger, rd: RunDir, second_stage: str, model_name_or_path: str
+) -> dict[str, int]:
+    rows = sample_rows(ledger, second_stage)
+    samples = rd.root / "samples"
+    if samples.exists():
+        shutil.rmtree(samples)  # regenerated whole from the ledger
+    for rel, body in sample_files(rows, second_stage).items():
+        path = rd.root / rel
+        _inside(path, samples)
+        atomic_write_bytes(path, body.encode("utf-8"))
+    files = jsonl_files(rows, second_stage, model_name_or_path)
+    for name, file_rows in files.items():
+        atomic_write_jsonl(rd.root / name, file_rows)
+    n_preds = len(files.get("preds.jsonl", []))
     return {"samples": len(rows), "ok": sum(r["status"] == "ok" for r in rows), "preds": n_preds}
 
 

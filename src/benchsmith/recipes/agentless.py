@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any
 
 from benchsmith.config import RunConfig
-from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, Stage
+from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, RunCheck, Stage
 from benchsmith.recipes.prompt import render
 from benchsmith.records import Task
 
@@ -187,6 +187,18 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
     return Recipe(
         name=f"agentless_{kind}", version=RECIPE_VERSION, stages=(localize, second),
         templates=(("agentless_localize.txt", loc_tpl), (second_name, second_tpl)),
+        run_checks=_run_checks(second.name, rc.model_name_or_path or cfg.model.name),
+        outputs=("output.jsonl", "failures.jsonl", *(("preds.jsonl",) if kind == "bugfix" else ())),
+    )
+
+
+def _run_checks(second_stage: str, model_name_or_path: str) -> tuple[RunCheck, ...]:
+    from benchsmith.recipes.rollout_checks import check_rollout_outputs, check_samples
+
+    return (
+        RunCheck("rollout_outputs",
+                 lambda run: check_rollout_outputs(run, second_stage, model_name_or_path)),
+        RunCheck("samples", lambda run: check_samples(run, second_stage)),
     )
 
 

@@ -97,6 +97,22 @@ class Stage:
     # bytes each later unit may add (e.g. the accepted plans it is shown).
     chain_length: int = 1
     chain_growth_bytes: int = 0
+    # How validate-run tells the records of one request apart in datasets/<ds>/<stage>.jsonl
+    # (fields besides request_id), and which field names a record in its messages.
+    record_key: tuple[str, ...] = ()
+    record_label: str | None = None
+
+
+# A run check of a recipe: run (validate.run_checks.loader.Run) -> (detail, problems).
+CheckFn = Callable[[Any], tuple[str, list[str]]]
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """One named check `validate-run` runs on every run of the recipe that declares it."""
+
+    name: str
+    fn: CheckFn
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,11 @@ class Recipe:
     version: str
     stages: tuple[Stage, ...]
     templates: tuple[tuple[str, str], ...] = ()  # (file name, text), copied into the run dir
+    # What validate-run checks: the shared checks that apply (None: all of them), the
+    # recipe's own checks, and the files it writes at the top of the run dir.
+    generic_checks: tuple[str, ...] | None = None
+    run_checks: tuple[RunCheck, ...] = ()
+    outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]

@@ -17,7 +17,7 @@ import orjson
 from typing import Any
 
 from benchsmith.config import RunConfig
-from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, Stage
+from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, RunCheck, Stage
 from benchsmith.recipes.prompt import (
     PLAN_PLACEHOLDERS,
     PLAN_TEMPLATE_NAME,
@@ -255,10 +255,19 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
         chain_length=pc.calls_per_task if pc.diversity else 1,
         # each accepted plan adds a line: id, title, gist (bounded by GIST_CHARS)
         chain_growth_bytes=pc.plans_per_call * (GIST_CHARS * 4 + 400),
+        record_key=("plan_index",), record_label="plan_id",
     )
     return Recipe(
         name="plans",
         version=RECIPE_VERSION,
         stages=(stage,),
         templates=((TEMPLATE_NAME, template),),
+        run_checks=_run_checks(),
     )
+
+
+def _run_checks() -> tuple[RunCheck, ...]:
+    from benchsmith.recipes.plans_checks import check_plans_per_task, check_schema, check_unique
+
+    return (RunCheck("plans_per_task", check_plans_per_task), RunCheck("schema", check_schema),
+            RunCheck("unique_ids", check_unique))

@@ -5,21 +5,20 @@ its problems instead of stopping at the first. The run directory is never modifi
 ledger is opened with `PRAGMA query_only` and no migration, and the secret scan and the
 temp-file check look at the directory as found, before the ledger is opened.
 
-Checks, in order (module in brackets):
+The run's recipe (built from config/run_config.json, the recipe the ledger recorded) says
+which checks apply: the shared checks it names in `Recipe.generic_checks` (all by default)
+and its own `Recipe.run_checks`, run after ``ledger``. A recipe that cannot be built fails
+a ``recipe`` check. Shared checks, in order (module in brackets):
 
 - ``ledger`` [ledger]: the ledger opens; every unit is in one known state; terminal non-ok
   units have a reason; ok units have exactly one ok attempt (others none); no attempt is left
   ``sent`` unless its invocation was interrupted or ended on an error such as a full disk
   (both leave attempts ``sent``; resume counts them at their reservation).
-- ``plans_per_task`` [plans]: every task of ``<ds>_complete_task_ids.json`` has exactly
-  ``calls_per_task * plans_per_call`` plans, one per (call_index, plan_index).
-- ``schema`` [plans]: every plan row has the metadata keys and a valid plan (non-empty title
-  and summary, at least ``min_steps`` distinct non-empty steps); every failed_plans row has a
-  validation_error and the raw output.
-- ``unique_ids`` [plans]: no plan id twice within a dataset (datasets may share task ids, so
-  a plan id may recur in another dataset); no (request_id, plan_index) twice in the run.
-- ``matches_ledger`` [matches]: plans.jsonl, tasks.jsonl and failed_plans/* hold exactly the
-  rows the ledger yields (`benchsmith.export.jsonl`): nothing added, lost or edited.
+- (the recipe's checks, e.g. the plans recipe's ``plans_per_task``, ``schema``, ``unique_ids``
+  and the rollouts' ``rollout_outputs``, ``samples``)
+- ``matches_ledger`` [matches]: per stage of the recipe, datasets/<ds>/<stage>.jsonl and
+  failed_plans/datasets/<ds>/<stage>.jsonl, and tasks.jsonl, hold exactly the rows the ledger
+  yields (`benchsmith.export.jsonl`): nothing added, lost or edited.
 - ``manifests`` [manifests]: task manifests agree with tasks.jsonl and the ledger; complete
   and incomplete split all tasks; complete means every unit of the task is ok.
 - ``costs`` [costs]: logs/batch_calls.jsonl has one line per ledger attempt with the ledger's
@@ -30,8 +29,8 @@ Checks, in order (module in brackets):
   failures.jsonl) holds the records of one plan, the current one; config/plan.json names the
   ledger's current plan fingerprint. A run with no plan recorded (made before plans were
   pinned, or merged) passes.
-- ``files_parse`` [files]: expected files exist, every .json/.jsonl parses, no temp file is
-  left.
+- ``files_parse`` [files]: expected files exist (the shared ones, and the recipe's templates,
+  stage files and `Recipe.outputs`), every .json/.jsonl parses, no temp file is left.
 - ``no_secret`` [files]: the configured key variable is a variable name, and its value (and
   each comma-separated key in it) appears in no file of the run directory.
 
@@ -53,15 +52,12 @@ from benchsmith.validate.run_checks.loader import Run
 from benchsmith.validate.run_checks.manifests import check_manifests
 from benchsmith.validate.run_checks.matches import check_matches_ledger
 from benchsmith.validate.run_checks.plan import check_one_plan
-from benchsmith.validate.run_checks.plans import check_plans_per_task, check_schema, check_unique
 
-__all__ = ["CHECKS", "CheckResult", "check_run"]
+__all__ = ["GENERIC_CHECKS", "CheckResult", "check_run"]
 
-CHECKS = (
+# The shared checks, in report order; a recipe's own checks come right after "ledger".
+GENERIC_CHECKS = (
     "ledger",
-    "plans_per_task",
-    "schema",
-    "unique_ids",
     "matches_ledger",
     "manifests",
     "costs",
@@ -71,10 +67,6 @@ CHECKS = (
 )
 
 _LEDGER_CHECKS: dict[str, Callable[[Run], Outcome]] = {
-    "ledger": check_ledger,
-    "plans_per_task": check_plans_per_task,
-    "schema": check_schema,
-    "unique_ids": check_unique,
     "matches_ledger": check_matches_ledger,
     "manifests": check_manifests,
     "costs": check_costs,
@@ -90,8 +82,24 @@ def _guarded(fn: Callable[[], Outcome]) -> Outcome:
         return stopped, [f"{stopped}: {e}"]
 
 
+def _plan(run: Run) -> tuple[list[str], dict[str, Callable[[], Outcome]], list[str]]:
+    """(check names in report order, the recipe's own checks, problems of the recipe)."""
+    recipe = run.recipe
+    if recipe is None:
+        return ["ledger", "recipe", *GENERIC_CHECKS[1:]], {}, []
+    wanted = GENERIC_CHECKS if recipe.generic_checks is None else recipe.generic_checks
+    unknown = [n for n in wanted if n not in GENERIC_CHECKS]
+    problems = [f"recipe {recipe.name}: unknown shared check {n!r} "
+                f"(known: {', '.join(GENERIC_CHECKS)})" for n in unknown]
+    own = {c.name: (lambda c=c: c.fn(run)) for c in recipe.run_checks}
+    shared = [n for n in GENERIC_CHECKS if n in wanted and n != "ledger"]
+    head = ["ledger"] if "ledger" in wanted else []
+    return [*head, *(["recipe"] if problems else []), *own, *shared], own, problems
+
+
 def check_run(run_dir: Path) -> list[CheckResult]:
-    """Every check of the run directory, in `CHECKS` order; `ok` is false on any problem.
+    """Every check that applies to the run directory (the shared ones its recipe names, then
+    its own after "ledger"); `ok` is false on any problem.
 
     Raises ConfigError when `run_dir` is not a run directory (no ledger.sqlite).
     """
@@ -105,13 +113,19 @@ def check_run(run_dir: Path) -> list[CheckResult]:
     results["no_secret"] = _guarded(lambda: check_secret(run, files))
     run.ledger_problems = run.open_ledger()
     try:
+        recipe_problems = run.load_recipe()
+        names, own, plan_problems = _plan(run)
+        results["recipe"] = ("recipe not built", recipe_problems + plan_problems)
+        results["ledger"] = _guarded(lambda: check_ledger(run))
+        for name, fn in own.items():
+            results[name] = _guarded(fn)
         for name, check in _LEDGER_CHECKS.items():
             results[name] = _guarded(lambda: check(run))  # noqa: B023 - called at once
         results["files_parse"] = _guarded(lambda: check_files(run, files))
     finally:
         run.close()
     out = []
-    for name in CHECKS:
+    for name in names:
         detail, probs = results[name]
         if probs:
             detail = probs[0] + (f" (+{len(probs) - 1} more)" if len(probs) > 1 else "")

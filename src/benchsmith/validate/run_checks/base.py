@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 
-STAGE = "plans"
 REL_TOL = 1e-9
 ABS_TOL = 1e-12  # USD; sums of floats in another order differ by far less
 MAX_LISTED = 20  # problems listed per kind before "... and N more"

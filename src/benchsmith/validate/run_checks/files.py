@@ -6,7 +6,6 @@ import os
 import re
 from pathlib import Path
 
-from benchsmith.recipes.plans import TEMPLATE_NAME
 from benchsmith.validate.run_checks.base import Outcome, Problems
 from benchsmith.validate.run_checks.loader import Run
 
@@ -20,12 +19,17 @@ def all_files(root: Path) -> list[Path]:
 
 
 def _expected_files(run: Run) -> list[Path]:
-    rd = run.rd
-    files = [rd.ledger, rd.runs_jsonl, rd.calls_log, rd.config_json, rd.prompts / TEMPLATE_NAME]
+    """The files every run has, plus what its recipe declares: prompt templates, one records
+    and one failed-attempts file per stage and dataset, and the recipe's own outputs."""
+    rd, recipe = run.rd, run.recipe
+    files = [rd.ledger, rd.runs_jsonl, rd.calls_log, rd.config_json]
+    if recipe is not None:
+        files += [rd.prompts / name for name, _ in recipe.templates]
+        files += [rd.root / name for name in recipe.outputs]
     for ds in run.datasets():
         files += [rd.manifest(ds, k) for k in ("all", "complete", "incomplete")]
-        files += [rd.dataset_file(ds, "tasks.jsonl"), run.plans_path(ds)]
-        files += [rd.failed_file(ds, "tasks.jsonl"), run.failed_plans_path(ds)]
+        files += [rd.dataset_file(ds, "tasks.jsonl"), rd.failed_file(ds, "tasks.jsonl")]
+        files += [x for _, *pair in run.stage_files(ds) for x in pair]
     return files
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from benchsmith.store.ledger import SCHEMA_VERSION, Ledger
 from benchsmith.store.rundir import RunDir
-from benchsmith.validate.run_checks.base import STAGE, short
+from benchsmith.validate.run_checks.base import short
+
+if TYPE_CHECKING:
+    from benchsmith.recipes.base import Recipe
 
 _LEDGER_TABLES = {"meta", "invocations", "tasks", "units", "attempts"}
 
@@ -42,6 +45,7 @@ class Run:
         self._json: dict[Path, tuple[bool, Any, str]] = {}
         self.ledger: Ledger | None = None
         self.ledger_problems: list[str] = []
+        self.recipe: Recipe | None = None
 
     def rel(self, p: Path) -> str:
         try:
@@ -53,11 +57,11 @@ class Run:
         return f"missing {self.rel(p)}"
 
     # -- paths (all from RunDir) ---------------------------------------------------------
-    def plans_path(self, ds: str) -> Path:
-        return self.rd.dataset_file(ds, f"{STAGE}.jsonl")
-
-    def failed_plans_path(self, ds: str) -> Path:
-        return self.rd.failed_file(ds, f"{STAGE}.jsonl")
+    def stage_files(self, ds: str) -> list[tuple[str, Path, Path]]:
+        """(stage, records file, failed-attempts file) of each stage of the run's recipe."""
+        stages = [s.name for s in self.recipe.stages] if self.recipe is not None else []
+        return [(s, self.rd.dataset_file(ds, f"{s}.jsonl"), self.rd.failed_file(ds, f"{s}.jsonl"))
+                for s in stages]
 
     def dataset_roots(self) -> list[Path]:
         """The folders holding one sub-folder per dataset: datasets/ and failed_plans/datasets/."""
@@ -112,20 +116,33 @@ class Run:
         """Why `config` is None."""
         return self.json(self.rd.config_json)[2] or "config/run_config.json is not an object"
 
-    def plans_cfg(self) -> tuple[dict[str, int] | None, str]:
-        cfg = self.config
-        if cfg is None:
-            return None, self.config_problem()
-        pc = cfg.get("plans")
-        out: dict[str, int] = {}
-        for key in ("calls_per_task", "plans_per_call", "min_steps"):
-            v = pc.get(key) if isinstance(pc, dict) else None
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                return None, (
-                    f"config/run_config.json: plans.{key} is missing or not a positive integer"
-                )
-            out[key] = v
-        return out, ""
+    # -- recipe --------------------------------------------------------------------------
+    def load_recipe(self) -> list[str]:
+        """Build the run's recipe from its config snapshot (it declares the run's stages,
+        outputs and checks); problems when it cannot be built or is not the ledger's."""
+        from benchsmith.config import parse_config
+        from benchsmith.errors import BenchsmithError
+        from benchsmith.recipes import get_recipe
+
+        data = self.config
+        if data is None:
+            return [self.config_problem()]
+        data = dict(data)
+        cfg_dir = data.pop("config_dir", str(self.root))
+        if isinstance(data.get("openai"), dict):
+            # No recipe reads the key variable, and `no_secret` reports a bad one.
+            data["openai"] = {**data["openai"], "api_key_env": None}
+        try:
+            cfg = parse_config(data, file=str(self.rd.config_json), config_dir=str(cfg_dir))
+            self.recipe = get_recipe(cfg)
+        except (BenchsmithError, OSError, ValueError) as e:
+            return [f"config/run_config.json: the run's recipe cannot be built ({e})"]
+        recorded = self.ledger.get_meta("recipe") if self.ledger is not None else None
+        if recorded is not None and recorded != self.recipe.name:
+            name, self.recipe = self.recipe.name, None  # which one holds is unknown
+            return [f"config/run_config.json names recipe {name!r}, the ledger recorded "
+                    f"{recorded!r}"]
+        return []
 
     # -- ledger --------------------------------------------------------------------------
     def open_ledger(self) -> list[str]:

@@ -94,7 +94,7 @@ def _check_dataset(run: Run, p: Problems, ds: str, task_states: dict[Any, Any]) 
             f"incomplete but not listed: {short(want_inc - set(inc)) or '-'})"
         )
     known = set(all_m) if all_m is not None else set(ledger_ids)
-    for path in (run.plans_path(ds), run.failed_plans_path(ds)):
+    for path in [x for _, *pair in run.stage_files(ds) for x in pair]:
         f = run.jsonl(path)
         if f is None:
             continue  # reported by matches_ledger

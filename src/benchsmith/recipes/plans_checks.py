@@ -1,8 +1,10 @@
-"""The plan-row checks: `plans_per_task`, `schema` and `unique_ids` of every plans.jsonl."""
+"""The plans recipe's run checks: `plans_per_task`, `schema` and `unique_ids` of every
+plans.jsonl (the recipe declares them; validate-run runs what the recipe declares)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from benchsmith.recipes.plans import plan_schema
@@ -10,6 +12,8 @@ from benchsmith.validate.plans import check_plans
 from benchsmith.validate.run_checks.base import DATASETS_UNKNOWN, Outcome, Problems, h, no_ledger
 from benchsmith.validate.run_checks.loader import Jsonl, Run
 from benchsmith.validate.schema import validate_instance
+
+STAGE = "plans"
 
 PLAN_META = {
     "dataset": "string",
@@ -23,9 +27,29 @@ PLAN_META = {
 }
 
 
+def plans_path(run: Run, ds: str) -> Path:
+    return run.rd.dataset_file(ds, f"{STAGE}.jsonl")
+
+
+def _plans_cfg(run: Run) -> tuple[dict[str, int] | None, str]:
+    cfg = run.config
+    if cfg is None:
+        return None, run.config_problem()
+    pc = cfg.get("plans")
+    out: dict[str, int] = {}
+    for key in ("calls_per_task", "plans_per_call", "min_steps"):
+        v = pc.get(key) if isinstance(pc, dict) else None
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            return None, (
+                f"config/run_config.json: plans.{key} is missing or not a positive integer"
+            )
+        out[key] = v
+    return out, ""
+
+
 def _plan_counts(run: Run, what: str) -> dict[str, int] | Outcome:
     """The run's plans settings, or the outcome of a check that cannot run without them."""
-    pc, why = run.plans_cfg()
+    pc, why = _plans_cfg(run)
     if pc is None:
         return f"{what} unknown", [why]
     if run.ledger is None:
@@ -34,7 +58,7 @@ def _plan_counts(run: Run, what: str) -> dict[str, int] | Outcome:
 
 
 def _plans_files(run: Run) -> dict[str, Jsonl | None]:
-    return {ds: run.jsonl(run.plans_path(ds)) for ds in run.datasets()}
+    return {ds: run.jsonl(plans_path(run, ds)) for ds in run.datasets()}
 
 
 def check_plans_per_task(run: Run) -> Outcome:
@@ -54,9 +78,9 @@ def check_plans_per_task(run: Run) -> Outcome:
         if not isinstance(complete, list):
             p.add(f"{run.rel(mpath)}: not a JSON list")
             continue
-        plans_rel = run.rel(run.plans_path(ds))
+        plans_rel = run.rel(plans_path(run, ds))
         if plans is None:
-            p.add(run.missing(run.plans_path(ds)))
+            p.add(run.missing(plans_path(run, ds)))
             continue
         per_task: dict[Any, list[tuple[Any, Any]]] = defaultdict(list)
         for _, row in plans.rows:
@@ -110,7 +134,7 @@ def _row_issues(
 
 def _check_failed_rows(run: Run, p: Problems, ds: str) -> int:
     """Problems of failed_plans/datasets/<ds>/plans.jsonl; the number of rows read."""
-    fpath = run.failed_plans_path(ds)
+    fpath = run.rd.failed_file(ds, f"{STAGE}.jsonl")
     failed = run.jsonl(fpath)
     if failed is None:
         p.add(run.missing(fpath))
@@ -139,7 +163,7 @@ def check_schema(run: Run) -> Outcome:
     p = Problems()
     n_plans = n_failed = 0
     for ds, plans in _plans_files(run).items():
-        path = run.plans_path(ds)
+        path = plans_path(run, ds)
         if plans is None:
             p.add(run.missing(path))
         else:
@@ -167,7 +191,7 @@ def check_unique(run: Run) -> Outcome:
     files = _plans_files(run)
     for ds, plans in files.items():
         if plans is None:
-            p.add(run.missing(run.plans_path(ds)))
+            p.add(run.missing(plans_path(run, ds)))
             continue
         for line, row in plans.rows:
             where = f"{ds}:{line}"

@@ -13,12 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from benchsmith.cli.app import app
-import test_rollouts
-from test_rollouts import I2, Workspace, rollout
+from rollouts_support import I2, Workspace, rollout
 
-# The rollout tests' fixtures: a git repository, the fake server answering like a model.
-repo = test_rollouts.repo
-ws = test_rollouts.ws
+# The rollout fixtures (`repo`, `ws`) come from rollouts_support (tests/conftest.py).
 
 ROLLOUT_CHECKS = ["ledger", "rollout_outputs", "samples", "matches_ledger", "manifests",
                   "costs", "one_plan", "files_parse", "no_secret"]

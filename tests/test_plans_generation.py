@@ -11,7 +11,10 @@ from pathlib import Path
 from fake_openai import FakeOpenAI, Reply
 from helpers import KEY_ENV, SECRET, make_cfg, read_json, read_jsonl, unit_states
 
+from typer.testing import CliRunner
+
 from benchsmith import api
+from benchsmith.cli.app import app
 from benchsmith.recipes.plans import plan_schema
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -138,6 +141,11 @@ def test_later_calls_see_accepted_plans_and_duplicates_are_regenerated(
     assert len(call3) == 1 and _content(call3[0]).count("HumanEval/0#c") == 8
     assert read_json(rd / "manifests/humaneval_similarity_rejections.json") == {"HumanEval/0": 1}
     assert api.run_status(rd)["similarity_rejections"] == {"humaneval": 1}
+    # `status` shows the line the plans recipe adds.
+    res = CliRunner().invoke(app, ["status", str(rd)])
+    assert res.exit_code == 0, res.output
+    assert ("diversity: humaneval: 1 plan(s) rejected as too similar (per task: "
+            "manifests/humaneval_similarity_rejections.json)") in res.output
 
 
 def test_near_duplicate_within_one_answer_is_rejected(fake_openai, tmp_path, monkeypatch):

@@ -22,11 +22,12 @@ from benchsmith.execute import endpoint, execute_batch, execute_online
 from benchsmith.export.run_files import write_run_files
 from benchsmith.export.readable import render_after_run
 from benchsmith.planner import Echo, Estimate, check_prices, estimate, open_run, plan_run, wire_for
+from benchsmith.recipes.base import StatusSummary
+from benchsmith.recipes.of_run import recipe_of_run
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import invocations_seen, live_holder, run_lock
 from benchsmith.store.reopen import reopen_units
 from benchsmith.store.rundir import RunDir
-from benchsmith.validate.diversity import DUPLICATE_PREFIX
 
 __all__ = ["Estimate", "dry_run", "load_config", "read_records", "run", "run_status"]
 
@@ -70,7 +71,7 @@ def dry_run(
     with run_lock(rd.root, "dry-run"):
         ledger, recipe, tasks = plan_run(cfg, rd, echo, replan=replan)
         try:
-            write_run_files(ledger, rd, recipe, cfg)
+            write_run_files(ledger, rd, recipe)
             est = estimate(cfg, ledger, recipe)
             counts: dict[str, int] = {}
             for ds, _ in tasks:
@@ -168,8 +169,8 @@ def _run_locked(
             raise
         finally:
             ledger.end_invocation(inv, status, message)
-            write_run_files(ledger, rd, recipe, cfg)
-        warning = render_after_run(rd.root)  # a rendering problem never fails the run
+            write_run_files(ledger, rd, recipe)
+        warning = render_after_run(rd.root, recipe)  # a rendering problem never fails the run
         if warning:
             echo(warning)
         counts = ledger.state_counts()
@@ -239,11 +240,7 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
             if u.state in ("failed", "invalid", "skipped") and u.reason:
                 key = u.reason.split(":")[0][:60]
                 reasons[key] = reasons.get(key, 0) + 1
-        similar: dict[str, int] = {}
-        for a in ledger.attempts(status="invalid", with_output=False):
-            n = sum(1 for i in a["issues"] if i.startswith(DUPLICATE_PREFIX))
-            if n:
-                similar[a["dataset"]] = similar.get(a["dataset"], 0) + n
+        extra = _recipe_status(rd, ledger)
         holder = live_holder(rd.root)
         invs = invocations_seen(ledger.invocations(), holder)
         money = money_problems(ledger)
@@ -256,7 +253,8 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
             "spent_usd": round(settled + unsettled, 6),
             "unsettled_usd": round(unsettled, 6),
             "failure_reasons": reasons,
-            "similarity_rejections": similar,
+            **extra.fields,
+            "recipe_lines": list(extra.lines),
             "invocations": len(invs),
             "last_status": invs[-1]["status"] if invs else "planned",
             "last_message": invs[-1]["message"] if invs else "",
@@ -268,12 +266,28 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
         ledger.close()
 
 
+def _recipe_status(rd: RunDir, ledger: Ledger) -> StatusSummary:
+    """What the run's recipe adds to `status`; nothing when its recipe cannot be built
+    (`status` still reports the ledger; `validate-run` names the problem)."""
+    try:
+        recipe = recipe_of_run(rd.root)
+    except ConfigError:
+        return StatusSummary()
+    return recipe.status(ledger) if recipe.status is not None else StatusSummary()
+
+
 def read_records(
-    run_dir: str | Path, dataset: str | None = None, stage: str = "plans"
+    run_dir: str | Path, dataset: str | None = None, stage: str | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Valid records straight from the ledger (same rows as datasets/<ds>/<stage>.jsonl)."""
+    """Valid records straight from the ledger (same rows as datasets/<ds>/<stage>.jsonl).
+    `stage`: default, the one the run's recipe names as its result."""
     from benchsmith.export.jsonl import record_rows
 
+    rd = RunDir(Path(run_dir))
+    if not rd.ledger.is_file():
+        raise ConfigError(str(rd.root), "", "not a run directory (no ledger.sqlite)")
+    if stage is None:
+        stage = recipe_of_run(rd.root).primary_stage
     _rd, ledger = _open_existing(run_dir)
     try:
         for ds in [dataset] if dataset else ledger.datasets():

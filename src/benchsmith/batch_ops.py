@@ -171,7 +171,7 @@ def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None)
         if too_big or too_long:
             recipe = get_recipe(cfg)
             fail_units(ledger, recipe, {(t.dataset, t.id): t for t in ledger.tasks()}, too_big)
-            write_run_files(ledger, rd, recipe, cfg)  # the failures show in the outputs
+            write_run_files(ledger, rd, recipe)  # the failures show in the outputs
         return ExportReport(n, too_big)
     finally:
         ledger.close()

@@ -113,7 +113,7 @@ def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
                 [f"ingested {total} lines from {len(files)} file(s)", *problems]
             ))
             with calls_log_written_by(helper.calls_log) if helper is not None else nullcontext():
-                write_run_files(ledger, rd, recipe, cfg)
+                write_run_files(ledger, rd, recipe)
         return IngestReport(total, skipped, rec.counts.as_dict(), rec.counts.unknown_ids[:20],
                             rec.counts.notes, problems)
     finally:

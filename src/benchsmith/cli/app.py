@@ -261,9 +261,9 @@ def status(
     typer.echo(f"left:      {u['pending']} request(s) pending")
     for reason, n in st["failure_reasons"].items():
         typer.echo(f"reason:    {n} x {reason}")
-    for ds, n in st["similarity_rejections"].items():
-        typer.echo(f"diversity: {ds}: {n} plan(s) rejected as too similar "
-                   f"(per task: manifests/{ds}_similarity_rejections.json)")
+    for line in st["recipe_lines"]:  # `label: text`, label padded like the lines above
+        label, _, text = line.partition(": ")
+        typer.echo(f"{label + ':':<10} {text}")
 
 
 def _register_all() -> None:

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 import orjson
 
 from benchsmith.store.ledger import Ledger
-from benchsmith.validate.diversity import DUPLICATE_PREFIX
 from benchsmith.store.rundir import RunDir, atomic_write_json, atomic_write_jsonl
 
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])  # for the child's imports
@@ -181,25 +180,16 @@ def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
         if ds.startswith("swebench"):
             atomic_write_json(rd.manifest(ds, "first100"), [t.id for t in tasks][:100])
         by_id = {t.id: t for t in tasks}
-        rejections: dict[str, int] = {}
         failed_tasks: set[str] = set()  # of any stage
         for stage in stages:
             atomic_write_jsonl(rd.dataset_file(ds, f"{stage}.jsonl"),
                                _record_lines(ledger, ds, stage, ok_attempt))
             failed = failed_rows(ledger, ds, stage) if ds in with_invalid[stage] else []
-            for r in failed:
-                n = sum(1 for i in r["issues"] if i.startswith(DUPLICATE_PREFIX))
-                if n:
-                    rejections[r["task_id"]] = rejections.get(r["task_id"], 0) + n
             atomic_write_jsonl(rd.failed_file(ds, f"{stage}.jsonl"), failed)
             failed_tasks.update(r["task_id"] for r in failed)
         atomic_write_jsonl(
             rd.failed_file(ds, "tasks.jsonl"),
             (by_id[t].to_dict() for t in sorted(failed_tasks) if t in by_id),
-        )
-        atomic_write_json(
-            rd.manifest(ds, "similarity"),
-            {t.id: rejections.get(t.id, 0) for t in tasks},
         )
     _drop_replanned_datasets(ledger, rd)
     if calls is None or not calls.wait():

@@ -189,7 +189,19 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
         templates=(("agentless_localize.txt", loc_tpl), (second_name, second_tpl)),
         run_checks=_run_checks(second.name, rc.model_name_or_path or cfg.model.name),
         outputs=("output.jsonl", "failures.jsonl", *(("preds.jsonl",) if kind == "bugfix" else ())),
+        write_outputs=_writer(second.name, rc.model_name_or_path or cfg.model.name),
     )
+
+
+def _writer(second_stage: str, model_name_or_path: str) -> Any:
+    """The rollout files (output.jsonl, failures.jsonl, preds.jsonl, samples/) of a run."""
+
+    def write(ledger: Any, rd: Any) -> None:
+        from benchsmith.export.rollout import write_rollout_outputs
+
+        write_rollout_outputs(ledger, rd, second_stage, model_name_or_path)
+
+    return write
 
 
 def _run_checks(second_stage: str, model_name_or_path: str) -> tuple[RunCheck, ...]:

@@ -115,6 +115,23 @@ class RunCheck:
     fn: CheckFn
 
 
+# Hooks shared layers call on a run of the recipe (ledger: store.ledger.Ledger, rd:
+# store.rundir.RunDir); plain callables so a recipe's closure can hold its own settings.
+WriteFn = Callable[[Any, Any], None]  # (ledger, rd): write the recipe's own files
+# (ledger, rd, output_dir or None, include_task_text) -> export.readable.ReadableReport
+ReadableFn = Callable[[Any, Any, Any, bool], Any]
+StatusFn = Callable[[Any], "StatusSummary"]  # ledger -> what `status` adds
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    """What a recipe adds to `status`: fields of `api.run_status` and lines for the CLI
+    (each `label: text`)."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    lines: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -126,6 +143,13 @@ class Recipe:
     generic_checks: tuple[str, ...] | None = None
     run_checks: tuple[RunCheck, ...] = ()
     outputs: tuple[str, ...] = ()
+    # What shared layers ask of the recipe: the stage `read_records` reads (None: the last),
+    # the files it writes besides the shared ones (after them, on every export), its
+    # Markdown rendering (None: it has none), and what `status` adds.
+    record_stage: str | None = None
+    write_outputs: WriteFn | None = None
+    readable: ReadableFn | None = None
+    status: StatusFn | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
@@ -138,6 +162,13 @@ class Recipe:
                 raise ValueError(f"recipe {self.name}: first stage cannot need another")
             if i > 0 and s.needs not in names[:i]:
                 raise ValueError(f"recipe {self.name}: stage {s.name} needs an earlier stage")
+        if self.record_stage is not None and self.record_stage not in names:
+            raise ValueError(f"recipe {self.name}: record_stage {self.record_stage} is no stage")
+
+    @property
+    def primary_stage(self) -> str:
+        """The stage whose records are the recipe's result (what `read_records` reads)."""
+        return self.record_stage or self.stages[-1].name
 
     def stage(self, name: str) -> Stage:
         for s in self.stages:

@@ -263,7 +263,29 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
         stages=(stage,),
         templates=((TEMPLATE_NAME, template),),
         run_checks=_run_checks(),
+        write_outputs=_write_similarity,
+        readable=_render,
+        status=_status,
     )
+
+
+# The recipe's output hooks; their modules are imported when a hook runs.
+def _write_similarity(ledger: Any, rd: Any) -> None:
+    from benchsmith.recipes.plans_outputs import write_similarity
+
+    write_similarity(ledger, rd)
+
+
+def _render(ledger: Any, rd: Any, output_dir: Any, include_task_text: bool) -> Any:
+    from benchsmith.recipes.plans_readable import render_plans
+
+    return render_plans(ledger, rd, output_dir, include_task_text)
+
+
+def _status(ledger: Any) -> Any:
+    from benchsmith.recipes.plans_outputs import status
+
+    return status(ledger)
 
 
 def _run_checks() -> tuple[RunCheck, ...]:

@@ -174,6 +174,22 @@ def merge_sections(
     )
 
 
+def _write_files(ledger: Ledger, rd: RunDir, sections: list[Section], warnings: list[str]) -> None:
+    """The merged run's files, as its recipe (the first section's) writes them; without a
+    recipe, the shared files of the sections' stages."""
+    from benchsmith.export.run_files import write_run_files
+    from benchsmith.recipes.of_run import recipe_of_run
+
+    first = sections[0].path
+    try:
+        recipe = recipe_of_run(first, RunDir(first).config_json)
+    except ConfigError as e:
+        warnings.append(f"only the shared files were written: {e}")
+        write_outputs(ledger, rd, sorted(set().union(*(s.stages for s in sections))))
+        return
+    write_run_files(ledger, rd, recipe)
+
+
 def _merge_into(
     ledger: Ledger, rd: RunDir, sections: list[Section], prefer: Sequence[str],
     output_run_id: str, parent: Path,
@@ -232,8 +248,7 @@ def _merge_into(
                 }
             )
 
-    stages = sorted(set().union(*(s.stages for s in sections))) or ["plans"]
-    write_outputs(ledger, rd, stages)
+    _write_files(ledger, rd, sections, warnings)
     warnings += _copy_prompts_and_configs(rd, sections, section_info)
     config_dir = rd.config_json.parent
     atomic_write_jsonl(config_dir / ATTEMPT_MAP, copier.attempt_map)

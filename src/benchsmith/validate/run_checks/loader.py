@@ -120,23 +120,16 @@ class Run:
     def load_recipe(self) -> list[str]:
         """Build the run's recipe from its config snapshot (it declares the run's stages,
         outputs and checks); problems when it cannot be built or is not the ledger's."""
-        from benchsmith.config import parse_config
-        from benchsmith.errors import BenchsmithError
-        from benchsmith.recipes import get_recipe
+        from benchsmith.errors import ConfigError
+        from benchsmith.recipes.of_run import recipe_from_snapshot
 
         data = self.config
         if data is None:
             return [self.config_problem()]
-        data = dict(data)
-        cfg_dir = data.pop("config_dir", str(self.root))
-        if isinstance(data.get("openai"), dict):
-            # No recipe reads the key variable, and `no_secret` reports a bad one.
-            data["openai"] = {**data["openai"], "api_key_env": None}
         try:
-            cfg = parse_config(data, file=str(self.rd.config_json), config_dir=str(cfg_dir))
-            self.recipe = get_recipe(cfg)
-        except (BenchsmithError, OSError, ValueError) as e:
-            return [f"config/run_config.json: the run's recipe cannot be built ({e})"]
+            self.recipe = recipe_from_snapshot(data, self.rd.config_json, self.root)
+        except ConfigError as e:
+            return [f"config/run_config.json: {e.problem}"]
         recorded = self.ledger.get_meta("recipe") if self.ledger is not None else None
         if recorded is not None and recorded != self.recipe.name:
             name, self.recipe = self.recipe.name, None  # which one holds is unknown

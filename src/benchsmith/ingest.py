@@ -245,7 +245,7 @@ class _Judge:
 
 
 def _spec_from_dict(d: dict[str, Any]) -> RequestSpec:
-    """`RequestSpec.from_dict(d)` built without the frozen dataclass's `__init__` (its eleven
+    """`RequestSpec.from_dict(d)` built without the frozen dataclass's `__init__` (its fourteen
     guarded attribute writes are a good part of judging): the same fields, set at once.
     `_Judge` uses it only once it has given the same object as `from_dict`."""
     spec: RequestSpec = object.__new__(RequestSpec)
@@ -261,6 +261,9 @@ def _spec_from_dict(d: dict[str, Any]) -> RequestSpec:
         params=dict(d.get("params") or {}),
         parent_id=d.get("parent_id"),
         meta=dict(d.get("meta") or {}),
+        tools=tuple(d["tools"]) if d.get("tools") else None,
+        tool_choice=d.get("tool_choice"),
+        n=d.get("n", 1),
     )
     return spec
 

@@ -192,8 +192,10 @@ def estimate(cfg: RunConfig, ledger: Ledger, recipe: Recipe, multiplier: float =
         body = build_body(
             api=api, structured=structured, model=spec["model"], messages=spec["messages"],
             schema=spec["schema"], schema_name=spec["schema_name"], params=spec["params"],
+            tools=spec.get("tools"), tool_choice=spec.get("tool_choice"), n=spec.get("n", 1),
         )
-        max_out = int(spec["params"].get("max_output_tokens", 0) or 0)
+        # Every one of the n choices is billed.
+        max_out = int(spec["params"].get("max_output_tokens", 0) or 0) * spec.get("n", 1)
         stage = recipe.stage(spec["stage"])
         tries = 1 + stage.max_validation_retries
         size = len(orjson.dumps(body))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,37 @@ class Usage:
             "output_tokens": self.output_tokens,
             "reasoning_tokens": self.reasoning_tokens,
         }
+
+
+class ToolCall(NamedTuple):
+    """One function call the model asked for. `arguments` is the JSON string as sent."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class Choice(NamedTuple):
+    """One of the answers of a request (more than one when the request asks for `n`)."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+
+
+class Completion(NamedTuple):
+    """A parsed 200 answer, as a stage's `parse` receives it.
+
+    `text`, `tool_calls` and `finish_reason` are those of the first choice; `choices` holds
+    every choice, the first included. `finished` is False when any choice was cut off (max
+    tokens, content filter) or refused; `detail` then says why. A NamedTuple: built for every
+    answer, and cheaper to build than a frozen dataclass.
+    """
+
+    text: str
+    usage: Usage
+    finished: bool
+    detail: str = ""
+    choices: tuple[Choice, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None

@@ -64,10 +64,13 @@ class _Answerer:
         return f"Fake answer: {_phrase(ctx)}."
 
     def _payload(
-        self, received: Received, text: str | None, usage: Mapping[str, int] | None, incomplete: bool
+        self, received: Received, text: str | None, usage: Mapping[str, int] | None, incomplete: bool,
+        choices: tuple | None = None,
     ) -> dict | None:
         """The Responses / ChatCompletion object for ``received`` (by its
-        path), or ``None`` when there is no text and no parseable body."""
+        path), or ``None`` when there is no text and no parseable body.
+        ``choices``: ((text, tool calls), ...) scripted by ``Reply``; else one choice
+        (``n`` of them for a Chat request with ``n``), the default answer."""
         body = received.body
         if text is None:
             if body is None:
@@ -76,12 +79,15 @@ class _Answerer:
             if incomplete:
                 text = text[: max(1, len(text) // 2)]
         body = body or {}
+        if choices is None:
+            n = body.get("n") if received.path != _RESPONSES else None
+            choices = ((text, ()),) * (n if isinstance(n, int) and n > 1 else 1)
         model = body.get("model") or "fake-model"
         reasoning = _wants_reasoning(body)
 
         n_in = max(1, len(received.raw) // 4)
         n_reason = _REASONING_TOKENS if reasoning else 0
-        n_out = max(1, len(text) // 4) + n_reason
+        n_out = sum(max(1, len(t) // 4) for t, _ in choices) + n_reason
         n_cached = min(self.cached_tokens, n_in)
         n_total = None
         if usage:
@@ -101,15 +107,22 @@ class _Answerer:
             output: list[dict] = []
             if reasoning:
                 output.append({"type": "reasoning", "id": f"rs_{rid}", "summary": []})
-            output.append(
-                {
-                    "type": "message",
-                    "id": f"msg_{rid}",
-                    "role": "assistant",
-                    "status": "incomplete" if incomplete else "completed",
-                    "content": [{"type": "output_text", "text": text, "annotations": []}],
-                }
-            )
+            text, calls = choices[0]  # the Responses API has no `n`
+            if text or not calls:
+                output.append(
+                    {
+                        "type": "message",
+                        "id": f"msg_{rid}",
+                        "role": "assistant",
+                        "status": "incomplete" if incomplete else "completed",
+                        "content": [{"type": "output_text", "text": text, "annotations": []}],
+                    }
+                )
+            output += [
+                {"type": "function_call", "id": f"fc_{rid}_{i}", "call_id": c["id"],
+                 "name": c["name"], "arguments": c["arguments"], "status": "completed"}
+                for i, c in enumerate(calls)
+            ]
             payload = {
                 "id": f"resp_{rid}",
                 "object": "response",
@@ -135,11 +148,12 @@ class _Answerer:
                 "model": model,
                 "choices": [
                     {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "index": i,
+                        "message": _message(t, calls),
                         "logprobs": None,
-                        "finish_reason": "length" if incomplete else "stop",
+                        "finish_reason": "length" if incomplete else "tool_calls" if calls else "stop",
                     }
+                    for i, (t, calls) in enumerate(choices)
                 ],
                 "usage": {
                     "prompt_tokens": n_in,
@@ -150,3 +164,15 @@ class _Answerer:
                 },
             }
         return payload
+
+
+def _message(text: str, calls: tuple[dict, ...]) -> dict:
+    msg: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if calls:
+        msg["content"] = text or None
+        msg["tool_calls"] = [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls
+        ]
+    return msg

@@ -45,7 +45,8 @@ class _OnlineAPI:
             return self._answer(received, None, None, incomplete=False)
         kind = reply.kind
         if kind == "text":
-            return self._answer(received, reply.content, reply.usage, incomplete=False)
+            return self._answer(received, reply.content, reply.usage, incomplete=False,
+                                choices=reply.choices)
         if kind == "incomplete":
             return self._answer(received, reply.content, reply.usage, incomplete=True)
         if kind == "error":
@@ -62,9 +63,10 @@ class _OnlineAPI:
         raise ValueError(f"unknown Reply kind {kind!r}")
 
     def _answer(
-        self, received: Received, text: str | None, usage: Mapping[str, int] | None, incomplete: bool
+        self, received: Received, text: str | None, usage: Mapping[str, int] | None, incomplete: bool,
+        choices: tuple | None = None,
     ) -> web.Response:
-        payload = self._payload(received, text, usage, incomplete)
+        payload = self._payload(received, text, usage, incomplete, choices)
         if payload is None:
             return web.Response(
                 status=400,

@@ -26,14 +26,33 @@ class Reply:
     inner: "Reply | None" = None
     body: bytes | None = None
     content_type: str = _JSON
+    # ((text, tool calls), ...): one per choice, when scripted (else one, the default answer)
+    choices: "tuple[tuple[str, tuple[dict, ...]], ...] | None" = None
 
     @classmethod
-    def text(cls, text: Any, usage: Mapping[str, int] | None = None) -> "Reply":
+    def text(
+        cls, text: Any, usage: Mapping[str, int] | None = None, tool_calls: Any = None
+    ) -> "Reply":
         """A normal successful answer whose assistant text is ``text``
         (dicts/lists are JSON-dumped). ``usage`` overrides any of
         ``input_tokens``/``prompt_tokens``, ``output_tokens``/``completion_tokens``,
-        ``cached_tokens``, ``reasoning_tokens``, ``total_tokens``."""
-        return cls("text", content=_as_text(text), usage=usage)
+        ``cached_tokens``, ``reasoning_tokens``, ``total_tokens``. ``tool_calls``:
+        ``[{"name", "arguments" (dict or JSON string), "id"?}, ...]``, sent as Chat
+        ``message.tool_calls`` or Responses ``function_call`` output items."""
+        content = _as_text(text)
+        choices = ((content, _calls(tool_calls)),) if tool_calls else None
+        return cls("text", content=content, usage=usage, choices=choices)
+
+    @classmethod
+    def choices_of(cls, *choices: Any, usage: Mapping[str, int] | None = None) -> "Reply":
+        """An answer with several Chat choices (as for a request with ``n``): each is a text,
+        or ``(text, tool_calls)``. A Responses request gets the first one only (that API
+        has no ``n``)."""
+        items = tuple(
+            (_as_text(c[0]), _calls(c[1])) if isinstance(c, tuple) else (_as_text(c), ())
+            for c in choices
+        )
+        return cls("text", content=items[0][0], usage=usage, choices=items)
 
     @classmethod
     def json(cls, obj: Any, usage: Mapping[str, int] | None = None) -> "Reply":
@@ -100,6 +119,16 @@ class Reply:
             headers=dict(headers) if headers else None,
             content_type=content_type,
         )
+
+
+def _calls(calls: Any) -> tuple[dict, ...]:
+    """Tool calls with JSON-string arguments and an id each."""
+    out = []
+    for i, c in enumerate(calls or ()):
+        args = c.get("arguments", {})
+        out.append({"id": c.get("id") or f"call_{i}", "name": c["name"],
+                    "arguments": args if isinstance(args, str) else orjson.dumps(args).decode()})
+    return tuple(out)
 
 
 def _as_text(text: Any) -> str:

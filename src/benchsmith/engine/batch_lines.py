@@ -65,11 +65,14 @@ def request_lines(
         body = build_body(
             api=api, structured=structured, model=spec["model"], messages=messages,
             schema=spec["schema"], schema_name=spec["schema_name"], params=spec["params"],
-            bounds=bounds,
+            bounds=bounds, tools=spec.get("tools"), tool_choice=spec.get("tool_choice"),
+            n=spec.get("n", 1),
         )
         data = orjson.dumps({"custom_id": u.unit_id, "method": "POST", "url": url, "body": body})
         max_out = int(spec["params"].get("max_output_tokens", 0) or 0)
-        reserve = worst_case_usd(len(data), len(messages), max_out, price_for(spec["model"]), multiplier)
+        # every one of the n choices is billed
+        reserve = worst_case_usd(len(data), len(messages), max_out * spec.get("n", 1),
+                                 price_for(spec["model"]), multiplier)
         why = None
         # Only a request near its model's limit is measured in full (most are far below).
         if context is not None and len(data) // BYTES_PER_TOKEN + max_out + _NEAR > limits.get(

@@ -224,6 +224,9 @@ class OnlineExecutor:
                 params=spec.params,
                 extra=self.s.extra_body or None,
                 bounds=self.s.schema_bounds,
+                tools=spec.tools,
+                tool_choice=spec.tool_choice,
+                n=spec.n,
             )
             payload = orjson.dumps(body)
             too_long = self.s.context and self.s.context.check(
@@ -235,7 +238,8 @@ class OnlineExecutor:
                 self.stats.total -= 1
                 self.on_progress(self.stats)
                 return
-            reserve = worst_case_usd(len(payload), len(messages), max_out, price)
+            # Every one of the n choices is billed.
+            reserve = worst_case_usd(len(payload), len(messages), max_out * spec.n, price)
             if not self.budget.try_reserve(reserve):
                 if self.outcome.stopped is None:
                     self.outcome = Outcome(

@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
-from benchsmith.engine.wire import Completion, error_message
+from benchsmith.engine.wire import error_message
 from benchsmith.recipes.base import RequestSpec, Stage
+from benchsmith.records import Completion
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Judgement:
 def judge(stage: Stage, spec: RequestSpec, comp: Completion) -> Judgement:
     if not comp.finished:
         return Judgement(False, [], (f"answer was cut off ({comp.detail})",))
-    parsed = stage.parse(spec, comp.text)
+    parsed = stage.parse(spec, comp)
     if parsed.ok:
         return Judgement(True, list(parsed.records), ())
     return Judgement(False, [], parsed.issues)

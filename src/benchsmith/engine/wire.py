@@ -4,27 +4,26 @@ Structured output needs one adapter per backend:
   OpenAI Responses   text.format = {type: json_schema, name, schema, strict}
   OpenAI Chat / vLLM response_format = {type: json_schema, json_schema: {...}}
   llama-cpp-python   response_format = {type: json_object, schema}
+
+Tools are given neutrally as function definitions {name, description?, parameters, strict?}
+and `tool_choice` as "auto" | "none" | "required" | {"name": NAME}:
+  OpenAI Responses   tools = [{type: function, name, ...}], tool_choice {type: function, name};
+                     no `n` (one answer per request)
+  OpenAI Chat / vLLM tools = [{type: function, function: {name, ...}}],
+  llama-cpp-python   tool_choice {type: function, function: {name}}, n (llama-cpp ignores it)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from benchsmith.records import Usage
+from benchsmith.records import Choice, Completion, ToolCall, Usage
 
 REASONING_REJECTS = ("temperature", "top_p", "seed")
 PATHS = {"responses": "/responses", "chat": "/chat/completions"}
 
 
-@dataclass(frozen=True)
-class Completion:
-    """A parsed 200 answer."""
-
-    text: str
-    usage: Usage
-    finished: bool  # False when cut off (max tokens, content filter)
-    detail: str = ""
+__all__ = ["Choice", "Completion", "ToolCall"]  # re-exported: the answer contract's types
 
 
 def drop_for_reasoning(params: dict[str, Any], is_reasoning: bool) -> tuple[dict[str, Any], list[str]]:
@@ -68,10 +67,14 @@ def build_body(
     params: dict[str, Any],
     extra: dict[str, Any] | None = None,
     bounds: tuple[int, int] | None = None,
+    tools: list[dict[str, Any]] | tuple[dict[str, Any], ...] | None = None,
+    tool_choice: str | dict[str, Any] | None = None,
+    n: int = 1,
 ) -> dict[str, Any]:
     """The JSON body for one request. `params` use neutral names (max_output_tokens, ...).
 
     `bounds` = (max string chars, max array items), applied by the llama-cpp adapter only.
+    `tools`, `tool_choice`, `n`: see the module docstring for each format's shape.
     """
     body: dict[str, Any] = {"model": model}
     p = dict(params)
@@ -88,6 +91,16 @@ def build_body(
             body["text"] = {
                 "format": {"type": "json_schema", "name": schema_name, "schema": schema, "strict": True}
             }
+        if tools:
+            body["tools"] = [{"type": "function", **t} for t in tools]
+        if tool_choice is not None:
+            body["tool_choice"] = (
+                {"type": "function", "name": tool_choice["name"]}
+                if isinstance(tool_choice, dict) else tool_choice
+            )
+        if n != 1:
+            raise ValueError(f"the Responses API answers one choice per request (n={n}); "
+                             "use `api: chat` for n > 1")
     else:
         body["messages"] = list(messages)
         if max_out is not None:
@@ -105,6 +118,15 @@ def build_body(
                     "type": "json_schema",
                     "json_schema": {"name": schema_name, "schema": schema, "strict": True},
                 }
+        if tools:
+            body["tools"] = [{"type": "function", "function": t} for t in tools]
+        if tool_choice is not None:
+            body["tool_choice"] = (
+                {"type": "function", "function": {"name": tool_choice["name"]}}
+                if isinstance(tool_choice, dict) else tool_choice
+            )
+        if n != 1:
+            body["n"] = n
     body.update(p)
     if extra:
         body.update(extra)
@@ -143,38 +165,70 @@ class MalformedAnswer(ValueError):
 
 
 def parse_completion(api: str, body: Any) -> Completion:
+    """Every choice of a 200 answer, with its tool calls (both answer shapes, whatever `api`)."""
     if not isinstance(body, dict):
         raise MalformedAnswer("answer body is not a JSON object")
     usage = parse_usage(api, body.get("usage"))
     if "output" in body or body.get("object") == "response":
-        texts, refusal = [], ""
-        for item in body.get("output") or []:
-            if not isinstance(item, dict) or item.get("type") != "message":
-                continue
+        return _responses_completion(body, usage)
+    choices = body.get("choices")
+    if isinstance(choices, list) and choices:
+        return _chat_completion(choices, usage)
+    raise MalformedAnswer("answer has neither `output` nor `choices`")
+
+
+def _responses_completion(body: dict[str, Any], usage: Usage) -> Completion:
+    texts, refusal, calls = [], "", []
+    for item in body.get("output") or []:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind == "message":
             for part in item.get("content") or []:
                 if part.get("type") == "output_text":
                     texts.append(part.get("text") or "")
                 elif part.get("type") == "refusal":
                     refusal = part.get("refusal") or "refused"
-        status = body.get("status", "completed")
-        if refusal:
-            return Completion("".join(texts), usage, False, f"refusal: {refusal}")
-        if status != "completed":
-            reason = (body.get("incomplete_details") or {}).get("reason") or status
-            return Completion("".join(texts), usage, False, f"incomplete: {reason}")
-        return Completion("".join(texts), usage, True)
-    choices = body.get("choices")
-    if isinstance(choices, list) and choices:
-        ch = choices[0] or {}
+        elif kind == "function_call":
+            calls.append(ToolCall(str(item.get("call_id") or item.get("id") or ""),
+                                  str(item.get("name") or ""), str(item.get("arguments") or "")))
+    text = "".join(texts)
+    tool_calls = tuple(calls)
+    status = body.get("status", "completed")
+    detail = ""
+    if refusal:
+        reason, detail = "refusal", f"refusal: {refusal}"
+    elif status != "completed":
+        reason = (body.get("incomplete_details") or {}).get("reason") or status
+        detail = f"incomplete: {reason}"
+    else:
+        reason = "tool_calls" if tool_calls else "stop"
+    choice = Choice(text, tool_calls, reason)
+    return Completion(text, usage, not detail, detail, (choice,), tool_calls, reason)
+
+
+def _chat_completion(choices: list[Any], usage: Usage) -> Completion:
+    out, detail = [], ""
+    for ch in choices:
+        ch = ch or {}
         msg = ch.get("message") or {}
-        text = msg.get("content") or ""
-        if msg.get("refusal"):
-            return Completion(text, usage, False, f"refusal: {msg['refusal']}")
         fr = ch.get("finish_reason")
-        if fr not in (None, "stop", "tool_calls", "function_call"):
-            return Completion(text, usage, False, f"incomplete: finish_reason={fr}")
-        return Completion(text, usage, True)
-    raise MalformedAnswer("answer has neither `output` nor `choices`")
+        raw_calls = msg.get("tool_calls")
+        calls = tuple(
+            ToolCall(str(c.get("id") or ""), str((c.get("function") or {}).get("name") or ""),
+                     str((c.get("function") or {}).get("arguments") or ""))
+            for c in raw_calls if isinstance(c, dict)
+        ) if raw_calls else ()
+        out.append(Choice(msg.get("content") or "", calls, fr))
+        if detail:
+            continue
+        if msg.get("refusal"):
+            detail = f"refusal: {msg['refusal']}"
+        elif fr not in (None, "stop", "tool_calls", "function_call"):
+            detail = f"incomplete: finish_reason={fr}"
+    first = out[0]
+    return Completion(first.text, usage, not detail, detail, tuple(out), first.tool_calls,
+                      first.finish_reason)
 
 
 def error_message(body: Any, fallback: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from benchsmith.config import RunConfig
 from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, RunCheck, Stage
 from benchsmith.recipes.prompt import render
-from benchsmith.records import Task
+from benchsmith.records import Completion, Task
 
 RECIPE_VERSION = "1"
 # The placeholders each built-in template holds (README "How a run works").
@@ -124,7 +124,8 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
             for k in range(rc.passk)
         ]
 
-    def parse_localize(spec: RequestSpec, raw: str) -> Parsed:
+    def parse_localize(spec: RequestSpec, comp: Completion) -> Parsed:
+        raw = comp.text
         known = set(spec.meta.get("known_files") or [])
         files, dropped = parse_file_list(raw, known, rc.max_files)
         if not files:
@@ -155,7 +156,8 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
                   "localize_answer": rec.get("raw_answer", "")},
         )]
 
-    def parse_repair(spec: RequestSpec, raw: str) -> Parsed:
+    def parse_repair(spec: RequestSpec, comp: Completion) -> Parsed:
+        raw = comp.text
         files: dict[str, str] = spec.meta["files"]
         pr = parse_edits(raw)
         if not pr.edits:
@@ -168,7 +170,8 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
         return Parsed(records=({"model_patch": patch, "edited_files": sorted(ar.new_files),
                                 "edits": len(pr.edits), "raw_answer": raw},))
 
-    def parse_testgen(spec: RequestSpec, raw: str) -> Parsed:
+    def parse_testgen(spec: RequestSpec, comp: Completion) -> Parsed:
+        raw = comp.text
         sr = extract_script(raw)  # its issues include the compile check
         issues = list(sr.issues)
         if issues or sr.script is None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchsmith.records import Task
+from benchsmith.records import Completion, Task
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,14 @@ class RequestSpec:
     params: dict[str, Any] = field(default_factory=dict)
     parent_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # Function definitions {name, description?, parameters, strict?} the model may call,
+    # "auto" | "none" | "required" | {"name": NAME}, and how many choices to ask for.
+    tools: tuple[dict[str, Any], ...] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    n: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "dataset": self.dataset,
             "task_id": self.task_id,
             "stage": self.stage,
@@ -44,6 +49,15 @@ class RequestSpec:
             "parent_id": self.parent_id,
             "meta": dict(self.meta),
         }
+        # Only when set: the stored spec (and so the unit id) of a request without them
+        # stays what it was before these fields existed.
+        if self.tools:
+            d["tools"] = list(self.tools)
+        if self.tool_choice is not None:
+            d["tool_choice"] = self.tool_choice
+        if self.n != 1:
+            d["n"] = self.n
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RequestSpec:
@@ -59,6 +73,9 @@ class RequestSpec:
             params=dict(d.get("params") or {}),
             parent_id=d.get("parent_id"),
             meta=dict(d.get("meta") or {}),
+            tools=tuple(d["tools"]) if d.get("tools") else None,
+            tool_choice=d.get("tool_choice"),
+            n=d.get("n", 1),
         )
 
 
@@ -75,7 +92,8 @@ class Parsed:
 
 
 BuildFn = Callable[[Task, "dict[str, Any] | None"], list[RequestSpec]]
-ParseFn = Callable[[RequestSpec, str], Parsed]
+# parse(spec, completion): the answer's text, tool calls and every choice (records.Completion).
+ParseFn = Callable[[RequestSpec, Completion], Parsed]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from benchsmith.recipes.prompt import (
     render,
     task_text,
 )
-from benchsmith.records import Task
+from benchsmith.records import Completion, Task
 from benchsmith.validate.diversity import duplicate_issues, plan_text
 from benchsmith.validate.plans import check_plans
 from benchsmith.validate.schema import compile_validator
@@ -213,7 +213,8 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
         ]
         return [spec_for(task, nxt, prior)]
 
-    def parse(spec: RequestSpec, raw: str) -> Parsed:
+    def parse(spec: RequestSpec, comp: Completion) -> Parsed:
+        raw = comp.text
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -15,7 +15,7 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def unit_id(recipe: str, recipe_version: str, spec: dict[str, Any]) -> str:
-    """Derived from what is sent (model, messages, schema, params) and where it belongs.
+    """Derived from what is sent (model, messages, schema, params, tools, n) and where it belongs.
 
     43 ASCII characters: fits the Batch API's custom_id limit.
     """
@@ -32,4 +32,12 @@ def unit_id(recipe: str, recipe_version: str, spec: dict[str, Any]) -> str:
         "schema": spec.get("schema"),
         "params": spec.get("params"),
     }
+    # Added only when set, so that a spec without them hashes as it did before they existed
+    # (existing runs keep their ids; no ID_PREFIX bump).
+    if spec.get("tools"):
+        fp["tools"] = spec["tools"]
+    if spec.get("tool_choice") is not None:
+        fp["tool_choice"] = spec["tool_choice"]
+    if spec.get("n", 1) != 1:
+        fp["n"] = spec["n"]
     return ID_PREFIX + hashlib.sha256(canonical_json(fp)).hexdigest()[:40]

@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
+from benchsmith.errors import ConfigError
+
 import benchsmith.batch_ops
 import benchsmith.ingest
 import benchsmith.planner
@@ -115,7 +117,7 @@ def test_tool_calls_and_choices_reach_parse_in_batch_mode(
 
 
 def test_responses_refuses_n_above_one() -> None:
-    with pytest.raises(ValueError, match="use `api: chat`"):
+    with pytest.raises(ConfigError, match="use `api: chat`"):
         build_body(api="responses", structured="strict", model="m", messages=[], schema=None,
                    schema_name="a", params={}, n=2)
 

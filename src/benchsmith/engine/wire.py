@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchsmith.errors import ConfigError
 from benchsmith.records import Choice, Completion, ToolCall, Usage
 
 REASONING_REJECTS = ("temperature", "top_p", "seed")
@@ -99,8 +100,10 @@ def build_body(
                 if isinstance(tool_choice, dict) else tool_choice
             )
         if n != 1:
-            raise ValueError(f"the Responses API answers one choice per request (n={n}); "
-                             "use `api: chat` for n > 1")
+            # A recipe's request no config can fix but this one: a one-line error, not a trace.
+            raise ConfigError("config", "openai.api",
+                              f"the Responses API answers one choice per request (n={n}); "
+                              "use `api: chat` for n > 1")
     else:
         body["messages"] = list(messages)
         if max_out is not None:

@@ -25,6 +25,12 @@ DATASET_RULE = f"must be letters, digits, - or _ (at most {DATASET_MAX} characte
 _DATASET = re.compile(rf"[A-Za-z0-9_-]{{1,{DATASET_MAX}}}")
 
 
+def _shown(value: Any) -> str:
+    """The offending value for an error line, cut short (a pasted blob stays one line)."""
+    r = repr(value)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
 def is_run_id(value: Any) -> bool:
     return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
 
@@ -32,8 +38,7 @@ def is_run_id(value: Any) -> bool:
 def check_run_id(value: Any, field: str = "--run-id", file: str = "command line") -> str:
     """`value` if it can be a run id, else a one-line ConfigError naming `field` and the rule."""
     if not is_run_id(value):
-        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-        raise ConfigError(file, field, f"{shown}: {RUN_ID_RULE}")
+        raise ConfigError(file, field, f"{_shown(value)}: {RUN_ID_RULE}")
     return value
 
 
@@ -44,6 +49,5 @@ def is_dataset_name(value: Any) -> bool:
 def check_dataset_name(value: Any, field: str = "datasets", file: str = "config") -> str:
     """`value` if it can name a dataset (and its files), else a one-line ConfigError."""
     if not is_dataset_name(value):
-        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-        raise ConfigError(file, field, f"dataset name {shown} {DATASET_RULE}")
+        raise ConfigError(file, field, f"dataset name {_shown(value)} {DATASET_RULE}")
     return value

@@ -110,7 +110,7 @@ def bare_main(spec: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
     import orjson
 
-    from benchsmith.recipes.plans import plan_schema
+    from benchsmith.recipes.plans.stages import plan_schema
 
     n, conc, base_url = spec["n"], spec["concurrency"], spec["base_url"]
     body = orjson.dumps({

@@ -25,7 +25,7 @@ from benchsmith import api
 MODEL = "gpt-5-mini"
 PRICE = {"input": 1.25, "cached_input": 0.125, "output": 10.0}
 FAST = {"batch": {"poll_interval_s": 0.01, "max_poll_interval_s": 0.05}}
-NO_DIV = {"plans": {"diversity": False}}
+NO_DIV = {"recipe_options": {"diversity": False}}
 RESPONSES, CHAT = "/v1/responses", "/v1/chat/completions"
 SPEC_BODY = {RESPONSES: "CreateResponse", CHAT: "CreateChatCompletionRequest"}
 

@@ -12,12 +12,10 @@ import pytest
 
 from benchsmith.errors import ConfigError
 
-import benchsmith.batch_ops
-import benchsmith.ingest
-import benchsmith.planner
-import benchsmith.recipes
+import benchsmith.recipes.registry
 from benchsmith import api
 from benchsmith.engine.wire import build_body, parse_completion
+from benchsmith.recipes import get_spec, register
 from benchsmith.recipes.base import RequestSpec
 from benchsmith.records import Completion
 from benchsmith.store.ids import ID_PREFIX, canonical_json, unit_id
@@ -36,12 +34,13 @@ FORMATS = {  # wire format -> config overrides
 }
 
 
-def _toy_recipe(monkeypatch: pytest.MonkeyPatch, n: int, seen: list[Completion]) -> None:
-    """The plans recipe, asking with a tool and `n` choices, and recording what parse gets."""
-    real = benchsmith.recipes.get_recipe
+def _toy_recipe(monkeypatch: pytest.MonkeyPatch, n: int, seen: list[Completion]) -> str:
+    """A recipe registered here: the plans recipe, asking with a tool and `n` choices, and
+    recording what parse gets. Returns its name."""
+    plans = get_spec("plans")
 
-    def get_recipe(cfg: Any) -> Any:
-        base = real(cfg)
+    def build_recipe(options: Any, ctx: Any) -> Any:
+        base = plans.build(options, ctx)
         first = base.stages[0]
 
         def build(task: Any, parent: Any) -> list[RequestSpec]:
@@ -51,10 +50,14 @@ def _toy_recipe(monkeypatch: pytest.MonkeyPatch, n: int, seen: list[Completion])
             seen.append(comp)
             return first.parse(spec, comp)
 
-        return replace(base, stages=(replace(first, build=build, parse=parse), *base.stages[1:]))
+        return replace(base, name="plans_with_tools",
+                       stages=(replace(first, build=build, parse=parse), *base.stages[1:]))
 
-    for mod in (benchsmith.recipes, benchsmith.planner, benchsmith.batch_ops, benchsmith.ingest):
-        monkeypatch.setattr(mod, "get_recipe", get_recipe)
+    spec = replace(plans, name="plans_with_tools", build=build_recipe, aliases=())
+    monkeypatch.setattr("benchsmith.recipes.registry._registry",
+                        {**benchsmith.recipes.registry._registry})  # undone after the test
+    register(spec, replace=True)
+    return spec.name
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
@@ -64,7 +67,7 @@ def test_tool_calls_and_choices_reach_parse(
     monkeypatch.setenv(KEY_ENV, SECRET)
     n = 1 if fmt == "responses" else 3  # the Responses API has no `n`
     seen: list[Completion] = []
-    _toy_recipe(monkeypatch, n, seen)
+    name = _toy_recipe(monkeypatch, n, seen)
 
     def script(received: Any, index: int) -> Reply:
         text = fake_openai._default_text(received)  # a valid plans answer
@@ -75,7 +78,7 @@ def test_tool_calls_and_choices_reach_parse(
 
     fake_openai.script = script
     cfg = make_cfg(tmp_path, fake_openai.base_url,
-                   {**FORMATS[fmt], "plans": {"calls_per_task": 1}}, tasks=2)
+                   {**FORMATS[fmt], "recipe": name, "recipe_options": {"calls_per_task": 1}}, tasks=2)
     summary = api.run(cfg, "r1")
     assert summary.counts.get("ok") == 2, summary.counts
 
@@ -107,9 +110,9 @@ def test_tool_calls_and_choices_reach_parse_in_batch_mode(
     """Batch lines carry `n` and tools, and the judged answers keep every choice."""
     monkeypatch.setenv(KEY_ENV, SECRET)
     seen: list[Completion] = []
-    _toy_recipe(monkeypatch, 2, seen)
+    name = _toy_recipe(monkeypatch, 2, seen)
     cfg = make_cfg(tmp_path, fake_openai.base_url,
-                   {**FORMATS["chat"], "plans": {"calls_per_task": 1}}, tasks=2)
+                   {**FORMATS["chat"], "recipe": name, "recipe_options": {"calls_per_task": 1}}, tasks=2)
     api.run(cfg, "b1", mode="batch")
     lines = [ln for b in fake_openai.batches.values() for ln in b.lines]
     assert lines and all(ln["body"]["n"] == 2 and ln["body"]["tools"] for ln in lines)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from benchsmith.config_sections import looks_like_secret
-from benchsmith.recipes.agentless import PLACEHOLDERS as AGENTLESS_PLACEHOLDERS
-from benchsmith.recipes.plans import PLACEHOLDERS as PLAN_PLACEHOLDERS
-from benchsmith.recipes.plans import TEMPLATE_NAME
+from benchsmith.recipes.agentless.stages import PLACEHOLDERS as AGENTLESS_PLACEHOLDERS
+from benchsmith.recipes.plans.stages import PLACEHOLDERS as PLAN_PLACEHOLDERS
+from benchsmith.recipes.plans.stages import TEMPLATE_NAME
 from benchsmith.recipes.prompt import placeholders
 from fake_openai import FakeOpenAI
 from helpers import (
@@ -52,10 +52,10 @@ def test_template_with_a_non_utf8_byte(tmp_path: Path, fake_openai: FakeOpenAI) 
     tpl = tmp_path / "tpl.txt"
     tpl.write_bytes(b"Plan this task \xff carefully.\n{{TASK_TEXT}}\n")
     cfg = write_yaml(tmp_path / "c.yaml", cfg_dict(tmp_path, fake_openai.base_url,
-                                                   {"plans": {"prompt_template": "tpl.txt"}}))
+                                                   {"recipe_options": {"prompt_template": "tpl.txt"}}))
     for res in _both(tmp_path, cfg):
         line = _one_line_error(res)
-        assert str(tpl) in line and "plans.prompt_template" in line, line
+        assert str(tpl) in line and "recipe_options.prompt_template" in line, line
         assert "not UTF-8" in line and "0xff" in line and "offset 15" in line, line
     assert fake_openai.requests == []
     assert not (tmp_path / "runs").exists()
@@ -69,7 +69,7 @@ def test_template_with_an_unknown_placeholder(
     tpl.write_text(f"Write {{{{PLANS_PER_CALL}}}} plans for {marker}.\n{{{{TASK_TEXT}}}}\n",
                    encoding="utf-8")
     cfg = write_yaml(tmp_path / "c.yaml", cfg_dict(tmp_path, fake_openai.base_url,
-                                                   {"plans": {"prompt_template": str(tpl)}}))
+                                                   {"recipe_options": {"prompt_template": str(tpl)}}))
     for res in _both(tmp_path, cfg):
         line = _one_line_error(res)
         assert f"unknown placeholder {marker}" in line, line
@@ -82,7 +82,7 @@ def test_known_placeholders_are_all_replaced(tmp_path: Path, fake_openai: FakeOp
     tpl = tmp_path / "tpl.txt"
     tpl.write_text("".join("{{" + p + "}}\n" for p in PLAN_PLACEHOLDERS), encoding="utf-8")
     cfg = write_yaml(tmp_path / "c.yaml", cfg_dict(
-        tmp_path, fake_openai.base_url, {"plans": {"prompt_template": str(tpl)}}, tasks=1))
+        tmp_path, fake_openai.base_url, {"recipe_options": {"prompt_template": str(tpl)}}, tasks=1))
     res = run_cli(["run", "--config", str(cfg), "--run-id", "R", "--quiet"],
                   env=cli_env(**{KEY_ENV: SECRET}))
     assert res.returncode == 0, res.stderr
@@ -94,12 +94,15 @@ def test_known_placeholders_are_all_replaced(tmp_path: Path, fake_openai: FakeOp
 
 def test_builtin_templates_hold_exactly_their_placeholders() -> None:
     """Every recipe's built-in template uses only what its recipe renders (and all of it)."""
-    files = resources.files("benchsmith.prompts")
-    expected = {TEMPLATE_NAME: PLAN_PLACEHOLDERS, **AGENTLESS_PLACEHOLDERS}
-    shipped = {p.name for p in files.iterdir() if p.name.endswith(".txt")}
-    assert shipped == set(expected)
-    for name, known in expected.items():
-        assert sorted(placeholders(files.joinpath(name).read_text("utf-8"))) == sorted(known), name
+    folders = {"benchsmith.recipes.plans": {TEMPLATE_NAME: PLAN_PLACEHOLDERS},
+               "benchsmith.recipes.agentless": AGENTLESS_PLACEHOLDERS}
+    for package, expected in folders.items():
+        files = resources.files(package)
+        shipped = {p.name for p in files.iterdir() if p.name.endswith(".txt")}
+        assert shipped == set(expected)
+        for name, known in expected.items():
+            text = files.joinpath(name).read_text("utf-8")
+            assert sorted(placeholders(text)) == sorted(known), name
 
 
 def test_readme_documents_the_placeholders() -> None:

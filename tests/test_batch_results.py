@@ -190,7 +190,7 @@ def test_schema_invalid_answers_reasked_with_feedback(tmp_path: Path) -> None:
 
     with FakeOpenAI() as server:
         server.batch_plan = plan
-        summary, rd = run_batch(tmp_path, server, {"plans": {"diversity": False,
+        summary, rd = run_batch(tmp_path, server, {"recipe_options": {"diversity": False,
                                                              "max_validation_retries": 2}}, tasks=2)
         assert summary.stopped is None, summary.message
         always, once = picked["always"], picked["once"]

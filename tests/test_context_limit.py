@@ -123,7 +123,7 @@ def test_a_chain_call_that_grows_too_long_is_skipped_before_it_is_sent(
     """Call 2 of a task repeats the plans of call 1, so it is longer: with a limit between
     the two, call 1 is answered and call 2 is skipped at dispatch, never sent."""
     monkeypatch.setenv(KEY_ENV, SECRET)
-    over = {"plans": {"calls_per_task": 2}, "model": {"max_output_tokens": 1000}}
+    over = {"recipe_options": {"calls_per_task": 2}, "model": {"max_output_tokens": 1000}}
     probe = parse_config(cfg_dict(tmp_path, fake_openai.base_url, over, tasks=1),
                          file="c.yaml", config_dir=str(tmp_path))
     # No limit: learn the two request sizes from the server.
@@ -180,7 +180,7 @@ def test_a_replan_does_not_revive_the_old_plans_too_long_requests(
     from helpers import make_cfg
 
     monkeypatch.setenv(KEY_ENV, SECRET)
-    base = {"plans": {"diversity": False, "calls_per_task": 2}}
+    base = {"recipe_options": {"diversity": False, "calls_per_task": 2}}
     small = make_cfg(tmp_path, fake_openai.base_url,
                      {**base, "model": {"max_context_tokens": 4100}}, tasks=2)
     s = api.run(small, "R")

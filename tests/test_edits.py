@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from benchsmith.validate.edits import (
+from benchsmith.recipes.agentless.edits import (
     Edit,
     apply_edits,
     parse_edits,
     split_lines,
     unified_diff,
 )
-from benchsmith.validate.testscript import check_script, extract_script
+from benchsmith.recipes.agentless.testscript import check_script, extract_script
 
 GIT = shutil.which("git")
 needs_git = pytest.mark.skipif(GIT is None, reason="git is not installed")

@@ -38,7 +38,7 @@ from helpers import (
 )
 
 ONE_UNIT = {
-    "plans": {"calls_per_task": 1, "max_validation_retries": 2},
+    "recipe_options": {"calls_per_task": 1, "max_validation_retries": 2},
     "engine": {"concurrency": 1, "max_retries": 3},
 }
 
@@ -237,7 +237,7 @@ def test_invalid_until_exhausted(fake_openai: FakeOpenAI, tmp_path: Path) -> Non
 
 def test_validation_retries_zero(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     fake_openai.enqueue(Reply.text(json.dumps(_plans(2))))
-    over = {**ONE_UNIT, "plans": {"calls_per_task": 1, "max_validation_retries": 0}}
+    over = {**ONE_UNIT, "recipe_options": {"calls_per_task": 1, "max_validation_retries": 0}}
     _, rd = _run(tmp_path, fake_openai, over)
     _, state, atts = _only_unit(rd)
     assert state == "invalid" and len(atts) == 1 and len(fake_openai.requests) == 1

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from benchsmith import api, load_config, read_records
-from benchsmith.validate.schema import validate_instance
-from benchsmith.recipes.plans import plan_schema
+from benchsmith.recipes.schema import validate_instance
+from benchsmith.recipes.plans.stages import plan_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

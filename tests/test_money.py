@@ -152,7 +152,7 @@ def test_overbilling_scales_reservations_to_stay_within_budget(fake_openai: Fake
     """A server billing ~2.3x the caps: worst cases then count at the ratio seen, so dispatch
     stops before the spend can pass the budget (counted at the caps, 4 requests in flight
     would take it past)."""
-    over = {"plans": {"diversity": False, "calls_per_task": 12}, "engine": {"concurrency": 4}}
+    over = {"recipe_options": {"diversity": False, "calls_per_task": 12}, "engine": {"concurrency": 4}}
     est = api.dry_run(parse_config(_money_cfg(tmp_path, fake_openai.base_url, over, tasks=1),
                                    file="e.yaml", config_dir=str(tmp_path)), "EST").estimate
     worst = est.first_attempt_usd / est.units

@@ -48,7 +48,7 @@ def _data(tmp_path: Path, base_url: str, over: dict[str, Any] | None = None, *,
         "prices": PRICES,
         "model": {"max_output_tokens": MAX_OUT},
         "engine": {"concurrency": 1},
-        "plans": {"calls_per_task": CALLS, "plans_per_call": PER_CALL, "diversity": False},
+        "recipe_options": {"calls_per_task": CALLS, "plans_per_call": PER_CALL, "diversity": False},
     }
     if max_usd is not None:
         base["budget"] = {"max_usd": max_usd}
@@ -165,10 +165,10 @@ def test_changed_max_output_tokens_is_refused_then_replanned(
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"plans": {"plans_per_call": 2}}, "plans.plans_per_call: 4 -> 2"),
+        ({"recipe_options": {"plans_per_call": 2}}, "plans.plans_per_call: 4 -> 2"),
         ({"model": {"name": "gpt-4.1-mini"}}, "model.name: gpt-5-mini -> gpt-4.1-mini"),
         ({"datasets": {"humaneval": {"max_tasks": 3}}}, "datasets.humaneval.max_tasks: 2 -> 3"),
-        ({"plans": {"diversity": True}}, "plans.diversity: false -> true"),
+        ({"recipe_options": {"diversity": True}}, "plans.diversity: false -> true"),
     ],
 )
 def test_plan_shaping_change_is_refused(
@@ -353,7 +353,7 @@ def test_run_made_before_pinning_is_accepted_and_pinned(
     assert ledger_rows(rd, "SELECT COUNT(*) FROM units WHERE plan=1") == [(CALLS * TASKS,)]
     assert read_json(rd / "config/plan.json")["plan"] == 1
     assert len(read_jsonl(rd / "datasets/humaneval/plans.jsonl")) == TASKS * CALLS * PER_CALL
-    msg = _refused(api.dry_run, _cfg(tmp_path, fake_openai.base_url, {"plans": {"min_steps": 3}}),
+    msg = _refused(api.dry_run, _cfg(tmp_path, fake_openai.base_url, {"recipe_options": {"min_steps": 3}}),
                    "R")
     assert "plans.min_steps: 2 -> 3" in msg
 
@@ -391,7 +391,7 @@ def test_cli_refuses_then_replans(fake_openai: FakeOpenAI, tmp_path: Path) -> No
     res = run_cli(["run", "--config", str(cfg1), "--run-id", "C", "--quiet"], env=env)
     assert res.returncode == 0, res.stderr
     cfg2 = write_yaml(tmp_path / "b.yaml",
-                      _data(tmp_path, fake_openai.base_url, {"plans": {"calls_per_task": 2}}))
+                      _data(tmp_path, fake_openai.base_url, {"recipe_options": {"calls_per_task": 2}}))
     for cmd in (["run", "--resume"], ["dry-run"]):
         res = run_cli([*cmd, "--config", str(cfg2), "--run-id", "C"], env=env)
         out = res.stdout + res.stderr

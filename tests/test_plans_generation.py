@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from benchsmith import api
 from benchsmith.cli.app import app
-from benchsmith.recipes.plans import plan_schema
+from benchsmith.recipes.plans.stages import plan_schema
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VERIFIED = SHARED / "swebench_verified" / "swebench_verified_test.jsonl.gz"
@@ -116,7 +116,7 @@ def test_later_calls_see_accepted_plans_and_duplicates_are_regenerated(
         return None  # default answers: distinct per request
 
     fake_openai.script = script
-    cfg = make_cfg(tmp_path, fake_openai.base_url, {"plans": {"max_validation_retries": 2}}, tasks=1)
+    cfg = make_cfg(tmp_path, fake_openai.base_url, {"recipe_options": {"max_validation_retries": 2}}, tasks=1)
     summary = api.run(cfg, "div")
     rd = summary.run_dir
     assert summary.stopped is None
@@ -152,7 +152,7 @@ def test_near_duplicate_within_one_answer_is_rejected(fake_openai, tmp_path, mon
     monkeypatch.setenv(KEY_ENV, SECRET)
     near = dict(CALL1[0], title="Pairwise comparisons")  # one letter more
     fake_openai.enqueue(Reply.text({"plans": [CALL1[0], near, CALL1[2], CALL1[3]]}))
-    cfg = make_cfg(tmp_path, fake_openai.base_url, {"plans": {"calls_per_task": 1}}, tasks=1)
+    cfg = make_cfg(tmp_path, fake_openai.base_url, {"recipe_options": {"calls_per_task": 1}}, tasks=1)
     summary = api.run(cfg, "near")
     failed = read_jsonl(summary.run_dir / "failed_plans/datasets/humaneval/plans.jsonl")
     assert [f["validation_error"].split(" ")[0] for f in failed] == ["duplicate_of:HumanEval/0#c0p0"]
@@ -168,7 +168,7 @@ def test_call_after_an_invalid_call_still_runs(fake_openai, tmp_path, monkeypatc
         return None
 
     fake_openai.script = script
-    cfg = make_cfg(tmp_path, fake_openai.base_url, {"plans": {"max_validation_retries": 1}}, tasks=1)
+    cfg = make_cfg(tmp_path, fake_openai.base_url, {"recipe_options": {"max_validation_retries": 1}}, tasks=1)
     summary = api.run(cfg, "inv")
     states = sorted(unit_states(summary.run_dir).values())
     assert states == ["invalid", "ok", "ok"]
@@ -227,7 +227,7 @@ def test_swebench_verified_plans_never_see_gold(fake_openai, tmp_path, monkeypat
     cfg = make_cfg(
         tmp_path, fake_openai.base_url,
         {"datasets": {"swebench_verified": {"path": str(VERIFIED), "max_tasks": 3}},
-         "plans": {"calls_per_task": 1}},
+         "recipe_options": {"calls_per_task": 1}},
     )
     # `datasets` from the helper also holds humaneval; keep only SWE-bench here.
     cfg = cfg.model_copy(update={"datasets": {"swebench_verified": cfg.datasets["swebench_verified"]}})
@@ -252,7 +252,7 @@ def test_swebench_verified_plans_never_see_gold(fake_openai, tmp_path, monkeypat
 
 
 def test_plan_schema_is_strict_mode():
-    from benchsmith.validate.schema import strict_mode_problems
+    from benchsmith.recipes.schema import strict_mode_problems
 
     assert strict_mode_problems(plan_schema(4, 2)) == []
 
@@ -260,7 +260,7 @@ def test_plan_schema_is_strict_mode():
 def test_compiled_validator_agrees_with_the_reference_walk():
     import random
 
-    from benchsmith.validate.schema import compile_validator, validate_instance
+    from benchsmith.recipes.schema import compile_validator, validate_instance
 
     schema = plan_schema(4, 2)
     check = compile_validator(schema)

@@ -65,7 +65,7 @@ def _cfg(tmp_path: Path, server: FakeOpenAI, datasets: dict[str, Any], plans: di
         "engine": {"backoff_base_s": 0.01, "backoff_max_s": 0.1, "concurrency": 8},
     }
     if plans:
-        data["plans"] = plans
+        data["recipe_options"] = plans
     return parse_config(data, file=str(tmp_path / "cfg.yaml"), config_dir=str(tmp_path))
 
 

@@ -16,7 +16,7 @@ from benchsmith import api
 from benchsmith.cli.app import app
 from benchsmith.export.readable import ReadableReport, render_readable
 from benchsmith.export.run_files import write_run_files
-from benchsmith.recipes.of_run import recipe_of_run
+from benchsmith.recipe_of import recipe_of_run
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir
 from rollouts_support import Workspace, rollout

@@ -117,7 +117,7 @@ def _budget_cfg(tmp_path: Path, base_url: str, max_usd: float | None, *, tasks: 
         "prices": PRICES,
         "model": {"max_output_tokens": MAX_OUT},
         "engine": {"concurrency": concurrency},
-        "plans": {"calls_per_task": calls},
+        "recipe_options": {"calls_per_task": calls},
     }
     if max_usd is not None:
         over["budget"] = {"max_usd": max_usd}

@@ -30,7 +30,7 @@ from helpers import (
 )
 
 FAST = {"engine": {"max_retries": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.02}}
-FLAT = {"plans": {"diversity": False, "calls_per_task": 2, "max_validation_retries": 1}}
+FLAT = {"recipe_options": {"diversity": False, "calls_per_task": 2, "max_validation_retries": 1}}
 
 
 @pytest.fixture(autouse=True)
@@ -298,7 +298,7 @@ def test_replanned_run_neither_reports_nor_retries_the_old_plans_failures(
     max_output_tokens) and plan 2 was answered in full. Plan 1's failed units are not the
     run's output any more: the run is `completed` (exit 0), and --retry-failed does not send
     them again with the old settings (they would be paid for and never exported)."""
-    flat = {**FAST, "plans": {"diversity": False, "calls_per_task": 2}}
+    flat = {**FAST, "recipe_options": {"diversity": False, "calls_per_task": 2}}
     cfg_path = tmp_path / "run.yaml"
     write_yaml(cfg_path, cfg_dict(tmp_path, _closed_port_url(), flat, tasks=2))
     assert _cli(["run", "--config", str(cfg_path), "--run-id", "P"]).returncode == 4

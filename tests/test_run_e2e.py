@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from benchsmith import api
-from benchsmith.validate.schema import strict_mode_problems
+from benchsmith.recipes.schema import strict_mode_problems
 from fake_openai import FakeOpenAI, Reply
 from helpers import (
     KEY_ENV,
@@ -354,7 +354,7 @@ def test_reasoning_model_params(fake_openai: FakeOpenAI, tmp_path: Path, monkeyp
     summary, _ = _run(
         tmp_path, fake_openai,
         {"model": {"name": model, "temperature": 0.7, "top_p": 0.9},
-         "plans": {"calls_per_task": 1}},
+         "recipe_options": {"calls_per_task": 1}},
         tasks=1, echo=said.append,
     )
     assert summary.stopped is None
@@ -496,8 +496,8 @@ def _bad_inputs(tmp_path: Path, base_url: str) -> dict[str, tuple[Path, list[str
     good = cfg_dict(tmp_path, base_url)
     out: dict[str, tuple[Path, list[str], list[str]]] = {}
 
-    p = write_yaml(d / "unknown.yaml", {**good, "plans": {"calls_per_tsk": 3}})
-    out["unknown_key"] = (p, ["run"], [str(p), "plans.calls_per_tsk", "unknown"])
+    p = write_yaml(d / "unknown.yaml", {**good, "recipe_options": {"calls_per_tsk": 3}})
+    out["unknown_key"] = (p, ["run"], [str(p), "recipe_options.calls_per_tsk", "unknown"])
 
     p = write_yaml(d / "type.yaml", {**good, "engine": {"concurrency": "many"}})
     out["wrong_type"] = (p, ["run"], [str(p), "engine.concurrency"])
@@ -564,7 +564,7 @@ def test_cli_bad_input_one_line_error(fake_openai: FakeOpenAI, tmp_path: Path, c
 
 
 def test_cli_run_id_misuse_one_line_errors(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
-    cfg = _cli_config(tmp_path, fake_openai.base_url, {"plans": {"calls_per_task": 1}}, tasks=1)
+    cfg = _cli_config(tmp_path, fake_openai.base_url, {"recipe_options": {"calls_per_task": 1}}, tasks=1)
     env = cli_env(**{KEY_ENV: SECRET})
     ok = run_cli(["run", "--config", str(cfg), "--run-id", "D", "--quiet"], env=env)
     assert ok.returncode == 0, ok.stderr

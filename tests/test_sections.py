@@ -104,7 +104,7 @@ def write_main_config(root: Path, base_url: str) -> Path:
             },
             "humaneval": {"source": "humaneval", "max_tasks": 2},
         },
-        "plans": {"calls_per_task": 1, "plans_per_call": 2, "max_validation_retries": 1},
+        "recipe_options": {"calls_per_task": 1, "plans_per_call": 2, "max_validation_retries": 1},
         "openai": {"base_url": base_url, "api_key_env": KEY_ENV},
         "engine": {"concurrency": 4, "max_retries": 2, "timeout_s": 10,
                    "backoff_base_s": 0.01, "backoff_max_s": 0.5},

@@ -165,7 +165,7 @@ def test_disk_full_writing_a_run_file(tmp_path: Path, fake_openai: FakeOpenAI) -
     """An OSError (not SQLite) from a full disk: one line naming the file."""
     tpl = tmp_path / "tpl.txt"
     tpl.write_text("{{TASK_TEXT}}\n" + "Think hard. " * 30_000, encoding="utf-8")  # ~360 KB
-    data = cfg_dict(tmp_path, fake_openai.base_url, {"plans": {"prompt_template": str(tpl)}})
+    data = cfg_dict(tmp_path, fake_openai.base_url, {"recipe_options": {"prompt_template": str(tpl)}})
     cfg_path = write_yaml(tmp_path / "cfg.yaml", data)
     res = _run_limited(["dry-run", "--config", str(cfg_path), "--run-id", "F"], 200_000, cli_env())
     line = _one_line_error(res)

@@ -23,7 +23,7 @@ from benchsmith.export.run_files import write_run_files
 from benchsmith.export.readable import render_after_run
 from benchsmith.planner import Echo, Estimate, check_prices, estimate, open_run, plan_run, wire_for
 from benchsmith.recipes.base import StatusSummary
-from benchsmith.recipes.of_run import recipe_of_run
+from benchsmith.recipe_of import recipe_of_run
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import invocations_seen, live_holder, run_lock
 from benchsmith.store.reopen import reopen_units

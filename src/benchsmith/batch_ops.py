@@ -23,7 +23,7 @@ from benchsmith.execute import _bounds
 from benchsmith.export.run_files import write_run_files
 from benchsmith.planner import wire_for
 from benchsmith.ingest import IngestReport, batch_ingest  # noqa: F401 - re-exported
-from benchsmith.recipes import get_recipe
+from benchsmith.recipe_of import recipe_for
 from benchsmith.run_open import open_run_dir
 from benchsmith.store import batches as bstore
 from benchsmith.store.lock import LOCK_NAME, locks_run, run_lock_if_free
@@ -169,7 +169,7 @@ def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None)
         tmp.replace(out)
         skip_units(ledger, too_long)
         if too_big or too_long:
-            recipe = get_recipe(cfg)
+            recipe = recipe_for(cfg)
             fail_units(ledger, recipe, {(t.dataset, t.id): t for t in ledger.tasks()}, too_big)
             write_run_files(ledger, rd, recipe)  # the failures show in the outputs
         return ExportReport(n, too_big)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from benchsmith.config_sections import (  # noqa: F401 - re-exported
     REASONING_MODEL_PREFIXES,
@@ -20,8 +20,6 @@ from benchsmith.config_sections import (  # noqa: F401 - re-exported
     FieldMap,
     SOURCES,
     DatasetConfig,
-    PlansConfig,
-    RolloutConfig,
     ModelConfig,
     OpenAIConfig,
     LocalConfig,
@@ -31,6 +29,7 @@ from benchsmith.config_sections import (  # noqa: F401 - re-exported
     BudgetConfig,
 )
 from benchsmith.errors import ConfigError
+from benchsmith.recipes.registry import DEFAULT_RECIPE, RecipeSpec, UnknownRecipe, get_spec, legacy_keys
 from benchsmith.store.names import DATASET_RULE, is_dataset_name
 from benchsmith.userfiles import read_user_text
 
@@ -40,8 +39,13 @@ class RunConfig(_Strict):
     """The whole run config."""
 
     run_dir: str = Field("runs", description="Parent folder of run directories.")
-    recipe: Literal["plans", "agentless_bugfix", "agentless_testgen"] = Field(
-        "plans", description="What to generate (`rollout bugfix|testgen` set the agentless ones)."
+    recipe: str = Field(
+        DEFAULT_RECIPE,
+        description="What to generate: a registered recipe (`benchsmith recipes` lists them).",
+    )
+    recipe_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The recipe's own options (see \"Recipe options\"); unknown keys are refused.",
     )
     provider: Literal["openai", "local"] = Field(
         "openai", description="`openai` (any compatible endpoint) or `local` (llama-cpp-python)."
@@ -50,8 +54,6 @@ class RunConfig(_Strict):
         default_factory=lambda: {"humaneval": DatasetConfig()},
         description="Datasets by name.",
     )
-    plans: PlansConfig = Field(default_factory=PlansConfig)
-    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     multi_model: bool = Field(
         False, description="Use model1/model2/model3 for call 1/2/3 (cycled beyond 3)."
@@ -68,6 +70,8 @@ class RunConfig(_Strict):
         default_factory=dict, description="Price table by model name (USD per 1M tokens)."
     )
     config_dir: str = Field(".", description="Set by the loader; relative paths resolve here.")
+    # Notes for the user about the file (old section names); the CLI prints them.
+    _deprecations: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _llama_cpp_is_chat(self) -> RunConfig:
@@ -102,9 +106,24 @@ class RunConfig(_Strict):
     def _model_shorthand(cls, v: Any) -> Any:
         return {"name": v} if isinstance(v, str) else v
 
+    @property
+    def deprecations(self) -> tuple[str, ...]:
+        return self._deprecations
+
+    def recipe_spec(self) -> RecipeSpec:
+        return get_spec(self.recipe)
+
+    def options(self) -> Any:
+        """The recipe's validated options."""
+        return self.recipe_spec().options(self.recipe_options)
+
     def models_by_call(self) -> list[ModelConfig]:
-        """The model of each call of a task (index = call index)."""
-        n = self.plans.calls_per_task
+        """The model of each call of a task (index = call index); with multi_model, for
+        recipes whose calls may each take their own model."""
+        spec = self.recipe_spec()
+        if spec.model_calls is None:
+            return [self.model]
+        n = spec.model_calls(self.options())
         if not self.multi_model:
             return [self.model] * n
         chosen = [m for m in (self.model1, self.model2, self.model3) if m is not None]
@@ -161,7 +180,66 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def parse_config(data: Any, file: str = "<config>", config_dir: str = ".") -> RunConfig:
+def _raise_validation(e: ValidationError, file: str, root: type[BaseModel], prefix: str = "") -> None:
+    """The first problem of a pydantic error as a one-line ConfigError naming the field."""
+    err = e.errors()[0]
+    loc = tuple(err["loc"])
+    field = ".".join(p for p in (prefix, _format_loc(loc) if loc else "") if p) or "<root>"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(root, loc)
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        raise ConfigError(file, field, f"unknown key{hint}") from None
+    msg = err["msg"]
+    if "ctx" in err and "expected" in err["ctx"]:
+        msg = f"must be {err['ctx']['expected']}"
+    more = f" (and {len(e.errors()) - 1} more problems)" if len(e.errors()) > 1 else ""
+    got = f"; got {err.get('input')!r}" if loc and _echoable(field, err.get("input")) else ""
+    msg = msg.removeprefix("Value error, ")
+    raise ConfigError(file, field, f"{msg}{got}{more}") from None
+
+
+def _recipe_options(
+    data: dict[str, Any], legacy: dict[str, Any], spec: RecipeSpec, file: str
+) -> tuple[Any, list[str]]:
+    """The recipe's validated options from `recipe_options:` or the old section names."""
+    notes: list[str] = []
+    own = [k for k in spec.aliases if k in legacy]
+    if legacy:
+        keys = ", ".join(f"`{k}:`" for k in legacy)
+        if own:
+            notes.append(f"{file}: {keys} deprecated; move these settings under `recipe_options:`")
+        else:
+            notes.append(f"{file}: {keys} not used by recipe {spec.name}; remove it")
+    for k, v in legacy.items():
+        if not isinstance(v, dict):
+            raise ConfigError(file, k, "must be a mapping of settings")
+    raw = data.get("recipe_options")
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(file, "recipe_options", "must be a mapping of the recipe's settings")
+    if raw and own:
+        raise ConfigError(
+            file, own[0], "is the old name of recipe_options; set only recipe_options"
+        )
+    options = dict(raw) if raw else spec.legacy_options(legacy)
+    prefix = own[0] if (own and not raw) else "recipe_options"
+    try:
+        return spec.options(options), notes
+    except ValidationError as e:
+        _raise_validation(e, file, spec.Options, prefix)
+        raise  # unreachable: _raise_validation always raises
+
+
+def _same_options(a: str, b: str) -> bool:
+    try:
+        return get_spec(a).Options is get_spec(b).Options
+    except UnknownRecipe:
+        return False
+
+
+def parse_config(
+    data: Any, file: str = "<config>", config_dir: str = ".", recipe: str | None = None
+) -> RunConfig:
+    """Validate a config mapping; `recipe` (a recipe verb of the CLI) overrides the file's."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -169,27 +247,53 @@ def parse_config(data: Any, file: str = "<config>", config_dir: str = ".") -> Ru
     data = {k.replace("-", "_") if isinstance(k, str) else k: v for k, v in data.items()}
     if "config_dir" in data:
         raise ConfigError(file, "config_dir", "is set by benchsmith; remove it")
+    notes: list[str] = []
+    if recipe is not None:
+        named = data.get("recipe")
+        if isinstance(named, str) and named != recipe and "recipe_options" in data \
+                and not _same_options(named, recipe):
+            # the file's options are another recipe's; the command's recipe gets its defaults
+            del data["recipe_options"]
+            notes.append(f"{file}: recipe_options are recipe {named}'s; not used by {recipe}")
+        data["recipe"] = recipe
+    legacy = {k: data.pop(k) for k in legacy_keys() if k in data}
     try:
-        return RunConfig.model_validate({**data, "config_dir": config_dir})
+        cfg = RunConfig.model_validate({**data, "config_dir": config_dir})
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err["loc"])
-        field = _format_loc(loc)
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(RunConfig, loc)
-            hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
-            raise ConfigError(file, field, f"unknown key{hint}") from None
-        msg = err["msg"]
-        if "ctx" in err and "expected" in err["ctx"]:
-            msg = f"must be {err['ctx']['expected']}"
-        more = f" (and {len(e.errors()) - 1} more problems)" if len(e.errors()) > 1 else ""
-        got = f"; got {err.get('input')!r}" if loc and _echoable(field, err.get("input")) else ""
-        msg = msg.removeprefix("Value error, ")
-        raise ConfigError(file, field, f"{msg}{got}{more}") from None
+        _raise_validation(e, file, RunConfig)
+        raise
+    try:
+        spec = get_spec(cfg.recipe)
+    except UnknownRecipe as e:
+        raise ConfigError(file, "recipe", str(e)) from None
+    options, more = _recipe_options(data, legacy, spec, file)
+    cfg = cfg.model_copy(update={"recipe_options": options.model_dump(mode="json")})
+    cfg._deprecations = (*notes, *more)
+    return cfg
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a YAML run config."""
+def with_recipe(cfg: RunConfig, recipe: str | None = None, **overrides: Any) -> RunConfig:
+    """The config with another recipe and/or some options changed (command-line flags),
+    validated like the file's options."""
+    name = recipe or cfg.recipe
+    try:
+        spec = get_spec(name)
+    except UnknownRecipe as e:
+        raise ConfigError("command line", "--recipe", str(e)) from None
+    base = cfg.recipe_options if name == cfg.recipe else {}
+    data = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        options = spec.options(data)
+    except ValidationError as e:
+        _raise_validation(e, "command line", spec.Options, "recipe_options")
+        raise
+    new = cfg.model_copy(update={"recipe": name, "recipe_options": options.model_dump(mode="json")})
+    new._deprecations = cfg.deprecations
+    return new
+
+
+def load_config(path: str | Path, recipe: str | None = None) -> RunConfig:
+    """Read and validate a YAML run config (`recipe` overrides the file's)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(p), "", "config file not found; create one with `benchsmith init-config`")
@@ -200,18 +304,25 @@ def load_config(path: str | Path) -> RunConfig:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "yaml"
         raise ConfigError(str(p), where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
-    cfg = parse_config(data, file=str(p), config_dir=str(p.resolve().parent))
-    _check_template(cfg)
+    cfg = parse_config(data, file=str(p), config_dir=str(p.resolve().parent), recipe=recipe)
+    check_recipe(cfg, data if isinstance(data, dict) else {})
     return cfg
 
 
-def _check_template(cfg: RunConfig) -> None:
-    """A bad prompt template is refused with the config, before a run folder is made."""
-    if cfg.recipe != "plans" or not cfg.plans.prompt_template:
-        return
-    from benchsmith.recipes.prompt import PLAN_TEMPLATE_NAME, load_template
+def check_recipe(cfg: RunConfig, data: dict[str, Any]) -> None:
+    """Build the recipe once, so that what only building finds (a bad prompt template) is
+    refused with the config, before a run folder is made. Errors name the section the file
+    used (an old section name, or recipe_options)."""
+    from benchsmith.recipe_of import recipe_for
 
-    load_template(cfg.resolve(cfg.plans.prompt_template), PLAN_TEMPLATE_NAME)
+    try:
+        recipe_for(cfg)
+    except ConfigError as e:
+        own = [k for k in cfg.recipe_spec().aliases if k in data and "recipe_options" not in data]
+        if own and e.field.startswith("recipe_options."):
+            raise ConfigError(e.file, own[0] + e.field.removeprefix("recipe_options"),
+                              e.problem) from None
+        raise
 
 
 def api_keys(cfg: RunConfig) -> list[str]:

@@ -64,9 +64,31 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     return rows
 
 
+HEAD = "| key | type | default | meaning |\n|---|---|---|---|"
+
+
+def recipe_options_markdown() -> str:
+    """One table of `recipe_options` per options model of the registered recipes."""
+    from benchsmith.recipes.registry import get_spec, names
+
+    groups: dict[type[BaseModel], list[Any]] = {}
+    for name in names():
+        spec = get_spec(name)
+        groups.setdefault(spec.Options, []).append(spec)
+    out = []
+    for options, specs in groups.items():
+        which = ", ".join(f"`recipe: {s.name}`" for s in specs)
+        old = sorted({a for s in specs for a in s.aliases})
+        alias = f" (formerly the `{'`/`'.join(old)}:` section)" if old else ""
+        doc = (options.__doc__ or specs[0].summary).strip().splitlines()[0]
+        out.append(f"**{which}**{alias}: {doc}\n")
+        out.append(HEAD + "\n" + "\n".join(_rows(options, "recipe_options.")) + "\n")
+    return "\n".join(out)
+
+
 def config_reference_markdown() -> str:
-    head = "| key | type | default | meaning |\n|---|---|---|---|"
-    return head + "\n" + "\n".join(_rows(RunConfig, "")) + "\n"
+    return (HEAD + "\n" + "\n".join(_rows(RunConfig, "")) + "\n\nRecipe options, by recipe:\n\n"
+            + recipe_options_markdown())
 
 
 if __name__ == "__main__":

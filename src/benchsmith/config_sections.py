@@ -67,64 +67,6 @@ class DatasetConfig(_Strict):
         return name if name in SOURCES else "jsonl"
 
 
-class PlansConfig(_Strict):
-    """The plans recipe."""
-
-    calls_per_task: int = Field(3, ge=1, le=100, description="Model calls per task.")
-    plans_per_call: int = Field(4, ge=1, le=20, description="Plans asked for in each call.")
-    max_validation_retries: int = Field(
-        2, ge=0, le=10, description="Re-asks, with the validation error fed back, per call."
-    )
-    min_steps: int = Field(2, ge=1, description="Fewest steps a valid plan may have.")
-    prompt_template: str | None = Field(
-        None, description="Path to a prompt template file; default is the built-in one."
-    )
-    diversity: bool = Field(
-        True,
-        description="Calls of a task run in order; each is shown the plans already accepted "
-        "and asked for different approaches.",
-    )
-    similarity_threshold: float = Field(
-        0.85,
-        gt=0,
-        le=1,
-        description="A plan at least this similar (rapidfuzz token-sort ratio of normalized "
-        "text, 0..1) to an accepted plan is rejected as `duplicate_of:<plan id>`.",
-    )
-
-
-class RolloutConfig(_Strict):
-    """Agentless-style SWE-bench rollouts (recipes agentless_bugfix / agentless_testgen)."""
-
-    structure_dir: str | None = Field(
-        None, description="Folder of Agentless repo-structure files `<instance_id>.json`."
-    )
-    repos_dir: str | None = Field(
-        None,
-        description="Folder of local clones (`<owner>__<name>` or `<name>`); structures are "
-        "built from them at base_commit without touching the checkout, and cached.",
-    )
-    cache_dir: str | None = Field(
-        None, description="Built-structure cache; default ~/.cache/benchsmith/repo_structure."
-    )
-    passk: int = Field(1, ge=1, le=100, description="Samples per instance.")
-    max_context_tokens: int = Field(
-        20_000, ge=500, description="Budget for file contents in the repair prompt (~4 chars a "
-        "token); files beyond it are dropped and recorded.",
-    )
-    max_files: int = Field(5, ge=1, le=50, description="Most files stage 1 may choose.")
-    convert_crlf: bool = Field(False, description="Normalize problem-statement line endings.")
-    start: int | None = Field(None, ge=0, description="First index in the sorted instance ids.")
-    end: int | None = Field(None, ge=0, description="End index (exclusive) in the sorted ids.")
-    model_name_or_path: str | None = Field(
-        None, description="Name written to preds.jsonl; default: the model name."
-    )
-    enable_thinking: bool | None = Field(
-        None, description="Sent as chat_template_kwargs.enable_thinking (vLLM/SGLang)."
-    )
-    thinking_budget: int | None = Field(None, ge=1, description="Sent as thinking_budget.")
-
-
 class ModelConfig(_Strict):
     """The model and its sampling parameters."""
 

@@ -8,10 +8,10 @@ the first-stage request ids (which catches what the settings cannot name: a chan
 file, repository or prompt code).
 
 Left out, so they may change on resume: openai.base_url, openai.api_key_env,
-openai.use_batch_api, engine.*, budget.*, batch.*, prices, run_dir, rollout.cache_dir /
-structure_dir / repos_dir (where inputs are read from; the request digest covers what they
-hold) and rollout.model_name_or_path (a name written to predictions). They change how, when
-or from where requests are sent, not what is asked.
+openai.use_batch_api, engine.*, budget.*, batch.*, prices, run_dir, and the recipe options
+its spec leaves out of `fingerprint` (e.g. where inputs are read from: the request digest
+covers what they hold). They change how, when or from where requests are sent, not what is
+asked.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from benchsmith.sources.select import read_id_list
 from benchsmith.store.ids import canonical_json
 
 REQUESTS = "requests."
-_ROLLOUT_FREE = {"cache_dir", "structure_dir", "repos_dir", "model_name_or_path"}
 
 
 @dataclass(frozen=True)
@@ -71,13 +70,14 @@ def _model(prefix: str, m: ModelConfig) -> dict[str, Any]:
 
 
 def _models(cfg: RunConfig) -> dict[str, Any]:
-    if cfg.recipe != "plans":
-        return _model("model", cfg.model)  # rollouts ask `model` only
+    spec = cfg.recipe_spec()
+    if spec.model_calls is None:
+        return _model("model", cfg.model)  # the recipe asks `model` only
     if not cfg.multi_model:
         return {"multi_model": False, **_model("model", cfg.model)}
     out: dict[str, Any] = {"multi_model": True}
     slots = [(f"model{i}", m) for i, m in enumerate((cfg.model1, cfg.model2, cfg.model3), 1) if m]
-    for name, m in slots[: cfg.plans.calls_per_task]:  # later slots are never called
+    for name, m in slots[: spec.model_calls(cfg.options())]:  # later slots are never called
         out.update(_model(name, m))
     return out
 
@@ -124,11 +124,7 @@ def plan_fingerprint(
     f: dict[str, Any] = {"recipe": recipe.name, "recipe.version": recipe.version}
     for name, text in recipe.templates:
         f[f"prompt.{name}"] = _sha(text.encode("utf-8"))
-    if cfg.recipe == "plans":
-        f.update(_section("plans", cfg.plans, exclude=("prompt_template",)))
-    else:
-        f["plans.max_validation_retries"] = cfg.plans.max_validation_retries
-        f.update(_section("rollout", cfg.rollout, exclude=_ROLLOUT_FREE))
+    f.update(cfg.recipe_spec().option_fields(cfg.options()))
     f.update(_models(cfg))
     f.update(_wire(cfg, structured))
     f.update(_datasets(cfg))

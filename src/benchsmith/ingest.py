@@ -37,7 +37,7 @@ from benchsmith.errors import ConfigError
 from benchsmith.export.jsonl import call_log_rows, calls_log_written_by
 from benchsmith.export.run_files import write_run_files
 from benchsmith.planner import wire_for
-from benchsmith.recipes import get_recipe
+from benchsmith.recipe_of import recipe_for
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.run_open import open_run_dir
 from benchsmith.store import batches as bstore
@@ -84,7 +84,7 @@ def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
         helper = _Helper.start(rd.root, files)  # starts up while this process gets ready
         # A block's dirty pages fit in the page cache (no spilling mid-transaction).
         ledger.db.execute(f"PRAGMA cache_size={INGEST_CACHE_KIB}")
-        recipe = get_recipe(cfg)
+        recipe = recipe_for(cfg)
         tasks = {(t.dataset, t.id): t for t in ledger.tasks()}
         api, _ = wire_for(cfg)
         inv = ledger.start_invocation("ingest", cfg.budget.max_usd)
@@ -618,7 +618,7 @@ def _helper_main() -> None:
     
         root, files, size = _read_frame(inp)
         _rd, ledger, cfg = open_run_dir(root)
-        judge = _Judge(ledger, get_recipe(cfg), wire_for(cfg)[0], cfg)
+        judge = _Judge(ledger, recipe_for(cfg), wire_for(cfg)[0], cfg)
         _write_frame(out, ("ready",))
         # Judged blocks are written by a thread (the write waits on the parent, outside the
         # GIL) while the next block is judged.

@@ -16,7 +16,7 @@ from benchsmith.engine.wire import build_body
 from benchsmith.errors import ConfigError
 from benchsmith.fingerprint import plan_fingerprint
 from benchsmith.plan_pin import pin_plan, plan_manifest
-from benchsmith.recipes import get_recipe
+from benchsmith.recipe_of import recipe_for
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.records import Task
 from benchsmith.sources import load_tasks
@@ -75,12 +75,12 @@ def plan_run(
     """Load tasks, pin the plan, write the config snapshot and prompt template, and plan
     first-stage units. A run whose plan changed stops here, before anything is written,
     unless `replan` (see plan_pin)."""
-    recipe = get_recipe(cfg)
+    recipe = recipe_for(cfg)
     all_tasks: list[Task] = []
     for name, ds in cfg.datasets.items():
         tasks = load_tasks(name, ds, cfg)
-        if cfg.recipe != "plans" and (cfg.rollout.start is not None or cfg.rollout.end is not None):
-            tasks = tasks[cfg.rollout.start or 0 : cfg.rollout.end]  # a range of sorted ids
+        if recipe.select is not None:
+            tasks = recipe.select(tasks)
         if not tasks:
             raise ConfigError(f"datasets.{name}", "", "no tasks selected; check max_tasks / task_ids_file")
         all_tasks.extend(tasks)

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 
 from benchsmith import api
-from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail, live_line, resume_command
+from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail, live_line, load_config_noting, resume_command
 from benchsmith.errors import BenchsmithError
 from benchsmith.store.io_errors import os_error_line, sqlite_error_line
 from benchsmith.store.rundir import new_run_id
@@ -81,7 +81,7 @@ def dry_run(
     """
     console = err_console()
     try:
-        cfg = api.load_config(config)
+        cfg = load_config_noting(config, console)
         rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False),
                           replan=replan)
     except BenchsmithError as e:
@@ -166,7 +166,7 @@ def run(
         run_id = new_run_id()  # named here, so that every resume hint can name it
     cont = resume_command(["run"], config, run_id or "", ["--mode", mode] if mode else [])
     try:
-        cfg = api.load_config(config)
+        cfg = load_config_noting(config, console)
         with RunProgress(console, enabled=not quiet) as prog:
             summary = api.run(
                 cfg, run_id, resume, mode=mode, echo=say, on_progress=prog.update,

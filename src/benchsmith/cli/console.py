@@ -105,3 +105,13 @@ def fail(e: BaseException, config: Any = None, command: Sequence[str] = ("run",)
         e.config, e.command = str(config), tuple(command)
     err_console().print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False)
     raise typer.Exit(getattr(e, "exit_code", 1))
+
+
+def load_config_noting(config: Path, console: Console, recipe: str | None = None) -> Any:
+    """The run config, with its deprecation notes (old section names) on stderr."""
+    from benchsmith import api
+
+    cfg = api.load_config(config, recipe=recipe)
+    for note in cfg.deprecations:
+        console.print(f"warning: {note}", markup=False)
+    return cfg

@@ -68,7 +68,7 @@ def build(
     your working tree, index and HEAD stay as they are. Python files are parsed with `ast`
     (classes, methods, functions with line numbers and text). Instances whose clone or
     commit is missing are reported and skipped; the exit status is 1 only when no file is
-    available. Point `rollout.structure_dir` at --out to use the files.
+    available. Point `recipe_options.structure_dir` at --out to use the files.
 
     Examples:
 

@@ -9,7 +9,8 @@ from typing import Any, Optional
 import typer
 
 from benchsmith import api
-from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail, resume_command
+from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail, load_config_noting, resume_command
+from benchsmith.config import with_recipe
 from benchsmith.errors import BenchsmithError
 from benchsmith.store.rundir import new_run_id
 
@@ -28,12 +29,9 @@ def _run(kind: str, config: Path, mode: Optional[str], run_id: Optional[str], re
         run_id = new_run_id()  # named here, so that every resume hint can name it
     cont = resume_command(["rollout", kind], config, run_id or "", _flags(mode, overrides, temp))
     try:
-        cfg = api.load_config(config)
-        rollout = cfg.rollout.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-        upd: dict[str, Any] = {"recipe": f"agentless_{kind}", "rollout": rollout}
+        cfg = with_recipe(load_config_noting(config, console, f"agentless_{kind}"), **overrides)
         if temp is not None:
-            upd["model"] = cfg.model.model_copy(update={"temperature": temp})
-        cfg = cfg.model_copy(update=upd)
+            cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"temperature": temp})})
         with RunProgress(console, enabled=not quiet) as prog:
             summary = api.run(cfg, run_id, resume, mode=mode,
                               echo=lambda m: console.print(m, markup=False),

@@ -60,7 +60,7 @@ def render_readable(
         if out.resolve() == rd.root.resolve():
             raise ConfigError(str(out), "--output-dir", "must not be the run directory itself")
     if recipe is None:
-        from benchsmith.recipes.of_run import recipe_of_run
+        from benchsmith.recipe_of import recipe_of_run
 
         recipe = recipe_of_run(rd.root)
     if recipe.readable is None:
@@ -92,7 +92,7 @@ def render_after_run(run_dir: Path | str, recipe: Recipe | None = None) -> str |
     Never raises: returns a warning or None."""
     try:
         if recipe is None:
-            from benchsmith.recipes.of_run import recipe_of_run
+            from benchsmith.recipe_of import recipe_of_run
 
             recipe = recipe_of_run(Path(run_dir))
         if recipe.readable is None:

@@ -1,18 +1,29 @@
-"""Recipes: what to ask. Declared stages that build requests and parse answers; no HTTP here."""
+"""Recipes: what to ask. One folder per recipe (`recipes/<name>/`), found through the registry.
+
+A recipe declares stages that build requests and parse answers (no HTTP here), its options,
+outputs, run checks and readable rendering; shared layers ask it, never test its name.
+"""
 
 from __future__ import annotations
 
-from benchsmith.config import RunConfig
-from benchsmith.recipes.base import Recipe
+from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, RunCheck, Stage, StatusSummary
+from benchsmith.recipes.context import ModelSlot, PromptCache, RecipeContext, plain_context
+from benchsmith.recipes.registry import (
+    DEFAULT_RECIPE,
+    ENTRY_POINT_GROUP,
+    RecipeSpec,
+    UnknownRecipe,
+    get_recipe,
+    get_spec,
+    legacy_keys,
+    names,
+    register,
+    unregister,
+)
 
-
-def get_recipe(cfg: RunConfig) -> Recipe:
-    if cfg.recipe == "plans":
-        from benchsmith.recipes.plans import plans_recipe
-
-        return plans_recipe(cfg)
-    if cfg.recipe in ("agentless_bugfix", "agentless_testgen"):
-        from benchsmith.recipes.agentless import agentless_recipe
-
-        return agentless_recipe(cfg, cfg.recipe.removeprefix("agentless_"))
-    raise ValueError(f"unknown recipe {cfg.recipe!r}")
+__all__ = [
+    "DEFAULT_RECIPE", "ENTRY_POINT_GROUP", "ModelSlot", "Parsed", "PromptCache", "Recipe",
+    "RecipeContext", "RecipeSpec", "RequestSpec", "RunCheck", "Stage", "StatusSummary",
+    "UnknownRecipe", "get_recipe", "get_spec", "legacy_keys", "names", "plain_context",
+    "register", "unregister",
+]

@@ -168,6 +168,8 @@ class Recipe:
     write_outputs: WriteFn | None = None
     readable: ReadableFn | None = None
     status: StatusFn | None = None
+    # Which of a dataset's tasks (sorted by id) the recipe asks about (None: all of them).
+    select: Callable[[list[Task]], list[Task]] | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]

@@ -46,14 +46,20 @@ def unknown_placeholders(template: str, known: Iterable[str]) -> list[str]:
     return [p for p in placeholders(template) if p not in ok]
 
 
+def builtin_template(package: str, name: str) -> str:
+    """A template shipped inside a recipe's folder (package)."""
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
 def load_template(
     path: Path | None, builtin: str, known: Iterable[str] = PLAN_PLACEHOLDERS,
-    field: str = "plans.prompt_template",
+    field: str = "recipe_options.prompt_template", package: str = "benchsmith.recipes.plans",
 ) -> str:
-    """The template text; a user file must be UTF-8, hold {{TASK_TEXT}} and only `known`
-    placeholders (an unknown one would reach the model as is)."""
+    """The template text: the built-in `package`/`builtin`, or a user file, which must be
+    UTF-8, hold {{TASK_TEXT}} and only `known` placeholders (an unknown one would reach the
+    model as is)."""
     if path is None:
-        return resources.files("benchsmith.prompts").joinpath(builtin).read_text(encoding="utf-8")
+        return builtin_template(package, builtin)
     if not path.is_file():
         raise ConfigError(str(path), field, "template file not found")
     text = read_user_text(path, field)

@@ -18,7 +18,7 @@ _FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
 def default_cache_dir() -> Path:
-    """`~/.cache/benchsmith/repo_structure` (set `rollout.cache_dir` to choose another)."""
+    """`~/.cache/benchsmith/repo_structure` (set `recipe_options.cache_dir` to choose another)."""
     root = str(Path.home() / ".cache")
     return Path(root) / "benchsmith" / "repo_structure"
 

@@ -171,7 +171,7 @@ def structure_for(
         raise ConfigError(
             iid, "repo structure",
             "no source: pass structure_dir (Agentless repo-structure files <instance_id>.json) "
-            "or repos_dir (local clones) - config: rollout.structure_dir / rollout.repos_dir",
+            "or repos_dir (local clones) - config: recipe_options.structure_dir / recipe_options.repos_dir",
         )
     fix = []
     if repos_dir is not None and repo:

@@ -178,7 +178,7 @@ def _write_files(ledger: Ledger, rd: RunDir, sections: list[Section], warnings: 
     """The merged run's files, as its recipe (the first section's) writes them; without a
     recipe, the shared files of the sections' stages."""
     from benchsmith.export.run_files import write_run_files
-    from benchsmith.recipes.of_run import recipe_of_run
+    from benchsmith.recipe_of import recipe_of_run
 
     first = sections[0].path
     try:

@@ -20,6 +20,7 @@ import yaml
 
 from benchsmith.config import RunConfig, load_config
 from benchsmith.errors import ConfigError
+from benchsmith.recipes.registry import legacy_keys
 from benchsmith.sources import load_tasks
 from benchsmith.store.rundir import atomic_write_bytes, atomic_write_json
 from benchsmith.store.sections.names import NAME_RE, check_run_id
@@ -98,9 +99,15 @@ def _section_config(
         d["task_ids_file"] = id_file_name(name)
         datasets[name] = d
     sec["datasets"] = datasets
-    plans = sec.get("plans")
-    if isinstance(plans, dict) and plans.get("prompt_template"):
-        plans["prompt_template"] = _abs(cfg, plans["prompt_template"])
+    # The recipe's options, complete, with their paths absolute (old section names go).
+    for key in legacy_keys():
+        sec.pop(key, None)
+    options = dict(cfg.recipe_options)
+    for key in cfg.recipe_spec().path_fields:
+        if options.get(key):
+            options[key] = _abs(cfg, options[key])
+    sec["recipe"] = cfg.recipe
+    sec["recipe_options"] = options
     if cfg.provider == "local" or isinstance(sec.get("local"), dict):
         local = dict(sec.get("local") or {})
         local["model_path"] = _abs(cfg, cfg.local.model_path)

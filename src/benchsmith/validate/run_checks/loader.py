@@ -121,18 +121,23 @@ class Run:
         """Build the run's recipe from its config snapshot (it declares the run's stages,
         outputs and checks); problems when it cannot be built or is not the ledger's."""
         from benchsmith.errors import ConfigError
-        from benchsmith.recipes.of_run import recipe_from_snapshot
+        from benchsmith.recipe_of import recipe_from_snapshot
 
         data = self.config
         if data is None:
             return [self.config_problem()]
+        recorded = self.ledger.get_meta("recipe") if self.ledger is not None else None
+        named = data.get("recipe")
+        if recorded is not None and isinstance(named, str) and named != recorded:
+            # which one holds is unknown, so neither recipe's checks run
+            return [f"config/run_config.json names recipe {named!r}, the ledger recorded "
+                    f"{recorded!r}"]
         try:
             self.recipe = recipe_from_snapshot(data, self.rd.config_json, self.root)
         except ConfigError as e:
             return [f"config/run_config.json: {e.problem}"]
-        recorded = self.ledger.get_meta("recipe") if self.ledger is not None else None
         if recorded is not None and recorded != self.recipe.name:
-            name, self.recipe = self.recipe.name, None  # which one holds is unknown
+            name, self.recipe = self.recipe.name, None
             return [f"config/run_config.json names recipe {name!r}, the ledger recorded "
                     f"{recorded!r}"]
         return []

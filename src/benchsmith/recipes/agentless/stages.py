@@ -14,15 +14,14 @@ files and the patch or test script.
 from __future__ import annotations
 
 import re
-from importlib import resources
 from typing import Any
 
-from benchsmith.config import RunConfig
 from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, RunCheck, Stage
-from benchsmith.recipes.prompt import render
+from benchsmith.recipes.agentless.options import AgentlessOptions
+from benchsmith.recipes.context import RecipeContext
+from benchsmith.recipes.prompt import builtin_template, render
 from benchsmith.records import Completion, Task
 
-RECIPE_VERSION = "1"
 # The placeholders each built-in template holds (README "How a run works").
 PLACEHOLDERS = {
     "agentless_localize.txt": ("PROBLEM", "STRUCTURE", "MAX_FILES"),
@@ -34,7 +33,7 @@ _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 
 
 def _template(name: str) -> str:
-    return resources.files("benchsmith.prompts").joinpath(name).read_text(encoding="utf-8")
+    return builtin_template("benchsmith.recipes.agentless", name)
 
 
 def parse_file_list(raw: str, known: set[str], max_files: int) -> tuple[list[str], list[str]]:
@@ -76,17 +75,18 @@ def _files_block(files: dict[str, str]) -> str:
     return "\n".join(f"### {p}\n{t.rstrip()}\n" for p, t in files.items())
 
 
-def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
+def agentless_recipe(rc: AgentlessOptions, ctx: RecipeContext, kind: str) -> Recipe:
     """kind: 'bugfix' or 'testgen'."""
+    from benchsmith.recipes.agentless import VERSION
     from benchsmith.sources.repo_structure import structure_for
-    from benchsmith.validate.edits import apply_edits, parse_edits, unified_diff
-    from benchsmith.validate.testscript import extract_script
+    from benchsmith.recipes.agentless.edits import apply_edits, parse_edits, unified_diff
+    from benchsmith.recipes.agentless.testscript import extract_script
 
-    rc = cfg.rollout
     loc_tpl = _template("agentless_localize.txt")
     second_name = "agentless_repair.txt" if kind == "bugfix" else "agentless_testgen.txt"
     second_tpl = _template(second_name)
-    params, _dropped = cfg.model.request_params()
+    model = ctx.model
+    params = dict(model.params)
     extra: dict[str, Any] = {}
     if rc.enable_thinking is not None:
         extra["chat_template_kwargs"] = {"enable_thinking": rc.enable_thinking}
@@ -100,9 +100,9 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
             structures[task.id] = structure_for(
                 {"instance_id": task.id, "repo": task.context.get("repo"),
                  "base_commit": task.context.get("base_commit")},
-                structure_dir=cfg.resolve(rc.structure_dir) if rc.structure_dir else None,
-                repos_dir=cfg.resolve(rc.repos_dir) if rc.repos_dir else None,
-                cache_dir=cfg.resolve(rc.cache_dir) if rc.cache_dir else None,
+                structure_dir=ctx.resolve(rc.structure_dir) if rc.structure_dir else None,
+                repos_dir=ctx.resolve(rc.repos_dir) if rc.repos_dir else None,
+                cache_dir=ctx.resolve(rc.cache_dir) if rc.cache_dir else None,
             )
         return structures[task.id]
 
@@ -118,7 +118,7 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
         return [
             RequestSpec(
                 dataset=task.dataset, task_id=task.id, stage="localize", sample_index=k,
-                model=cfg.model.name, messages=({"role": "user", "content": content},),
+                model=model.name, messages=({"role": "user", "content": content},),
                 params=params,
             )
             for k in range(rc.passk)
@@ -148,7 +148,7 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
         pspec: RequestSpec = parent["spec"]
         return [RequestSpec(
             dataset=task.dataset, task_id=task.id, stage=kind if kind == "testgen" else "repair",
-            sample_index=pspec.sample_index, model=cfg.model.name,
+            sample_index=pspec.sample_index, model=model.name,
             messages=({"role": "user", "content": content},), params=params,
             meta={"files": files, "over_budget_files": over,
                   "localized_files": rec["localized_files"],
@@ -179,7 +179,7 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
         return Parsed(records=({"test_script": sr.script, "script_source": sr.source,
                                 "raw_answer": raw},))
 
-    retries = cfg.plans.max_validation_retries
+    retries = rc.max_validation_retries
     localize = Stage("localize", _with_known_files(build_localize, structure), parse_localize,
                      max_validation_retries=retries)
     second = Stage(
@@ -188,19 +188,27 @@ def agentless_recipe(cfg: RunConfig, kind: str) -> Recipe:
         needs="localize", max_validation_retries=retries,
     )
     return Recipe(
-        name=f"agentless_{kind}", version=RECIPE_VERSION, stages=(localize, second),
+        name=f"agentless_{kind}", version=VERSION, stages=(localize, second),
         templates=(("agentless_localize.txt", loc_tpl), (second_name, second_tpl)),
-        run_checks=_run_checks(second.name, rc.model_name_or_path or cfg.model.name),
+        run_checks=_run_checks(second.name, rc.model_name_or_path or model.name),
         outputs=("output.jsonl", "failures.jsonl", *(("preds.jsonl",) if kind == "bugfix" else ())),
-        write_outputs=_writer(second.name, rc.model_name_or_path or cfg.model.name),
+        write_outputs=_writer(second.name, rc.model_name_or_path or model.name),
+        select=_task_range(rc.start, rc.end),
     )
+
+
+def _task_range(start: int | None, end: int | None) -> Any:
+    """rollout start/end: a range of each dataset's sorted instance ids."""
+    if start is None and end is None:
+        return None
+    return lambda tasks: tasks[start or 0 : end]
 
 
 def _writer(second_stage: str, model_name_or_path: str) -> Any:
     """The rollout files (output.jsonl, failures.jsonl, preds.jsonl, samples/) of a run."""
 
     def write(ledger: Any, rd: Any) -> None:
-        from benchsmith.export.rollout import write_rollout_outputs
+        from benchsmith.recipes.agentless.outputs import write_rollout_outputs
 
         write_rollout_outputs(ledger, rd, second_stage, model_name_or_path)
 
@@ -208,7 +216,7 @@ def _writer(second_stage: str, model_name_or_path: str) -> Any:
 
 
 def _run_checks(second_stage: str, model_name_or_path: str) -> tuple[RunCheck, ...]:
-    from benchsmith.recipes.rollout_checks import check_rollout_outputs, check_samples
+    from benchsmith.recipes.agentless.checks import check_rollout_outputs, check_samples
 
     return (
         RunCheck("rollout_outputs",

@@ -1,4 +1,8 @@
-"""The recipe of an existing run, built from its config snapshot (config/run_config.json)."""
+"""Which recipe a config or an existing run uses, built with its RecipeContext.
+
+Recipes never see the run config: this module turns a config (or a run's snapshot,
+config/run_config.json) into the recipe's options and context.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,40 @@ from typing import Any
 
 import orjson
 
+from benchsmith.config import RunConfig
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.recipes.base import Recipe
+from benchsmith.recipes.context import ModelSlot, PromptCache, RecipeContext
+from benchsmith.recipes.registry import get_recipe
+
+# Where recipes may keep what they build once (repository structures, ...).
+CACHE_DIR = Path("~/.cache/benchsmith")
+
+
+def context_for(cfg: RunConfig, echo: Any = None) -> RecipeContext:
+    """The run as its recipe sees it: models per call, paths, prompt caching."""
+    slots = []
+    for m in cfg.models_by_call():
+        params, _dropped = m.request_params()
+        slots.append(ModelSlot(m.name, params))
+    oa = cfg.openai
+    cache = None
+    if oa.prompt_cache_enabled and cfg.provider != "local":
+        cache = PromptCache(oa.prompt_cache_key_prefix, oa.prompt_cache_retention or None)
+    ctx = RecipeContext(Path(cfg.config_dir), tuple(slots), CACHE_DIR.expanduser(), cache)
+    return ctx if echo is None else RecipeContext(
+        ctx.config_dir, ctx.models, ctx.cache_dir, ctx.prompt_cache, echo
+    )
+
+
+def recipe_for(cfg: RunConfig, echo: Any = None) -> Recipe:
+    """The recipe a config names, built from its options."""
+    return get_recipe(cfg.recipe, cfg.options(), context_for(cfg, echo))
 
 
 def recipe_from_snapshot(data: dict[str, Any], file: Path, run_root: Path) -> Recipe:
     """Build the recipe a config snapshot names; ConfigError naming `file` if it cannot be."""
     from benchsmith.config import parse_config
-    from benchsmith.recipes import get_recipe
 
     data = dict(data)
     cfg_dir = data.pop("config_dir", str(run_root))
@@ -23,7 +53,7 @@ def recipe_from_snapshot(data: dict[str, Any], file: Path, run_root: Path) -> Re
         data["openai"] = {**data["openai"], "api_key_env": None}
     try:
         cfg = parse_config(data, file=str(file), config_dir=str(cfg_dir))
-        return get_recipe(cfg)
+        return recipe_for(cfg)
     except (BenchsmithError, OSError, ValueError) as e:
         raise ConfigError(str(file), "", f"the run's recipe cannot be built ({e})") from None
 

@@ -11,7 +11,7 @@ from typing import Any
 from benchsmith.recipes.base import StatusSummary
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir, atomic_write_json
-from benchsmith.validate.diversity import DUPLICATE_PREFIX
+from benchsmith.recipes.plans.diversity import DUPLICATE_PREFIX
 
 STAGE = "plans"
 

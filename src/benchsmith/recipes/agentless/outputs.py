@@ -51,7 +51,7 @@ def sample_rows(ledger: Ledger, second_stage: str) -> list[dict[str, Any]]:
             # Stage 2 is only planned when a localized file fits: all were over the budget.
             over = loc.get("localized_files", [])
             status = "skipped"
-            reason = f"over the context budget (rollout.max_context_tokens): {', '.join(over)}"
+            reason = f"over the context budget (recipe_options.max_context_tokens): {', '.join(over)}"
         else:
             status = su.state
             reason = None if su.state == "ok" else f"{second_stage}: {su.reason}"

@@ -9,7 +9,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from benchsmith.validate.plans import norm
+from benchsmith.recipes.plans.rules import norm
 
 DUPLICATE_PREFIX = "duplicate_of:"
 

@@ -1,7 +1,7 @@
 """The rollout recipes' run checks (declared by `agentless_recipe`, run by validate-run):
 
 - ``rollout_outputs``: output.jsonl, failures.jsonl and (bug fixer) preds.jsonl and
-  preds_pass<k>.jsonl hold exactly the rows the ledger yields (`benchsmith.export.rollout`):
+  preds_pass<k>.jsonl hold exactly the rows the ledger yields (`benchsmith.recipes.agentless.outputs`):
   nothing added, lost or edited, and no preds file the ledger does not give.
 - ``samples``: samples/<instance>/sample_<k>.diff|.py exist for exactly the ok samples, hold
   the ledger's text, and parse (a script compiles; a patch has a file header per file and
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchsmith.export.rollout import jsonl_files, sample_files, sample_rows
+from benchsmith.recipes.agentless.outputs import jsonl_files, sample_files, sample_rows
 from benchsmith.validate.run_checks.base import Outcome, Problems, no_ledger
 from benchsmith.validate.run_checks.loader import Run
 from benchsmith.validate.run_checks.matches import diff_rows

@@ -7,11 +7,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchsmith.recipes.plans import plan_schema
-from benchsmith.validate.plans import check_plans
+from benchsmith.recipes.plans.options import PlansOptions
+from benchsmith.recipes.plans.stages import plan_schema
+from benchsmith.recipes.plans.rules import check_plans
 from benchsmith.validate.run_checks.base import DATASETS_UNKNOWN, Outcome, Problems, h, no_ledger
 from benchsmith.validate.run_checks.loader import Jsonl, Run
-from benchsmith.validate.schema import validate_instance
+from benchsmith.recipes.schema import validate_instance
 
 STAGE = "plans"
 
@@ -31,38 +32,20 @@ def plans_path(run: Run, ds: str) -> Path:
     return run.rd.dataset_file(ds, f"{STAGE}.jsonl")
 
 
-def _plans_cfg(run: Run) -> tuple[dict[str, int] | None, str]:
-    cfg = run.config
-    if cfg is None:
-        return None, run.config_problem()
-    pc = cfg.get("plans")
-    out: dict[str, int] = {}
-    for key in ("calls_per_task", "plans_per_call", "min_steps"):
-        v = pc.get(key) if isinstance(pc, dict) else None
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            return None, (
-                f"config/run_config.json: plans.{key} is missing or not a positive integer"
-            )
-        out[key] = v
-    return out, ""
-
-
-def _plan_counts(run: Run, what: str) -> dict[str, int] | Outcome:
-    """The run's plans settings, or the outcome of a check that cannot run without them."""
-    pc, why = _plans_cfg(run)
-    if pc is None:
-        return f"{what} unknown", [why]
+def _plan_counts(run: Run, pc: PlansOptions) -> dict[str, int] | Outcome:
+    """The counts the plans are checked against, or the outcome of a check that cannot run."""
     if run.ledger is None:
         return no_ledger(DATASETS_UNKNOWN)
-    return pc
+    return {"calls_per_task": pc.calls_per_task, "plans_per_call": pc.plans_per_call,
+            "min_steps": pc.min_steps}
 
 
 def _plans_files(run: Run) -> dict[str, Jsonl | None]:
     return {ds: run.jsonl(plans_path(run, ds)) for ds in run.datasets()}
 
 
-def check_plans_per_task(run: Run) -> Outcome:
-    pc = _plan_counts(run, "plan counts")
+def check_plans_per_task(run: Run, options: PlansOptions) -> Outcome:
+    pc = _plan_counts(run, options)
     if isinstance(pc, tuple):
         return pc
     want = pc["calls_per_task"] * pc["plans_per_call"]
@@ -155,8 +138,8 @@ def _check_failed_rows(run: Run, p: Problems, ds: str) -> int:
     return len(failed.rows)
 
 
-def check_schema(run: Run) -> Outcome:
-    pc = _plan_counts(run, "schema")
+def check_schema(run: Run, options: PlansOptions) -> Outcome:
+    pc = _plan_counts(run, options)
     if isinstance(pc, tuple):
         return pc
     schema = _row_schema(pc)

@@ -16,7 +16,6 @@ import json
 import orjson
 from typing import Any
 
-from benchsmith.config import RunConfig
 from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, RunCheck, Stage
 from benchsmith.recipes.prompt import (
     PLAN_PLACEHOLDERS,
@@ -25,14 +24,15 @@ from benchsmith.recipes.prompt import (
     render,
     task_text,
 )
+from benchsmith.recipes.context import RecipeContext
+from benchsmith.recipes.plans.options import PlansOptions
 from benchsmith.records import Completion, Task
-from benchsmith.validate.diversity import duplicate_issues, plan_text
-from benchsmith.validate.plans import check_plans
-from benchsmith.validate.schema import compile_validator
+from benchsmith.recipes.plans.diversity import duplicate_issues, plan_text
+from benchsmith.recipes.plans.rules import check_plans
+from benchsmith.recipes.schema import compile_validator
 
 TEMPLATE_NAME = PLAN_TEMPLATE_NAME
 PLACEHOLDERS = PLAN_PLACEHOLDERS
-RECIPE_VERSION = "2"
 GIST_CHARS = 200
 
 
@@ -151,15 +151,14 @@ def _prior_block(prior: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plans_recipe(cfg: RunConfig) -> Recipe:
-    pc = cfg.plans
-    tpl_path = cfg.resolve(pc.prompt_template) if pc.prompt_template else None
+def plans_recipe(pc: PlansOptions, ctx: RecipeContext) -> Recipe:
+    from benchsmith.recipes.plans import VERSION
+
+    tpl_path = ctx.resolve(pc.prompt_template) if pc.prompt_template else None
     template = load_template(tpl_path, TEMPLATE_NAME, PLACEHOLDERS)
     schema = plan_schema(pc.plans_per_call, pc.min_steps)
     validate = compile_validator(schema)
-    models = cfg.models_by_call()
-    oa = cfg.openai
-    caching = oa.prompt_cache_enabled and cfg.provider != "local"
+    cache = ctx.prompt_cache
 
     def prefix(task: Task) -> str:
         return render(
@@ -168,12 +167,12 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
         )
 
     def spec_for(task: Task, call: int, prior: list[dict[str, Any]]) -> RequestSpec:
-        model = models[call]
-        params, _dropped = model.request_params()
-        if caching:
-            params["prompt_cache_key"] = cache_key(oa.prompt_cache_key_prefix, task, template)
-            if oa.prompt_cache_retention:
-                params["prompt_cache_retention"] = oa.prompt_cache_retention
+        model = ctx.model_for(call)
+        params = dict(model.params)
+        if cache is not None:
+            params["prompt_cache_key"] = cache_key(cache.key_prefix, task, template)
+            if cache.retention:
+                params["prompt_cache_retention"] = cache.retention
         # Shared prefix first (instructions, task text); what differs per call comes last.
         content = prefix(task) + f"\n(Call {call + 1} of {pc.calls_per_task}.)"
         if prior:
@@ -260,10 +259,10 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
     )
     return Recipe(
         name="plans",
-        version=RECIPE_VERSION,
+        version=VERSION,
         stages=(stage,),
         templates=((TEMPLATE_NAME, template),),
-        run_checks=_run_checks(),
+        run_checks=_run_checks(pc),
         write_outputs=_write_similarity,
         readable=_render,
         status=_status,
@@ -272,25 +271,26 @@ def plans_recipe(cfg: RunConfig) -> Recipe:
 
 # The recipe's output hooks; their modules are imported when a hook runs.
 def _write_similarity(ledger: Any, rd: Any) -> None:
-    from benchsmith.recipes.plans_outputs import write_similarity
+    from benchsmith.recipes.plans.outputs import write_similarity
 
     write_similarity(ledger, rd)
 
 
 def _render(ledger: Any, rd: Any, output_dir: Any, include_task_text: bool) -> Any:
-    from benchsmith.recipes.plans_readable import render_plans
+    from benchsmith.recipes.plans.readable import render_plans
 
     return render_plans(ledger, rd, output_dir, include_task_text)
 
 
 def _status(ledger: Any) -> Any:
-    from benchsmith.recipes.plans_outputs import status
+    from benchsmith.recipes.plans.outputs import status
 
     return status(ledger)
 
 
-def _run_checks() -> tuple[RunCheck, ...]:
-    from benchsmith.recipes.plans_checks import check_plans_per_task, check_schema, check_unique
+def _run_checks(pc: PlansOptions) -> tuple[RunCheck, ...]:
+    from benchsmith.recipes.plans.checks import check_plans_per_task, check_schema, check_unique
 
-    return (RunCheck("plans_per_task", check_plans_per_task), RunCheck("schema", check_schema),
+    return (RunCheck("plans_per_task", lambda run: check_plans_per_task(run, pc)),
+            RunCheck("schema", lambda run: check_schema(run, pc)),
             RunCheck("unique_ids", check_unique))

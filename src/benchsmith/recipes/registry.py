@@ -1,0 +1,151 @@
+"""The recipe registry: recipe name -> RecipeSpec.
+
+Built-in recipes register through `register`, exactly as a third-party one does; packages can
+also add recipes through the entry point group `benchsmith.recipes` (each entry point loads a
+RecipeSpec or a sequence of them). Entry points are read once, on the first lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from benchsmith.recipes.base import Recipe
+from benchsmith.recipes.context import RecipeContext
+
+ENTRY_POINT_GROUP = "benchsmith.recipes"
+# The recipe of a config that names none.
+DEFAULT_RECIPE = "plans"
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """How to build a recipe: its options model and a `build(options, ctx) -> Recipe`.
+
+    - `summary`: one line for `benchsmith recipes` and `--help`.
+    - `aliases`: older top-level config keys that still hold the options (with a deprecation
+      warning); `from_legacy(sections)` turns those sections into the options mapping
+      (default: the first alias's section).
+    - `model_calls(options)`: how many calls of a task may each take their own model
+      (`multi_model`); None: the recipe asks the main model only.
+    - `fingerprint(options)`: the option values that shape requests, by dotted name (default:
+      every option under `recipe_options.`); a resumed run must keep them.
+    - `path_fields`: options that hold file or folder paths (made absolute when a config is
+      copied elsewhere, e.g. by prepare-sections).
+    """
+
+    name: str
+    version: str
+    Options: type[BaseModel]
+    build: Callable[[Any, RecipeContext], Recipe]
+    summary: str = ""
+    aliases: tuple[str, ...] = ()
+    from_legacy: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    model_calls: Callable[[Any], int] | None = None
+    fingerprint: Callable[[Any], dict[str, Any]] | None = None
+    path_fields: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def options(self, data: Mapping[str, Any] | None = None) -> Any:
+        """Validated options (pydantic ValidationError on bad ones)."""
+        return self.Options.model_validate(dict(data or {}))
+
+    def legacy_options(self, sections: Mapping[str, Any]) -> dict[str, Any]:
+        if self.from_legacy is not None:
+            return self.from_legacy(sections)
+        for key in self.aliases:
+            if key in sections:
+                return dict(sections[key])
+        return {}
+
+    def option_fields(self, options: Any) -> dict[str, Any]:
+        if self.fingerprint is not None:
+            return self.fingerprint(options)
+        data = options.model_dump(mode="json")
+        return {f"recipe_options.{k}": v for k, v in sorted(data.items())}
+
+
+class UnknownRecipe(LookupError):
+    """No recipe of that name is registered (the message lists the known ones)."""
+
+
+_registry: dict[str, RecipeSpec] = {}
+_entry_point_errors: dict[str, str] = {}
+_loaded = False
+
+
+def register(spec: RecipeSpec, *, replace: bool = False) -> RecipeSpec:
+    """Add a recipe. A second recipe of the same name is refused unless `replace`."""
+    old = _registry.get(spec.name)
+    if old is not None and old is not spec and not replace:
+        raise ValueError(f"a recipe named {spec.name!r} is already registered")
+    _registry[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    _registry.pop(name, None)
+
+
+def _builtins() -> Iterable[RecipeSpec]:
+    from benchsmith.recipes.agentless import BUGFIX, TESTGEN
+    from benchsmith.recipes.plans import RECIPE as PLANS
+
+    return (PLANS, BUGFIX, TESTGEN)
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for spec in _builtins():
+        register(spec, replace=True)
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+            specs = loaded if isinstance(loaded, (list, tuple)) else [loaded]
+            for spec in specs:
+                if not isinstance(spec, RecipeSpec):
+                    raise TypeError(f"{ep.value} is not a RecipeSpec")
+                if spec.name not in _registry:
+                    register(spec)
+        except Exception as e:  # a broken plug-in must not break the other recipes
+            _entry_point_errors[ep.name] = f"{ep.value}: {type(e).__name__}: {e}"
+
+
+def names() -> list[str]:
+    _load()
+    return sorted(_registry)
+
+
+def get_spec(name: str) -> RecipeSpec:
+    _load()
+    spec = _registry.get(name)
+    if spec is not None:
+        return spec
+    if name in _entry_point_errors:
+        raise UnknownRecipe(f"recipe {name!r} failed to load ({_entry_point_errors[name]})")
+    raise UnknownRecipe(
+        f"unknown recipe {name!r}; installed: {', '.join(names())} (a package adds one through "
+        f"the `{ENTRY_POINT_GROUP}` entry point group)"
+    )
+
+
+def legacy_keys() -> tuple[str, ...]:
+    """Top-level config keys that are old names of `recipe_options` for some recipe."""
+    _load()
+    return tuple(dict.fromkeys(k for s in _registry.values() for k in s.aliases))
+
+
+def get_recipe(name: str, options: Any, ctx: RecipeContext) -> Recipe:
+    """Build the named recipe from validated options (or a mapping of them)."""
+    spec = get_spec(name)
+    if not isinstance(options, spec.Options):
+        options = spec.options(options)
+    return spec.build(options, ctx)

@@ -122,3 +122,31 @@ def test_a_run_made_with_old_section_names_resumes_with_new_ones(
     results = check_run(rd)
     assert all(r.ok for r in results), [(r.name, r.problems) for r in results if not r.ok]
     assert "plans_per_task" in {r.name for r in results}
+
+
+def test_recipes_command_lists_every_recipe_with_its_options() -> None:
+    res = CliRunner().invoke(app, ["recipes", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)}
+    assert rows["agentless_bugfix"]["command"] == "benchsmith rollout bugfix"
+    assert rows["plans"]["command"] == "benchsmith run --recipe plans"
+    assert rows["plans"]["options"]["calls_per_task"] == 3
+    assert rows["agentless_testgen"]["options"]["passk"] == 1
+
+
+def test_option_flags_set_recipe_options(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    cfg = write_yaml(tmp_path / "c.yaml", cfg_dict(tmp_path, fake_openai.base_url, tasks=3))
+
+    def dry(*args: str) -> tuple[int, str]:
+        res = CliRunner().invoke(app, ["dry-run", "--config", str(cfg), "--json", *args])
+        return res.exit_code, res.output
+
+    code, out = dry("--option", "diversity=false", "-O", "calls_per_task=2")
+    assert code == 0, out
+    assert json.loads(out[out.index("{"):])["requests"] == 6  # 3 tasks x 2 calls, all at once
+    code, out = dry("--option", "calls_per_tsk=2")
+    assert code == 1 and "recipe_options.calls_per_tsk: unknown key" in out, out
+    code, out = dry("--option", "calls_per_task")
+    assert code == 1 and "--option: 'calls_per_task': expected NAME=VALUE" in out, out
+    code, out = dry("--recipe", "nope")
+    assert code == 1 and "recipe: unknown recipe 'nope'" in out and "Traceback" not in out, out

@@ -79,7 +79,7 @@ def test_resume_after_kill_between_stages(ws: Workspace) -> None:
 
     ws.model.hang_stage2 = False
     res = run_cli([*args, "--resume", "--model-name", "resumed"], env=cli_env(), timeout=60)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 4, res.stderr  # some samples stay invalid: finished with failures
     assert_terminal_invariants(rd)
     second = ws.chat_requests()[n_first:]
     assert second, "the resume sent nothing"

@@ -54,6 +54,8 @@ class RunSummary:
     status: str = "completed"
     # failed / invalid units of the current plan (what retry_failed / retry_invalid re-open)
     failures: dict[str, int] = field(default_factory=dict)
+    # the files the recipe writes at the top of the run dir (names)
+    outputs: tuple[str, ...] = ()
 
 
 def _noop(_msg: str) -> None:
@@ -185,6 +187,7 @@ def _run_locked(
             ledger.usage_totals(),
             status,
             {s: current[s] for s in ("failed", "invalid") if current.get(s)},
+            recipe.outputs,
         )
     finally:
         ledger.close()

@@ -6,15 +6,16 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
 from benchsmith import api
-from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail, live_line, load_config_noting, resume_command
+from benchsmith.cli.console import err_console, fail, live_line, load_config_noting
+from benchsmith.cli.run_cmd import parse_option_flags
+from benchsmith.config import with_recipe
 from benchsmith.errors import BenchsmithError
 from benchsmith.store.io_errors import os_error_line, sqlite_error_line
-from benchsmith.store.rundir import new_run_id
 
 app = typer.Typer(
     name="benchsmith",
@@ -68,6 +69,10 @@ def dry_run(
     run_id: Optional[str] = RunIdOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     replan: bool = ReplanOpt,
+    recipe: Optional[str] = typer.Option(
+        None, "--recipe", help="Plan this recipe instead of the config's `recipe`."),
+    option: Optional[list[str]] = typer.Option(
+        None, "--option", "-O", help="A recipe option, NAME=VALUE (repeatable)."),
 ) -> None:
     """Load tasks, write manifests and tasks.jsonl, print a cost estimate. Calls no model.
 
@@ -75,13 +80,17 @@ def dry_run(
 
       benchsmith dry-run --config my.yaml
 
+      benchsmith dry-run --config swe.yaml --recipe agentless_bugfix --option passk=4
+
       benchsmith dry-run --config my.yaml --run-id plans_v1 --json
 
       benchsmith dry-run --config my.yaml --run-id plans_v1 --replan
     """
     console = err_console()
     try:
-        cfg = load_config_noting(config, console)
+        cfg = load_config_noting(config, console, recipe)
+        if option:
+            cfg = with_recipe(cfg, **parse_option_flags(option))
         rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False),
                           replan=replan)
     except BenchsmithError as e:
@@ -110,116 +119,6 @@ def dry_run(
         )
     else:
         typer.echo("cost:      unknown (no price for the model in `prices`)")
-
-
-@app.command("run")
-def run(
-    config: Path = ConfigOpt,
-    run_id: Optional[str] = RunIdOpt,
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (needs --run-id)."),
-    mode: Optional[str] = typer.Option(
-        None, "--mode", help="`online` or `batch` (Batch API); default: openai.use_batch_api."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-    retry_failed: bool = typer.Option(
-        False, "--retry-failed", help="With --resume: send the failed units again (new attempts)."
-    ),
-    retry_invalid: bool = typer.Option(
-        False, "--retry-invalid",
-        help="With --resume: send the invalid units again, with fresh validation retries.",
-    ),
-    replan: bool = ReplanOpt,
-) -> None:
-    """Generate the dataset, with a live progress bar.
-
-    Interrupted runs (Ctrl-C, crash, kill -9) continue with --resume: nothing completed is
-    sent again. On Ctrl-C/SIGTERM requests in flight get engine.shutdown_grace_s to finish and
-    be recorded (exit 130; a second Ctrl-C stops at once). The run stops cleanly before the
-    budget could be exceeded (exit 2, also when the server billed past the caps); resume it
-    with a larger budget.max_usd. A run that ends with failed or invalid units exits 4; resume
-    it with --retry-failed / --retry-invalid to send those again. Every stop prints the exact
-    command to continue.
-
-    Examples:
-
-      benchsmith run --config my.yaml
-
-      benchsmith run --config my.yaml --run-id R --resume
-
-      benchsmith run --config my.yaml --mode batch
-
-      benchsmith run --config my.yaml --run-id R --resume --retry-failed
-
-      benchsmith run --config my.yaml --run-id R --resume --replan
-    """
-    console = err_console()
-    say = lambda m: console.print(m, markup=False)  # noqa: E731
-
-    def show_estimate(est: api.Estimate) -> None:
-        if est.priced:
-            say(f"{est.units} requests to send; upper-bound cost ${est.upper_bound_usd:.4f}")
-        else:
-            say(f"{est.units} requests to send")
-
-    if run_id is None and not resume:
-        run_id = new_run_id()  # named here, so that every resume hint can name it
-    cont = resume_command(["run"], config, run_id or "", ["--mode", mode] if mode else [])
-    try:
-        cfg = load_config_noting(config, console)
-        with RunProgress(console, enabled=not quiet) as prog:
-            summary = api.run(
-                cfg, run_id, resume, mode=mode, echo=say, on_progress=prog.update,
-                on_estimate=show_estimate, retry_failed=retry_failed, retry_invalid=retry_invalid,
-                replan=replan,
-            )
-    except KeyboardInterrupt:
-        console.print(f"interrupted; continue with: {cont}", markup=False)
-        raise typer.Exit(130) from None
-    except BenchsmithError as e:
-        _fail(e, config, ["run", "--mode", mode] if mode else ["run"])
-        return
-    _print_summary(summary, as_json, cont)
-    if summary.stopped:
-        raise typer.Exit(STOP_EXIT.get(summary.stopped, 2))
-    if summary.status == "completed_with_failures":
-        _print_failures(summary, cont)
-        raise typer.Exit(4)
-
-
-def _print_summary(s: api.RunSummary, as_json: bool, cont: str) -> None:
-    data: dict[str, Any] = {
-        "run_dir": str(s.run_dir),
-        "stopped": s.stopped,
-        "status": s.status,
-        "message": s.message,
-        "units": s.counts,
-        "spent_usd": round(s.spent_usd, 6),
-        "usage": s.usage,
-    }
-    if s.stopped:
-        data["resume"] = cont
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
-        return
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(s.counts.items()))
-    typer.echo(f"run dir:  {s.run_dir}")
-    typer.echo(f"units:    {counts}")
-    typer.echo(
-        f"tokens:   in {s.usage.get('input_tokens', 0):,} (cached {s.usage.get('cached_input_tokens', 0):,}),"
-        f" out {s.usage.get('output_tokens', 0):,}; spent ${s.spent_usd:.4f}"
-    )
-    if s.stopped:
-        typer.echo(f"stopped:  {s.message}")
-        typer.echo(f"continue: {cont}")
-    elif s.message:
-        typer.echo(f"note:     {s.message}")
-
-
-def _print_failures(s: api.RunSummary, cont: str) -> None:
-    """The failure counts and the command that sends those units again (stderr)."""
-    flags = "".join(f" --retry-{k}" for k in ("failed", "invalid") if s.failures.get(k))
-    err_console().print(f"{s.message}; retry them with: {cont}{flags}", markup=False)
 
 
 @app.command("status")
@@ -268,10 +167,10 @@ def status(
 
 def _register_all() -> None:
     from benchsmith.cli import (
-        batch, check, convert, readable, repo_structure, rollout, sections,
+        batch, check, convert, readable, repo_structure, run_cmd, sections,
     )
 
-    for mod in (convert, repo_structure, rollout, batch, check, readable, sections):
+    for mod in (run_cmd, convert, repo_structure, batch, check, readable, sections):
         mod.register(app)
 
 

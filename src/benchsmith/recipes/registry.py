@@ -8,7 +8,7 @@ RecipeSpec or a sequence of them). Entry points are read once, on the first look
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,6 +19,30 @@ from benchsmith.recipes.context import RecipeContext
 ENTRY_POINT_GROUP = "benchsmith.recipes"
 # The recipe of a config that names none.
 DEFAULT_RECIPE = "plans"
+
+
+@dataclass(frozen=True)
+class CliFlag:
+    """A command-line flag of a recipe's command that sets one of its options.
+
+    `flag`: "--passk", or "--on/--off" for a yes/no option; `type`: the value's type."""
+
+    option: str
+    flag: str
+    help: str
+    type: type = int
+
+
+@dataclass(frozen=True)
+class CliVerb:
+    """A recipe's own command (e.g. `benchsmith rollout bugfix`), built by the CLI's shared
+    factory with the flags every run command has, plus `flags`. `doc`: its --help text
+    (what it writes, examples); `group_help`: the help of the first word's group."""
+
+    words: tuple[str, ...]
+    doc: str
+    flags: tuple[CliFlag, ...] = ()
+    group_help: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,8 @@ class RecipeSpec:
       every option under `recipe_options.`); a resumed run must keep them.
     - `path_fields`: options that hold file or folder paths (made absolute when a config is
       copied elsewhere, e.g. by prepare-sections).
+    - `cli`: the recipe's own command, if it has one (`benchsmith run --recipe NAME` works
+      for every recipe).
     """
 
     name: str
@@ -47,7 +73,7 @@ class RecipeSpec:
     model_calls: Callable[[Any], int] | None = None
     fingerprint: Callable[[Any], dict[str, Any]] | None = None
     path_fields: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    cli: CliVerb | None = None
 
     def options(self, data: Mapping[str, Any] | None = None) -> Any:
         """Validated options (pydantic ValidationError on bad ones)."""

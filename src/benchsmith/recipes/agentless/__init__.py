@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from benchsmith.recipes.agentless.options import AgentlessOptions
-from benchsmith.recipes.registry import RecipeSpec
+from benchsmith.recipes.registry import CliFlag, CliVerb, RecipeSpec
 
 VERSION = "1"
 # Where the options may lie, not what is asked: free to change on resume (the request digest
@@ -41,6 +41,44 @@ def _fingerprint(o: AgentlessOptions) -> dict[str, Any]:
     return out
 
 
+_FLAGS = (
+    CliFlag("passk", "--passk", "Samples per instance."),
+    CliFlag("model_name_or_path", "--model-name", "model_name_or_path written to predictions.",
+            str),
+    CliFlag("start", "--start", "First index in the sorted instance ids."),
+    CliFlag("end", "--end", "End index (exclusive) in the sorted ids."),
+    CliFlag("convert_crlf", "--convert-crlf/--keep-crlf",
+            "Normalize problem-statement line endings.", bool),
+)
+_GROUP = "Agentless-style rollouts over SWE-bench: localize files, then repair or write a test."
+
+_DOCS = {
+    "bugfix": """Generate candidate patches: localize files, then SEARCH/REPLACE repairs -> diffs.
+
+Writes `samples/<instance>/sample_N.diff`, output.jsonl, failures.jsonl and preds.jsonl (for
+`swebench.harness.run_evaluation`).
+
+Examples:
+
+  benchsmith rollout bugfix --config cfg.yaml
+
+  benchsmith rollout bugfix --config cfg.yaml --passk 4 --temp 0.8 --mode batch
+
+  benchsmith rollout bugfix --config cfg.yaml --start 0 --end 50 --model-name my-model
+""",
+    "testgen": """Generate reproduction tests: localize files, then a standalone test script.
+
+Writes `samples/<instance>/sample_N.py` (each compiles), output.jsonl and failures.jsonl.
+
+Examples:
+
+  benchsmith rollout testgen --config cfg.yaml
+
+  benchsmith rollout testgen --config cfg.yaml --passk 2 --run-id tests_v1
+""",
+}
+
+
 def _spec(kind: str, summary: str) -> RecipeSpec:
     return RecipeSpec(
         name=f"agentless_{kind}",
@@ -52,7 +90,7 @@ def _spec(kind: str, summary: str) -> RecipeSpec:
         from_legacy=_from_legacy,
         fingerprint=_fingerprint,
         path_fields=("structure_dir", "repos_dir", "cache_dir"),
-        extra={"verb": ("rollout", kind)},
+        cli=CliVerb(("rollout", kind), _DOCS[kind], _FLAGS, _GROUP),
     )
 
 

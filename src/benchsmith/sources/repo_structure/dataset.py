@@ -12,6 +12,7 @@ import orjson
 
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.sources import swebench
+from benchsmith.sources.repo_structure.agentless_json import structure_to_json
 from benchsmith.sources.repo_structure.lookup import (
     build_structure,
     check_iid,
@@ -154,7 +155,7 @@ def build_dataset_structures(
                 if last is None or last[0] != key:
                     last = (key, build_structure(clone, inst.base_commit, repo=repo,
                                                  cache_dir=cache_dir, use_cache=use_cache))
-                data = orjson.dumps(replace(last[1], instance_id=inst.instance_id).to_json())
+                data = orjson.dumps(structure_to_json(replace(last[1], instance_id=inst.instance_id)))
         except BenchsmithError as e:
             status, reason = "skipped", str(e)
         if data is not None:

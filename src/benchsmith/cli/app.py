@@ -42,9 +42,6 @@ ReplanOpt = typer.Option(
 )
 
 
-_fail = fail
-
-
 @app.command("init-config")
 def init_config(
     path: Path = typer.Argument(..., help="Where to write the sample config."),
@@ -58,7 +55,7 @@ def init_config(
     try:
         api.copy_template(path)
     except BenchsmithError as e:
-        _fail(e)
+        fail(e)
     err_console().print(f"wrote {path}; edit it, then: benchsmith dry-run --config {path}")
 
 
@@ -85,7 +82,7 @@ def dry_run(
         rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False),
                           replan=replan)
     except BenchsmithError as e:
-        _fail(e, config)
+        fail(e, config)
         return
     est = rep.estimate
     out = {
@@ -177,7 +174,7 @@ def run(
         console.print(f"interrupted; continue with: {cont}", markup=False)
         raise typer.Exit(130) from None
     except BenchsmithError as e:
-        _fail(e, config, ["run", "--mode", mode] if mode else ["run"])
+        fail(e, config, ["run", "--mode", mode] if mode else ["run"])
         return
     _print_summary(summary, as_json, cont)
     if summary.stopped:
@@ -236,7 +233,7 @@ def status(
     try:
         st = api.run_status(run_dir)
     except BenchsmithError as e:
-        _fail(e)
+        fail(e)
         return
     if as_json:
         typer.echo(json.dumps(st, indent=2))

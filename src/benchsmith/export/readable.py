@@ -20,7 +20,7 @@ from benchsmith.recipes.base import Recipe
 from benchsmith.store.io_errors import StorageError
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import run_lock
-from benchsmith.store.rundir import RunDir
+from benchsmith.store.rundir import existing_run_dir
 
 __all__ = [
     "ReadableReport",
@@ -50,9 +50,7 @@ def render_readable(
     recipe: Recipe | None = None,
 ) -> ReadableReport:
     """Render the run with its recipe's renderer (`recipe`: default, the run's own)."""
-    rd = RunDir(Path(run_dir))
-    if not rd.ledger.is_file():
-        raise ConfigError(str(rd.root), "", "not a run directory (no ledger.sqlite)")
+    rd = existing_run_dir(run_dir)
     out = None if output_dir is None else Path(output_dir)
     if out is not None:
         if out.exists() and not out.is_dir():
@@ -69,7 +67,7 @@ def render_readable(
     inside = out is None or out.resolve().is_relative_to(rd.root.resolve())
     with run_lock(rd.root, "render-readable") if inside else nullcontext():
         try:
-            ledger = Ledger(rd.ledger)
+            ledger = Ledger.open_readonly(rd.ledger)  # the rendering only writes files
         except StorageError:
             raise  # already names the file and the fix
         except sqlite3.Error as e:

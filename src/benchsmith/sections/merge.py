@@ -151,9 +151,8 @@ def merge_sections(
         rd = RunDir(tmp_root)
         ledger = Ledger(rd.ledger)
         try:
-            schema_version = ledger.db.execute("PRAGMA user_version").fetchone()[0]
             for n, p in zip(names, paths):
-                opened.append(load_section(n, p, schema_version))
+                opened.append(load_section(n, p))
             report = _merge_into(ledger, rd, opened, prefer, output_run_id, parent)
         finally:
             ledger.close()

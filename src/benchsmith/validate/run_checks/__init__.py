@@ -42,8 +42,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from benchsmith.errors import ConfigError
-from benchsmith.store.rundir import RunDir
+from benchsmith.store.rundir import existing_run_dir
 from benchsmith.validate.run_checks.base import CheckResult, Outcome
 from benchsmith.validate.run_checks.costs import check_costs
 from benchsmith.validate.run_checks.files import all_files, check_files, check_secret
@@ -103,9 +102,7 @@ def check_run(run_dir: Path) -> list[CheckResult]:
 
     Raises ConfigError when `run_dir` is not a run directory (no ledger.sqlite).
     """
-    root = Path(run_dir)
-    if not RunDir(root).ledger.is_file():
-        raise ConfigError(str(root), "", "not a run directory (no ledger.sqlite)")
+    root = existing_run_dir(run_dir).root
     run = Run(root)
     results: dict[str, Outcome] = {}
     # The directory as found, before the ledger is opened (opening may create -wal/-shm).

@@ -9,24 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from benchsmith.store.ledger import SCHEMA_VERSION, Ledger
+from benchsmith.store.io_errors import StorageError
+from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir
-from benchsmith.validate.run_checks.base import short
 
 if TYPE_CHECKING:
     from benchsmith.recipes.base import Recipe
-
-_LEDGER_TABLES = {"meta", "invocations", "tasks", "units", "attempts"}
-
-
-class ReadOnlyLedger(Ledger):
-    """The run's ledger, read only: no migration, no journal-mode change, writes refused."""
-
-    def __init__(self, path: Path):  # deliberately not calling Ledger.__init__
-        self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA busy_timeout=10000")
-        self.db.execute("PRAGMA query_only=ON")
 
 
 @dataclass
@@ -139,36 +127,22 @@ class Run:
 
     # -- ledger --------------------------------------------------------------------------
     def open_ledger(self) -> list[str]:
-        """Open the ledger read-only; problems if it is not a usable ledger."""
-        problems: list[str] = []
-        if self.rd.ledger.stat().st_size == 0:
-            return ["ledger.sqlite: the file is empty (restore it from a backup)"]
+        """Open the ledger read-only; problems if it is not a usable ledger (the same line
+        every command that opens a run prints)."""
         try:
-            led = ReadOnlyLedger(self.rd.ledger)
+            led = Ledger.open_readonly(self.rd.ledger)
+        except StorageError as e:
+            return [str(e)]
         except sqlite3.Error as e:
-            return [f"ledger.sqlite: cannot be opened ({e})"]
+            return [f"{self.rd.ledger}: cannot be opened ({e})"]
         try:
-            version = led.db.execute("PRAGMA user_version").fetchone()[0]
-            tables = {
-                r[0] for r in led.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
             check = [r[0] for r in led.db.execute("PRAGMA quick_check").fetchall()]
-        except sqlite3.Error as e:
+        except (StorageError, sqlite3.Error) as e:
             led.close()
-            return [f"ledger.sqlite: not a readable SQLite database ({e})"]
-        missing = _LEDGER_TABLES - tables
-        if missing:
-            problems.append(f"ledger.sqlite: tables missing: {short(missing)}")
-        if version != SCHEMA_VERSION:
-            problems.append(
-                f"ledger.sqlite: schema version {version}, "
-                f"this benchsmith reads version {SCHEMA_VERSION}"
-            )
+            return [str(e)]
         if check != ["ok"]:
-            problems.append(f"ledger.sqlite: integrity check failed: {'; '.join(check[:5])}")
-        if problems:
             led.close()
-            return problems
+            return [f"ledger.sqlite: integrity check failed: {'; '.join(check[:5])}"]
         self.ledger = led
         return []
 

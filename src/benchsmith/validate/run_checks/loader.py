@@ -104,27 +104,6 @@ class Run:
         """Why `config` is None."""
         return self.json(self.rd.config_json)[2] or "config/run_config.json is not an object"
 
-    # -- recipe --------------------------------------------------------------------------
-    def load_recipe(self) -> list[str]:
-        """Build the run's recipe from its config snapshot (it declares the run's stages,
-        outputs and checks); problems when it cannot be built or is not the ledger's."""
-        from benchsmith.errors import ConfigError
-        from benchsmith.recipes.of_run import recipe_from_snapshot
-
-        data = self.config
-        if data is None:
-            return [self.config_problem()]
-        try:
-            self.recipe = recipe_from_snapshot(data, self.rd.config_json, self.root)
-        except ConfigError as e:
-            return [f"config/run_config.json: {e.problem}"]
-        recorded = self.ledger.get_meta("recipe") if self.ledger is not None else None
-        if recorded is not None and recorded != self.recipe.name:
-            name, self.recipe = self.recipe.name, None  # which one holds is unknown
-            return [f"config/run_config.json names recipe {name!r}, the ledger recorded "
-                    f"{recorded!r}"]
-        return []
-
     # -- ledger --------------------------------------------------------------------------
     def open_ledger(self) -> list[str]:
         """Open the ledger read-only; problems if it is not a usable ledger (the same line

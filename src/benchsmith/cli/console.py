@@ -41,6 +41,23 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def counting_progress(label: str, console: Console, enabled: bool = True) -> Progress:
+    """A bar of `label`, done/total, a `info` field, elapsed time and ETA; drawn only on a
+    terminal (`enabled`: not --quiet)."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=not (enabled and console.is_terminal),
+    )
+
+
 class RunProgress:
     """done/failed/tokens/$/ETA. Off when stderr is not a terminal or with --quiet."""
 
@@ -48,17 +65,7 @@ class RunProgress:
         self.enabled = enabled and console.is_terminal
         self.console = console
         self._last = 0.0
-        self._p = Progress(
-            TextColumn("[bold]generating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
+        self._p = counting_progress("generating", console, self.enabled)
         self._task: Any = None
 
     def __enter__(self) -> RunProgress:

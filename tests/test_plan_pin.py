@@ -442,7 +442,7 @@ def test_merging_a_replanned_section_keeps_its_current_plan_only(
     answered again: its export holds plan 2. The merged run must hold the same records, not
     both plans (duplicate plan ids, twice the plans per task); plan 1's requests and their
     cost are reported as left out."""
-    from benchsmith.store.sections import merge_sections
+    from benchsmith.sections import merge_sections
 
     monkeypatch.setenv(KEY_ENV, SECRET)
     rd = tmp_path / "runs" / "S1"

@@ -43,6 +43,8 @@ from benchsmith.sources.repo_structure import (
     default_cache_dir,
     load_structure_file,
     structure_for,
+    structure_from_json,
+    structure_to_json,
 )
 
 # --------------------------------------------------------------------------- from git
@@ -185,7 +187,7 @@ def test_short_commit_and_ref_resolve(origin: Clone, tmp_path: Path):
 def test_json_round_trip(origin: Clone, tmp_path: Path):
     for commit in (origin.commits[0], origin.commits[2]):
         st = build_structure(origin.path, commit, repo=REPO, cache_dir=tmp_path / "c")
-        data = st.to_json()
+        data = structure_to_json(st)
         assert set(data) == {"repo", "base_commit", "structure", "files_without_final_newline"}
         assert data["files_without_final_newline"] == ["weird/crlf.py"]
         # Agentless layout: nested folders, file text as lines, non-Python files as {}
@@ -194,7 +196,7 @@ def test_json_round_trip(origin: Clone, tmp_path: Path):
         assert core["text"] == st.file_text("pkg/core.py").split("\n")[:-1]
         assert data["structure"]["README.md"] == {}
         assert data["structure"]["data"]["config.yaml"] == {}
-        back = RepoStructure.from_json(orjson.loads(orjson.dumps(data)))
+        back = structure_from_json(orjson.loads(orjson.dumps(data)))
         assert back == st
         for p in st.files():
             assert back.file_text(p) == st.file_text(p)
@@ -259,11 +261,11 @@ def test_agentless_file(tmp_path: Path):
         ("spin", 2, 3, "    def spin(self):\n        return 1")]
     assert [(x.name, x.start_line, x.end_line) for x in g.functions] == [("make", 6, 7)]
     # and back to the same layout (minus .git)
-    again = st.to_json()
+    again = structure_to_json(st)
     gadget = AGENTLESS["structure"]["gadgets"]["gadget.py"]
     assert again["structure"]["gadgets"]["gadget.py"] == gadget
     assert ".git" not in again["structure"]
-    assert RepoStructure.from_json(again) == st
+    assert structure_from_json(again) == st
 
 
 @pytest.mark.parametrize(
@@ -325,4 +327,4 @@ def test_tree_text(origin: Clone, tmp_path: Path):
     assert "    config.yaml" in everything.splitlines()
     assert "tests/" not in st.tree_text(exclude_tests=True)
     # the same tree from the Agentless JSON
-    assert RepoStructure.from_json(st.to_json()).tree_text() == st.tree_text()
+    assert structure_from_json(structure_to_json(st)).tree_text() == st.tree_text()

@@ -192,6 +192,14 @@ def test_cli_errors(tmp_path: Path):
     res = runner.invoke(app, [*base, "--dataset", str(dataset), "--instance-ids", str(ids)])
     assert res.exit_code == 1 and "1 id(s) not in" in res.stderr
 
+    # The id list is read like a dataset's task_ids_file; errors name the option.
+    ids.write_bytes(b"\xff\xfe")
+    res = runner.invoke(app, [*base, "--dataset", str(dataset), "--instance-ids", str(ids)])
+    assert res.exit_code == 1 and "ids.json: --instance-ids: not UTF-8 text" in res.stderr
+    res = runner.invoke(app, [*base, "--dataset", str(dataset),
+                              "--instance-ids", str(tmp_path / "gone.txt")])
+    assert res.exit_code == 1 and "gone.txt: --instance-ids: file not found" in res.stderr
+
 
 def test_cli_help_documents_every_option():
     cmd = typer.main.get_command(cli_app()).commands["repo-structure"].commands["build"]

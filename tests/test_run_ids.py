@@ -30,7 +30,7 @@ from benchsmith.planner import open_run
 from benchsmith.sources.repo_structure.lookup import check_iid
 from benchsmith.store.names import check_run_id
 from benchsmith.store.rundir import RunDir
-from benchsmith.store.sections import merge_sections, prepare_sections
+from benchsmith.sections import merge_sections, prepare_sections
 from fake_openai import FakeOpenAI
 from helpers import KEY_ENV, SECRET, cli_env, run_cli
 

@@ -344,7 +344,7 @@ def test_api_writers_refused_while_another_process_holds_the_run(
     fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from benchsmith.batch_ops import batch_export
-    from benchsmith.store.sections import merge_sections
+    from benchsmith.sections import merge_sections
 
     monkeypatch.setenv(KEY_ENV, SECRET)
     cfg = make_cfg(tmp_path, fake_openai.base_url, tasks=1)

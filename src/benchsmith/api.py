@@ -27,7 +27,7 @@ from benchsmith.recipe_of import recipe_of_run
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import invocations_seen, live_holder, run_lock
 from benchsmith.store.reopen import reopen_units
-from benchsmith.store.rundir import RunDir
+from benchsmith.store.rundir import RunDir, existing_run_dir, open_existing_run
 
 __all__ = ["Estimate", "dry_run", "load_config", "read_records", "run", "run_status"]
 
@@ -220,16 +220,9 @@ def _with_failures(counts: dict[str, int]) -> tuple[str, str]:
     return "completed_with_failures", "finished with failures: " + ", ".join(parts)
 
 
-def _open_existing(run_dir: str | Path) -> tuple[RunDir, Ledger]:
-    rd = RunDir(Path(run_dir))
-    if not rd.ledger.is_file():
-        raise ConfigError(str(rd.root), "", "not a run directory (no ledger.sqlite)")
-    return rd, Ledger(rd.ledger)
-
-
 def run_status(run_dir: str | Path) -> dict[str, Any]:
-    """Counts per state, tokens, cost and what is left, read from the ledger."""
-    rd, ledger = _open_existing(run_dir)
+    """Counts per state, tokens, cost and what is left, read from the ledger (read-only)."""
+    rd, ledger = open_existing_run(run_dir)
     try:
         counts = ledger.state_counts()
         settled, unsettled = ledger.spend()
@@ -286,12 +279,10 @@ def read_records(
     `stage`: default, the one the run's recipe names as its result."""
     from benchsmith.export.jsonl import record_rows
 
-    rd = RunDir(Path(run_dir))
-    if not rd.ledger.is_file():
-        raise ConfigError(str(rd.root), "", "not a run directory (no ledger.sqlite)")
+    rd = existing_run_dir(run_dir)
     if stage is None:
         stage = recipe_of_run(rd.root).primary_stage
-    _rd, ledger = _open_existing(run_dir)
+    _rd, ledger = open_existing_run(rd.root)
     try:
         for ds in [dataset] if dataset else ledger.datasets():
             yield from record_rows(ledger, ds, stage)

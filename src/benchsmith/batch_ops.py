@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from benchsmith.config import api_keys
 from benchsmith.engine.batch_lines import ENDPOINTS, request_lines, too_big_reason
 from benchsmith.engine.context import ContextLimits, skip_too_long, skip_units
@@ -27,28 +26,37 @@ from benchsmith.recipe_of import recipe_for
 from benchsmith.run_open import open_run_dir
 from benchsmith.store import batches as bstore
 from benchsmith.store.lock import LOCK_NAME, locks_run, run_lock_if_free
-from benchsmith.store.rundir import LEDGER_NAME, RunDir
+from benchsmith.store.rundir import LEDGER_NAME, open_existing_run
 
+
+def _unfinished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Batches the provider has and may still change."""
+    return [b for b in rows if b["batch_id"] and b["status"] not in bstore.TERMINAL_BATCH]
 
 
 def batch_status(run_dir: str | Path, refresh: bool = True) -> list[dict[str, Any]]:
     """The run's batches from the ledger; with `refresh`, unfinished ones are re-read from the API.
 
-    A refresh writes the ledger, so it needs the run lock; while a run is live (it polls its
-    batches itself) the ledger is shown as that run last recorded it.
+    Reading opens the ledger read-only. A refresh writes the ledger, so it needs the run lock;
+    while a run is live (it polls its batches itself) the ledger is shown as that run last
+    recorded it.
     """
-    if not refresh or not RunDir(Path(run_dir)).ledger.is_file():
-        return _batch_status(run_dir, refresh=False)
-    with run_lock_if_free(run_dir, "batch status") as mine:
-        return _batch_status(run_dir, refresh=mine)
-
-
-def _batch_status(run_dir: str | Path, refresh: bool) -> list[dict[str, Any]]:
-    rd, ledger, cfg = open_run_dir(run_dir)
+    rd, ledger = open_existing_run(run_dir)
     try:
         rows = bstore.batches(ledger)
-        live = [b for b in rows if b["batch_id"] and b["status"] not in bstore.TERMINAL_BATCH]
-        if refresh and live:
+    finally:
+        ledger.close()
+    if not refresh or not _unfinished(rows):
+        return rows
+    with run_lock_if_free(rd.root, "batch status") as mine:
+        return _refresh_status(rd.root) if mine else rows
+
+
+def _refresh_status(run_dir: Path) -> list[dict[str, Any]]:
+    rd, ledger, cfg = open_run_dir(run_dir)
+    try:
+        live = _unfinished(bstore.batches(ledger))
+        if live:
             from benchsmith.engine.batch_api import BatchApi
 
             async def go() -> None:
@@ -60,8 +68,7 @@ def _batch_status(run_dir: str | Path, refresh: bool) -> list[dict[str, Any]]:
                                             request_counts=rb.get("request_counts"))
 
             asyncio.run(go())
-            rows = bstore.batches(ledger)
-        return rows
+        return bstore.batches(ledger)
     finally:
         ledger.close()
 
@@ -73,17 +80,21 @@ def batch_cancel(run_dir: str | Path) -> list[str]:
     run in progress holds the lock and records the new status itself when it polls, so only
     the provider is asked then (one writer per run).
     """
-    if not RunDir(Path(run_dir)).ledger.is_file():
-        return _batch_cancel(run_dir, record=False)  # reports the missing ledger
-    with run_lock_if_free(run_dir, "batch cancel") as mine:
-        return _batch_cancel(run_dir, record=mine)
-
-
-def _batch_cancel(run_dir: str | Path, record: bool) -> list[str]:
-    rd, ledger, cfg = open_run_dir(run_dir)
+    rd, ledger = open_existing_run(run_dir)
     try:
-        live = [b for b in bstore.batches(ledger, unreconciled=True)
-                if b["batch_id"] and b["status"] not in bstore.TERMINAL_BATCH]
+        live = _unfinished(bstore.batches(ledger, unreconciled=True))
+    finally:
+        ledger.close()
+    if not live:
+        return []
+    with run_lock_if_free(rd.root, "batch cancel") as mine:
+        return _batch_cancel(rd.root, record=mine)
+
+
+def _batch_cancel(run_dir: Path, record: bool) -> list[str]:
+    rd, ledger, cfg = open_run_dir(run_dir, readonly=not record)
+    try:
+        live = _unfinished(bstore.batches(ledger, unreconciled=True))
         if not live:
             return []
         from benchsmith.engine.batch_api import BatchApi

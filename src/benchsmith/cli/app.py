@@ -43,9 +43,6 @@ ReplanOpt = typer.Option(
 )
 
 
-_fail = fail
-
-
 @app.command("init-config")
 def init_config(
     path: Path = typer.Argument(..., help="Where to write the sample config."),
@@ -59,7 +56,7 @@ def init_config(
     try:
         api.copy_template(path)
     except BenchsmithError as e:
-        _fail(e)
+        fail(e)
     err_console().print(f"wrote {path}; edit it, then: benchsmith dry-run --config {path}")
 
 
@@ -94,7 +91,7 @@ def dry_run(
         rep = api.dry_run(cfg, run_id, echo=lambda m: console.print(m, markup=False),
                           replan=replan)
     except BenchsmithError as e:
-        _fail(e, config)
+        fail(e, config)
         return
     est = rep.estimate
     out = {
@@ -135,7 +132,7 @@ def status(
     try:
         st = api.run_status(run_dir)
     except BenchsmithError as e:
-        _fail(e)
+        fail(e)
         return
     if as_json:
         typer.echo(json.dumps(st, indent=2))

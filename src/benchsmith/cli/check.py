@@ -7,8 +7,6 @@ from pathlib import Path
 
 import typer
 
-MAX_SHOWN = 5  # problems shown per failed check in the table; --json has them all
-
 
 def validate_run(
     run_dir: Path = typer.Argument(..., help="The run directory, e.g. runs/R."),
@@ -38,8 +36,7 @@ def validate_run(
 
       benchsmith validate-run runs/plans_v1 --json
     """
-    from benchsmith.cli.app import _fail
-    from benchsmith.cli.console import live_line
+    from benchsmith.cli.console import fail, print_check_table
     from benchsmith.errors import BenchsmithError
     from benchsmith.store.lock import live_holder
     from benchsmith.validate.run_checks import check_run
@@ -48,43 +45,15 @@ def validate_run(
     try:
         results = check_run(run_dir)
     except BenchsmithError as e:
-        _fail(e)
-        return
+        fail(e)
     ok = all(r.ok for r in results)
     if as_json:
         out = {"run_dir": str(run_dir), "ok": ok, "checks": [r.to_dict() for r in results],
                "live": holder.as_dict() if holder else None}
         typer.echo(json.dumps(out, indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(title=f"validate-run {run_dir}", title_justify="left")
-        table.add_column("check", no_wrap=True)
-        table.add_column("status", no_wrap=True)
-        table.add_column("detail", overflow="fold")
-        for r in results:
-            if r.ok:
-                table.add_row(r.name, Text("ok", style="green"), Text(r.detail))
-                continue
-            shown = r.problems[:MAX_SHOWN]
-            more = len(r.problems) - len(shown)
-            lines = shown + ([f"... and {more} more (see --json)"] if more > 0 else [])
-            # Text, not markup: problems quote file contents such as "[...]".
-            table.add_row(r.name, Text("FAIL", style="bold red"), Text("\n".join(lines)))
-        console = Console(highlight=False, soft_wrap=False)
-        if holder is not None:
-            console.print(
-                live_line(holder.as_dict()) + "; its files lag the ledger until it ends",
-                markup=False,
-            )
-        console.print(table)
-        failed = [r.name for r in results if not r.ok]
-        if failed:
-            console.print(f"FAIL: {len(failed)} check(s) failed: {', '.join(failed)}", markup=False)
-        else:
-            console.print(f"ok: all {len(results)} checks passed", markup=False)
+        print_check_table(f"validate-run {run_dir}", results,
+                          holder.as_dict() if holder else None)
     if not ok:
         raise typer.Exit(1)
 

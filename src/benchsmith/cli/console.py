@@ -41,6 +41,23 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def counting_progress(label: str, console: Console, enabled: bool = True) -> Progress:
+    """A bar of `label`, done/total, a `info` field, elapsed time and ETA; drawn only on a
+    terminal (`enabled`: not --quiet)."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=not (enabled and console.is_terminal),
+    )
+
+
 class RunProgress:
     """done/failed/tokens/$/ETA. Off when stderr is not a terminal or with --quiet."""
 
@@ -48,17 +65,7 @@ class RunProgress:
         self.enabled = enabled and console.is_terminal
         self.console = console
         self._last = 0.0
-        self._p = Progress(
-            TextColumn("[bold]generating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
+        self._p = counting_progress("generating", console, self.enabled)
         self._task: Any = None
 
     def __enter__(self) -> RunProgress:
@@ -89,6 +96,39 @@ def live_line(holder: dict[str, Any]) -> str:
     """`live: run in progress (...)` for a run whose lock is held (readers say so)."""
     who = f"pid {holder['pid']}, {holder['command']}, started {holder['started']}"
     return f"live:      run in progress ({who if holder['pid'] else 'holder unknown'})"
+
+
+MAX_SHOWN = 5  # problems shown per failed check in the table; --json has them all
+
+
+def print_check_table(title: str, results: Sequence[Any], live: dict[str, Any] | None) -> None:
+    """validate-run's table (`results`: its CheckResults) and a closing ok/FAIL line;
+    `live`: the holder of a live run, whose files lag the ledger until it ends."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for r in results:
+        if r.ok:
+            table.add_row(r.name, Text("ok", style="green"), Text(r.detail))
+            continue
+        shown = r.problems[:MAX_SHOWN]
+        more = len(r.problems) - len(shown)
+        lines = shown + ([f"... and {more} more (see --json)"] if more > 0 else [])
+        # Text, not markup: problems quote file contents such as "[...]".
+        table.add_row(r.name, Text("FAIL", style="bold red"), Text("\n".join(lines)))
+    console = Console(highlight=False, soft_wrap=False)
+    if live is not None:
+        console.print(live_line(live) + "; its files lag the ledger until it ends", markup=False)
+    console.print(table)
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        console.print(f"FAIL: {len(failed)} check(s) failed: {', '.join(failed)}", markup=False)
+    else:
+        console.print(f"ok: all {len(results)} checks passed", markup=False)
 
 
 def is_tty() -> bool:

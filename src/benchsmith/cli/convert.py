@@ -8,17 +8,15 @@ from typing import Optional
 import typer
 
 from benchsmith.cli.console import err_console, fail
+from benchsmith.cli.options import command_group, limit_option
 from benchsmith.errors import BenchsmithError
 from benchsmith.sources.refactorbench_convert import convert_refactorbench, write_rows
 
-convert_app = typer.Typer(
-    name="convert",
-    help="Convert a benchmark checkout into the JSONL file a dataset source loads.\n\n"
-    "Example:\n\n"
-    "  benchsmith convert refactorbench --refactorbench-root RefactorBench "
+convert_app = command_group(
+    "convert",
+    "Convert a benchmark checkout into the JSONL file a dataset source loads.",
+    "benchsmith convert refactorbench --refactorbench-root RefactorBench "
     "--variant descriptive --output data/refactorbench_py.jsonl",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -36,9 +34,7 @@ def refactorbench(
     output: Path = typer.Option(
         ..., "--output", "-o", help="JSONL file to write (replaced atomically)."
     ),
-    limit: Optional[int] = typer.Option(
-        None, "--limit", help="Keep the first N tasks after sorting by task id."
-    ),
+    limit: Optional[int] = limit_option("Keep the first N tasks after sorting by task id."),
     include_test_source: bool = typer.Option(
         False,
         "--include-test-source",

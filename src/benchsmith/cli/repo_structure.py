@@ -7,27 +7,17 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from benchsmith.cli.console import err_console, fail
+from benchsmith.cli.console import counting_progress, err_console, fail
+from benchsmith.cli.options import command_group, json_option, limit_option, quiet_option
 from benchsmith.errors import BenchsmithError
 
-repo_structure_app = typer.Typer(
-    name="repo-structure",
-    help="Agentless repo-structure files (repository tree, classes, functions, file text) "
-    "for SWE-bench instances.\n\n"
-    "Example:\n\n"
-    "  benchsmith repo-structure build --repos-dir ~/repos --dataset swe.jsonl.gz "
+repo_structure_app = command_group(
+    "repo-structure",
+    "Agentless repo-structure files (repository tree, classes, functions, file text) "
+    "for SWE-bench instances.",
+    "benchsmith repo-structure build --repos-dir ~/repos --dataset swe.jsonl.gz "
     "--out structures/",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -50,16 +40,15 @@ def build(
         None, "--instance-ids", metavar="FILE",
         help="Only these instances: a JSON list of ids or one id per line.",
     ),
-    limit: Optional[int] = typer.Option(
-        None, "--limit", min=0,
-        help="Build at most N instances (sorted by id, after --instance-ids).",
+    limit: Optional[int] = limit_option(
+        "Build at most N instances (sorted by id, after --instance-ids)."
     ),
     split: str = typer.Option("test", "--split", help="Split of a Hugging Face dataset name."),
     force: bool = typer.Option(
         False, "--force", help="Rebuild files already in --out (default: keep them)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    quiet: bool = quiet_option(),
+    as_json: bool = json_option("the summary"),
 ) -> None:
     """Write `<out>/<instance_id>.json` for each SWE-bench instance, from its local clone at
     base_commit.
@@ -94,18 +83,7 @@ def build(
         )
     except BenchsmithError as e:
         fail(e)
-    progress = Progress(
-        TextColumn("[bold]repo structures"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-        disable=quiet or not console.is_terminal,
-    )
+    progress = counting_progress("repo structures", console, not quiet)
 
     try:
         with progress:

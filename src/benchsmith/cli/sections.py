@@ -1,4 +1,4 @@
-"""CLI commands: prepare-sections and merge-sections (logic in benchsmith.store.sections)."""
+"""CLI commands: prepare-sections and merge-sections (logic in benchsmith.sections)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def prepare_sections(
       benchsmith run -c section_runs/section_01/section_config.yaml \\
         --run-id full_system_section_01
     """
-    from benchsmith.store.sections import prepare_sections as prepare
+    from benchsmith.sections import prepare_sections as prepare
 
     try:
         plan = prepare(
@@ -133,8 +133,8 @@ def merge_sections(
       benchsmith merge-sections --section-run s1=runs/a --section-run s2=runs/b \\
         --output-run-id merged_002 --prefer s2 --run-dir runs
     """
-    from benchsmith.store.sections import merge_sections as merge
-    from benchsmith.store.sections import parse_section_arg
+    from benchsmith.sections import merge_sections as merge
+    from benchsmith.sections import parse_section_arg
 
     try:
         pairs = [parse_section_arg(s) for s in section_run]

@@ -11,38 +11,25 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.export.markdown import safe_name
+from benchsmith.export.readable_report import READABLE, ReadableReport
 from benchsmith.recipes.base import Recipe
+from benchsmith.recipe_of import recipe_of_run
 from benchsmith.store.io_errors import StorageError
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import run_lock
-from benchsmith.store.rundir import RunDir
+from benchsmith.store.rundir import existing_run_dir
 
 __all__ = [
+    "READABLE",
     "ReadableReport",
     "render_after_run",
     "render_readable",
     "safe_name",
 ]
-
-READABLE = "readable"  # the default folder inside the run dir
-
-
-@dataclass(frozen=True)
-class ReadableReport:
-    """What a rendering wrote (`plans`: the records shown)."""
-
-    index: Path
-    failed_index: Path
-    files: tuple[Path, ...] = ()
-    failed_files: tuple[Path, ...] = ()
-    tasks: int = 0
-    plans: int = 0
-    removed: tuple[Path, ...] = ()
 
 
 def render_readable(
@@ -50,9 +37,7 @@ def render_readable(
     recipe: Recipe | None = None,
 ) -> ReadableReport:
     """Render the run with its recipe's renderer (`recipe`: default, the run's own)."""
-    rd = RunDir(Path(run_dir))
-    if not rd.ledger.is_file():
-        raise ConfigError(str(rd.root), "", "not a run directory (no ledger.sqlite)")
+    rd = existing_run_dir(run_dir)
     out = None if output_dir is None else Path(output_dir)
     if out is not None:
         if out.exists() and not out.is_dir():
@@ -60,8 +45,6 @@ def render_readable(
         if out.resolve() == rd.root.resolve():
             raise ConfigError(str(out), "--output-dir", "must not be the run directory itself")
     if recipe is None:
-        from benchsmith.recipe_of import recipe_of_run
-
         recipe = recipe_of_run(rd.root)
     if recipe.readable is None:
         raise ConfigError(str(rd.root), "", f"recipe {recipe.name} has no readable rendering; "
@@ -69,7 +52,7 @@ def render_readable(
     inside = out is None or out.resolve().is_relative_to(rd.root.resolve())
     with run_lock(rd.root, "render-readable") if inside else nullcontext():
         try:
-            ledger = Ledger(rd.ledger)
+            ledger = Ledger.open_readonly(rd.ledger)  # the rendering only writes files
         except StorageError:
             raise  # already names the file and the fix
         except sqlite3.Error as e:
@@ -92,8 +75,6 @@ def render_after_run(run_dir: Path | str, recipe: Recipe | None = None) -> str |
     Never raises: returns a warning or None."""
     try:
         if recipe is None:
-            from benchsmith.recipe_of import recipe_of_run
-
             recipe = recipe_of_run(Path(run_dir))
         if recipe.readable is None:
             return None

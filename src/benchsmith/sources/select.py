@@ -11,17 +11,23 @@ from benchsmith.userfiles import read_user_text
 
 
 def read_id_list(path: Path, field: str) -> list[str]:
-    """A JSON list of ids, or one id per line."""
+    """The ids of dataset `field`'s task_ids_file (`read_ids`)."""
+    return read_ids(path, f"{field}.task_ids_file")
+
+
+def read_ids(path: Path, field: str) -> list[str]:
+    """A JSON list of ids, or one id per line; errors name `field` (the option or key that
+    named the file)."""
     if not path.is_file():
-        raise ConfigError(str(path), f"{field}.task_ids_file", "file not found")
-    text = read_user_text(path, f"{field}.task_ids_file").strip()
+        raise ConfigError(str(path), field, "file not found")
+    text = read_user_text(path, field).strip()
     if text.startswith("["):
         try:
             ids = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ConfigError(str(path), f"{field}.task_ids_file", f"not valid JSON: {e.msg}") from None
+            raise ConfigError(str(path), field, f"not valid JSON: {e.msg}") from None
         if not all(isinstance(i, str) for i in ids):
-            raise ConfigError(str(path), f"{field}.task_ids_file", "must be a list of strings")
+            raise ConfigError(str(path), field, "must be a list of strings")
         return ids
     return [line.strip() for line in text.splitlines() if line.strip()]
 

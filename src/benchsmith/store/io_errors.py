@@ -56,6 +56,12 @@ class StorageError(BenchsmithError):
                 f"{self.path} was written by a newer benchsmith ({self.detail}); "
                 "upgrade benchsmith to use this run"
             )
+        if self.kind == "older":
+            return (
+                f"{self.path} was written by an older benchsmith ({self.detail}); a command "
+                "that writes the run upgrades it (e.g. `benchsmith dry-run` with its config and "
+                "--run-id), then read it again"
+            )
         if self.kind == "full":
             rd = self.run_dir
             if rd is None:
@@ -175,11 +181,14 @@ class _Connection(sqlite3.Connection):
             raise err from e
 
 
-def connect_ledger(path: Path) -> _Connection:
-    """sqlite3.connect for the ledger (autocommit; transactions are explicit)."""
+def connect_ledger(path: Path, query: str = "") -> _Connection:
+    """sqlite3.connect for the ledger (autocommit; transactions are explicit). `query`: URI
+    parameters, such as "mode=ro"."""
+    target = f"{path.absolute().as_uri()}?{query}" if query else str(path)
     try:
         db = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, factory=_Connection
+            target, isolation_level=None, check_same_thread=False, factory=_Connection,
+            uri=bool(query),
         )
     except sqlite3.Error as e:
         raise (ledger_error(path, e) or e) from e

@@ -21,6 +21,7 @@ from benchsmith.records import Task, Usage
 from benchsmith.store.io_errors import LedgerUnreadable, connect_ledger
 from benchsmith.store.ledger_reads import CURRENT_PLAN, NEWEST_PLAN, LedgerReads
 from benchsmith.store.migrations import MIGRATIONS
+from benchsmith.store.readonly import connect_readonly
 from benchsmith.store.units import Unit, UnitRow  # noqa: F401 - re-exported
 
 TERMINAL = ("ok", "invalid", "failed", "skipped")
@@ -50,6 +51,14 @@ class Ledger(LedgerReads):
         except BaseException:
             self.db.close()
             raise
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> Ledger:
+        """The ledger for reading only: no migration, writes refused (`store/readonly.py`)."""
+        led = cls.__new__(cls)  # __init__ would migrate
+        led.path = Path(path)
+        led.db = connect_readonly(led.path)
+        return led
 
     # -- schema -------------------------------------------------------------------------
     def _migrate(self) -> None:

@@ -100,6 +100,21 @@ def claim_run_dir(root: Path, field: str = "--run-id") -> None:
         raise ConfigError(str(root), field, f"cannot create the run folder: {why}") from None
 
 
+def existing_run_dir(run_dir: str | Path) -> RunDir:
+    """The run at `run_dir`; the one error for a path that is not a run."""
+    rd = RunDir(Path(run_dir))
+    if not rd.ledger.is_file():
+        raise ConfigError(str(rd.root), "", f"not a run directory (no {LEDGER_NAME})")
+    return rd
+
+
+def open_existing_run(run_dir: str | Path) -> tuple[RunDir, Ledger]:
+    """An existing run and its ledger opened read-only (`Ledger.open_readonly`): what
+    commands that only read a run use. The caller closes the ledger."""
+    rd = existing_run_dir(run_dir)
+    return rd, Ledger.open_readonly(rd.ledger)
+
+
 def _refuse_foreign(root: Path, field: str) -> None:
     """A folder without a ledger may be claimed only if it is empty (but for a lock file
     left by a creation that failed)."""

@@ -39,7 +39,7 @@ from benchsmith.export.markdown import (
     table_row,
 )
 from benchsmith.recipes.prompt import task_text
-from benchsmith.export.readable import READABLE, ReadableReport
+from benchsmith.export.readable_report import READABLE, ReadableReport
 from benchsmith.records import Task
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir

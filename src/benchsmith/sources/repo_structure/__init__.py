@@ -16,7 +16,11 @@ Modules: `model` (the result types, `tree_text`), `agentless_json` (the JSON lay
 
 from __future__ import annotations
 
-from benchsmith.sources.repo_structure.agentless_json import load_structure_file
+from benchsmith.sources.repo_structure.agentless_json import (
+    load_structure_file,
+    structure_from_json,
+    structure_to_json,
+)
 from benchsmith.sources.repo_structure.cache import CACHE_VERSION, cache_path, default_cache_dir
 from benchsmith.sources.repo_structure.dataset import (
     BuildReport,
@@ -49,4 +53,6 @@ __all__ = [
     "load_structure_file",
     "parse_python",
     "structure_for",
+    "structure_from_json",
+    "structure_to_json",
 ]

@@ -24,7 +24,7 @@ _NO_FINAL_NL = "files_without_final_newline"
 
 
 def structure_to_json(st: RepoStructure) -> dict[str, Any]:
-    """`st` in the Agentless layout (what `RepoStructure.to_json` returns)."""
+    """`st` in the Agentless layout (read back by `structure_from_json`)."""
     structure: dict[str, Any] = {}
     no_final_nl: list[str] = []
     for path, e in st.entries.items():
@@ -67,11 +67,8 @@ def _class_json(c: ClassSpan) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reading
 
 
-def structure_from_json(
-    data: Any, source: str
-) -> tuple[str, str, dict[str, FileEntry], str | None]:
-    """(repo, base_commit, entries, instance_id) of the Agentless layout; `source` names the
-    file in errors (what `RepoStructure.from_json` is built from)."""
+def structure_from_json(data: Any, source: str = "<json>") -> RepoStructure:
+    """Read the Agentless layout; `source` names the file in errors."""
     if not isinstance(data, dict):
         raise ConfigError(source, "", "expected a JSON object {repo, base_commit, structure}")
     structure = data.get("structure")
@@ -92,7 +89,8 @@ def structure_from_json(
         raise ConfigError(source, _NO_FINAL_NL, "must be a list of paths")
     entries: dict[str, FileEntry] = {}
     _read_tree(structure, "", entries, set(no_nl), source)
-    return meta["repo"] or "", meta["base_commit"] or "", entries, meta["instance_id"]
+    return RepoStructure(repo=meta["repo"] or "", base_commit=meta["base_commit"] or "",
+                         entries=entries, instance_id=meta["instance_id"])
 
 
 def load_structure_file(path: Path | str) -> RepoStructure:
@@ -108,7 +106,7 @@ def load_structure_file(path: Path | str) -> RepoStructure:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise ConfigError(str(p), "", f"not valid JSON: {e}") from None
-    return RepoStructure.from_json(data, source=str(p))
+    return structure_from_json(data, source=str(p))
 
 
 def _is_file_entry(v: dict[str, Any]) -> bool:

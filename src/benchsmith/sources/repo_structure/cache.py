@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 
 from benchsmith.errors import ConfigError
+from benchsmith.sources.repo_structure.agentless_json import structure_from_json, structure_to_json
 from benchsmith.sources.repo_structure.model import RepoStructure
 from benchsmith.store.rundir import atomic_write_bytes
 
@@ -39,7 +40,7 @@ def read_cache(path: Path, commit: str) -> RepoStructure | None:
     if not isinstance(data, dict) or data.get("cache_version") != CACHE_VERSION:
         return None
     try:
-        st = RepoStructure.from_json(data, source=str(path))
+        st = structure_from_json(data, source=str(path))
     except ConfigError:
         return None
     return st if st.base_commit == commit else None
@@ -57,7 +58,7 @@ def cached_structure(
 
 
 def write_cache(path: Path, st: RepoStructure) -> None:
-    payload = {**st.to_json(), "cache_version": CACHE_VERSION}
+    payload = {**structure_to_json(st), "cache_version": CACHE_VERSION}
     try:
         atomic_write_bytes(path, orjson.dumps(payload) + b"\n")
     except OSError:

@@ -12,6 +12,7 @@ import orjson
 
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.sources import swebench
+from benchsmith.sources.repo_structure.agentless_json import structure_to_json
 from benchsmith.sources.repo_structure.lookup import (
     build_structure,
     check_iid,
@@ -22,6 +23,7 @@ from benchsmith.sources.repo_structure.lookup import (
 )
 from benchsmith.sources.repo_structure.model import RepoStructure
 from benchsmith.sources.rows import iter_file, iter_hf
+from benchsmith.sources.select import read_ids
 from benchsmith.store.rundir import atomic_write_bytes
 
 
@@ -30,25 +32,6 @@ class Instance:
     instance_id: str
     repo: str
     base_commit: str
-
-
-def _read_id_file(path: Path) -> list[str]:
-    """A JSON list of ids, or one id per line."""
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise ConfigError(str(path), "--instance-ids", "file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(path), "--instance-ids", f"cannot read: {e}") from None
-    if text.startswith("["):
-        try:
-            ids = orjson.loads(text)
-        except orjson.JSONDecodeError as e:
-            raise ConfigError(str(path), "--instance-ids", f"not valid JSON: {e}") from None
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise ConfigError(str(path), "--instance-ids", "must be a list of strings")
-        return ids
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _iter_rows(dataset: str, split: str) -> tuple[str, Iterable[tuple[int, dict[str, Any]]]]:
@@ -91,7 +74,7 @@ def load_instances(
         found[vals[0]] = Instance(*vals)
     out = [found[i] for i in sorted(found)]
     if instance_ids_file is not None:
-        wanted = _read_id_file(Path(instance_ids_file))
+        wanted = read_ids(Path(instance_ids_file), "--instance-ids")
         unknown = [i for i in wanted if i not in found]
         if unknown:
             raise ConfigError(
@@ -154,7 +137,7 @@ def build_dataset_structures(
                 if last is None or last[0] != key:
                     last = (key, build_structure(clone, inst.base_commit, repo=repo,
                                                  cache_dir=cache_dir, use_cache=use_cache))
-                data = orjson.dumps(replace(last[1], instance_id=inst.instance_id).to_json())
+                data = orjson.dumps(structure_to_json(replace(last[1], instance_id=inst.instance_id)))
         except BenchsmithError as e:
             status, reason = "skipped", str(e)
         if data is not None:

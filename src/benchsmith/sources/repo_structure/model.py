@@ -119,22 +119,6 @@ class RepoStructure:
             lines.append(f"... ({len(paths) - shown} more files)")
         return "\n".join(lines)
 
-    # ---- JSON (the Agentless layout; the code is in agentless_json, which imports this module)
-
-    def to_json(self) -> dict[str, Any]:
-        """The Agentless repo-structure layout (loadable by `from_json` and by Agentless)."""
-        from benchsmith.sources.repo_structure.agentless_json import structure_to_json
-
-        return structure_to_json(self)
-
-    @classmethod
-    def from_json(cls, data: Any, *, source: str = "<json>") -> RepoStructure:
-        """Read the Agentless layout. `source` names the file in errors."""
-        from benchsmith.sources.repo_structure.agentless_json import structure_from_json
-
-        repo, base_commit, entries, instance_id = structure_from_json(data, source)
-        return cls(repo=repo, base_commit=base_commit, entries=entries, instance_id=instance_id)
-
 
 def _walk_tree(node: dict[str, Any], depth: int) -> Iterator[tuple[int, str, bool]]:
     files = sorted(k for k, v in node.items() if v is None)

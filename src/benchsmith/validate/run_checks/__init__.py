@@ -43,7 +43,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchsmith.errors import ConfigError
-from benchsmith.store.rundir import RunDir
+from benchsmith.recipe_of import recipe_from_snapshot
+from benchsmith.store.rundir import existing_run_dir
 from benchsmith.validate.run_checks.base import CheckResult, Outcome
 from benchsmith.validate.run_checks.costs import check_costs
 from benchsmith.validate.run_checks.files import all_files, check_files, check_secret
@@ -82,6 +83,29 @@ def _guarded(fn: Callable[[], Outcome]) -> Outcome:
         return stopped, [f"{stopped}: {e}"]
 
 
+def _load_recipe(run: Run) -> list[str]:
+    """Build the run's recipe from its config snapshot (it declares the run's stages, outputs
+    and checks) into `run.recipe`; problems when it cannot be built or is not the ledger's."""
+    data = run.config
+    if data is None:
+        return [run.config_problem()]
+    recorded = run.ledger.get_meta("recipe") if run.ledger is not None else None
+    named = data.get("recipe")
+    if recorded is not None and isinstance(named, str) and named != recorded:
+        # checked before building: the snapshot's options may only fit the recipe it names
+        return [f"config/run_config.json names recipe {named!r}, the ledger recorded "
+                f"{recorded!r}"]
+    try:
+        recipe = recipe_from_snapshot(data, run.rd.config_json, run.root)
+    except ConfigError as e:
+        return [f"config/run_config.json: {e.problem}"]
+    if recorded is not None and recorded != recipe.name:  # which one holds is unknown
+        return [f"config/run_config.json names recipe {recipe.name!r}, the ledger recorded "
+                f"{recorded!r}"]
+    run.recipe = recipe
+    return []
+
+
 def _plan(run: Run) -> tuple[list[str], dict[str, Callable[[], Outcome]], list[str]]:
     """(check names in report order, the recipe's own checks, problems of the recipe)."""
     recipe = run.recipe
@@ -103,9 +127,7 @@ def check_run(run_dir: Path) -> list[CheckResult]:
 
     Raises ConfigError when `run_dir` is not a run directory (no ledger.sqlite).
     """
-    root = Path(run_dir)
-    if not RunDir(root).ledger.is_file():
-        raise ConfigError(str(root), "", "not a run directory (no ledger.sqlite)")
+    root = existing_run_dir(run_dir).root
     run = Run(root)
     results: dict[str, Outcome] = {}
     # The directory as found, before the ledger is opened (opening may create -wal/-shm).
@@ -113,7 +135,7 @@ def check_run(run_dir: Path) -> list[CheckResult]:
     results["no_secret"] = _guarded(lambda: check_secret(run, files))
     run.ledger_problems = run.open_ledger()
     try:
-        recipe_problems = run.load_recipe()
+        recipe_problems = _load_recipe(run)
         names, own, plan_problems = _plan(run)
         results["recipe"] = ("recipe not built", recipe_problems + plan_problems)
         results["ledger"] = _guarded(lambda: check_ledger(run))

@@ -9,24 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from benchsmith.store.ledger import SCHEMA_VERSION, Ledger
+from benchsmith.store.io_errors import StorageError
+from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir
-from benchsmith.validate.run_checks.base import short
 
 if TYPE_CHECKING:
     from benchsmith.recipes.base import Recipe
-
-_LEDGER_TABLES = {"meta", "invocations", "tasks", "units", "attempts"}
-
-
-class ReadOnlyLedger(Ledger):
-    """The run's ledger, read only: no migration, no journal-mode change, writes refused."""
-
-    def __init__(self, path: Path):  # deliberately not calling Ledger.__init__
-        self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA busy_timeout=10000")
-        self.db.execute("PRAGMA query_only=ON")
 
 
 @dataclass
@@ -116,64 +104,24 @@ class Run:
         """Why `config` is None."""
         return self.json(self.rd.config_json)[2] or "config/run_config.json is not an object"
 
-    # -- recipe --------------------------------------------------------------------------
-    def load_recipe(self) -> list[str]:
-        """Build the run's recipe from its config snapshot (it declares the run's stages,
-        outputs and checks); problems when it cannot be built or is not the ledger's."""
-        from benchsmith.errors import ConfigError
-        from benchsmith.recipe_of import recipe_from_snapshot
-
-        data = self.config
-        if data is None:
-            return [self.config_problem()]
-        recorded = self.ledger.get_meta("recipe") if self.ledger is not None else None
-        named = data.get("recipe")
-        if recorded is not None and isinstance(named, str) and named != recorded:
-            # which one holds is unknown, so neither recipe's checks run
-            return [f"config/run_config.json names recipe {named!r}, the ledger recorded "
-                    f"{recorded!r}"]
-        try:
-            self.recipe = recipe_from_snapshot(data, self.rd.config_json, self.root)
-        except ConfigError as e:
-            return [f"config/run_config.json: {e.problem}"]
-        if recorded is not None and recorded != self.recipe.name:
-            name, self.recipe = self.recipe.name, None
-            return [f"config/run_config.json names recipe {name!r}, the ledger recorded "
-                    f"{recorded!r}"]
-        return []
-
     # -- ledger --------------------------------------------------------------------------
     def open_ledger(self) -> list[str]:
-        """Open the ledger read-only; problems if it is not a usable ledger."""
-        problems: list[str] = []
-        if self.rd.ledger.stat().st_size == 0:
-            return ["ledger.sqlite: the file is empty (restore it from a backup)"]
+        """Open the ledger read-only; problems if it is not a usable ledger (the same line
+        every command that opens a run prints)."""
         try:
-            led = ReadOnlyLedger(self.rd.ledger)
+            led = Ledger.open_readonly(self.rd.ledger)
+        except StorageError as e:
+            return [str(e)]
         except sqlite3.Error as e:
-            return [f"ledger.sqlite: cannot be opened ({e})"]
+            return [f"{self.rd.ledger}: cannot be opened ({e})"]
         try:
-            version = led.db.execute("PRAGMA user_version").fetchone()[0]
-            tables = {
-                r[0] for r in led.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
             check = [r[0] for r in led.db.execute("PRAGMA quick_check").fetchall()]
-        except sqlite3.Error as e:
+        except (StorageError, sqlite3.Error) as e:
             led.close()
-            return [f"ledger.sqlite: not a readable SQLite database ({e})"]
-        missing = _LEDGER_TABLES - tables
-        if missing:
-            problems.append(f"ledger.sqlite: tables missing: {short(missing)}")
-        if version != SCHEMA_VERSION:
-            problems.append(
-                f"ledger.sqlite: schema version {version}, "
-                f"this benchsmith reads version {SCHEMA_VERSION}"
-            )
+            return [str(e)]
         if check != ["ok"]:
-            problems.append(f"ledger.sqlite: integrity check failed: {'; '.join(check[:5])}")
-        if problems:
             led.close()
-            return problems
+            return [f"ledger.sqlite: integrity check failed: {'; '.join(check[:5])}"]
         self.ledger = led
         return []
 

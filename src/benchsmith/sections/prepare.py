@@ -21,9 +21,9 @@ import yaml
 from benchsmith.config import RunConfig, load_config
 from benchsmith.errors import ConfigError
 from benchsmith.recipes.registry import legacy_keys
+from benchsmith.sections.names import NAME_RE, check_run_id
 from benchsmith.sources import load_tasks
 from benchsmith.store.rundir import atomic_write_bytes, atomic_write_json
-from benchsmith.store.sections.names import NAME_RE, check_run_id
 
 # Datasets split into sections by default (matched by dataset name or source).
 SECTIONED_SOURCES = ("swebench_verified", "refactorbench_py")

@@ -13,7 +13,8 @@ from typing import Any
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.records import Usage
 from benchsmith.store.lock import RunInUse, in_use_message, live_holder
-from benchsmith.store.rundir import RunDir
+from benchsmith.store.readonly import connect_readonly
+from benchsmith.store.rundir import existing_run_dir
 
 _USAGE_KEYS = tuple(f.name for f in fields(Usage))
 
@@ -45,26 +46,6 @@ class Tally:
             "usage": dict(self.usage),
             "spent_usd": self.spent_usd,
         }
-
-
-def _open_ro(path: Path) -> sqlite3.Connection:
-    """A read-only connection; a section run is never changed by a merge."""
-    uri = path.absolute().as_uri()
-    try:
-        try:
-            db = sqlite3.connect(uri + "?mode=ro", uri=True)
-            db.execute("SELECT 1 FROM sqlite_master").fetchall()
-        except sqlite3.OperationalError:
-            # e.g. a read-only folder where SQLite cannot create the WAL index
-            db = sqlite3.connect(uri + "?immutable=1", uri=True)
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.Error as e:
-        raise ConfigError(str(path), "", f"cannot read the ledger: {e}") from None
-    missing = {"meta", "invocations", "tasks", "units", "attempts"} - tables
-    if missing:
-        db.close()
-        raise ConfigError(str(path), "", f"not a benchsmith ledger (no table {sorted(missing)[0]})")
-    return db
 
 
 def _cols(db: sqlite3.Connection, table: str) -> list[str]:
@@ -104,27 +85,16 @@ class Section:
         ).fetchone()[0]
 
 
-def load_section(name: str, path: Path, schema_version: int) -> Section:
-    """Open section run `name` at `path`; raises unless it is a ledger of at most
-    `schema_version` (the version of the merged ledger just created)."""
-    rd = RunDir(path)
+def load_section(name: str, path: Path) -> Section:
+    """Open section run `name` at `path`, its ledger read-only (of this benchsmith's schema
+    or an older one: the copy reads the columns each version has)."""
     if not path.is_dir():
         raise ConfigError(str(path), "--section-run", f"section {name}: no such run directory")
-    if not rd.ledger.is_file():
-        raise ConfigError(
-            str(path), "--section-run", f"section {name}: not a run directory (no ledger.sqlite)"
-        )
+    rd = existing_run_dir(path)
     holder = live_holder(path)
     if holder is not None:  # a live run's ledger is a moving target
         raise RunInUse(f"section {name}: {in_use_message(path, holder)}")
-    db = _open_ro(rd.ledger)
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > schema_version:
-        db.close()
-        raise ConfigError(
-            str(rd.ledger), "", f"section {name}: ledger schema {version} is newer than this "
-            f"benchsmith ({schema_version}); upgrade benchsmith"
-        )
+    db = connect_readonly(rd.ledger, older_ok=True)
     old_units, old_tasks = _superseded(db)
     keys = {(d, t) for d, t in db.execute("SELECT dataset, task_id FROM tasks")} - old_tasks
     keys |= {(d, t) for d, t, u in db.execute("SELECT dataset, task_id, unit_id FROM units")

@@ -6,14 +6,14 @@
 - `names`: section-name and run-id rules both commands check.
 """
 
-from benchsmith.store.sections.merge import (
+from benchsmith.sections.merge import (
     ATTEMPT_MAP,
     MERGE_MANIFEST,
     MergeReport,
     merge_sections,
     parse_section_arg,
 )
-from benchsmith.store.sections.prepare import (
+from benchsmith.sections.prepare import (
     MANIFEST_NAME,
     SECTION_CONFIG_NAME,
     SECTIONED_SOURCES,

@@ -20,10 +20,10 @@ from typing import Any
 
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.export.jsonl import write_outputs
+from benchsmith.sections.copier import Copier, Section, Tally, load_section
+from benchsmith.sections.names import NAME_RE, check_run_id
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir, atomic_write_json, atomic_write_jsonl
-from benchsmith.store.sections.copier import Copier, Section, Tally, load_section
-from benchsmith.store.sections.names import NAME_RE, check_run_id
 
 MERGE_MANIFEST = "merge_manifest.json"
 ATTEMPT_MAP = "merge_attempt_ids.jsonl"
@@ -151,9 +151,8 @@ def merge_sections(
         rd = RunDir(tmp_root)
         ledger = Ledger(rd.ledger)
         try:
-            schema_version = ledger.db.execute("PRAGMA user_version").fetchone()[0]
             for n, p in zip(names, paths):
-                opened.append(load_section(n, p, schema_version))
+                opened.append(load_section(n, p))
             report = _merge_into(ledger, rd, opened, prefer, output_run_id, parent)
         finally:
             ledger.close()

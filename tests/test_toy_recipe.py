@@ -123,6 +123,9 @@ def check_toy_run(rd: Path) -> None:
     # read_records reads the toy's record_stage.
     assert [r["sentence"] for r in api.read_records(rd)] == [r["sentence"] for r in sentences]
 
+    rows = read_jsonl(rd / toy_recipe.SENTENCES_FILE)
+    assert [(r["task_id"], r["set"], r["sentence"], r["request_ids"][1]) for r in rows] == [
+        (r["task_id"], r["set"], r["sentence"], r["request_id"]) for r in sentences]
     summary = json.loads((rd / toy_recipe.SUMMARY_FILE).read_text())
     assert summary == {f"humaneval/{ONCE}": {
         f"set {r['set']}": r["sentence"] for r in sentences}}
@@ -266,6 +269,50 @@ def test_toy_recipe_through_export_and_ingest(
     assert rounds == [TASKS * SAMPLES, 1 + TASKS * SAMPLES - 1, SAMPLES + 1]
     assert [r["mode"] for r in read_jsonl(rd / "runs.jsonl")] == ["ingest"] * 3
     check_toy_run(rd)
+
+
+def test_toy_replan_keeps_its_files_to_the_current_plan(
+    toy: None, tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    """The toy's options are pinned (default fingerprint: every `recipe_options.` field); a
+    changed one needs --replan, which keeps the keyword sets and asks the sentences again. The
+    toy's JSONL output is held to the current plan by the shared `one_plan` check."""
+    fake_openai.script = lambda received, _i: (
+        Reply.text("A sentence that ends loudly!")
+        if "write one sentence" in str(request_messages(received.body)[0]["content"]) else None)
+    opts = {"samples": 1, "max_validation_retries": 0}
+    cfg = make_cfg(tmp_path, fake_openai.base_url, {"recipe": "toy", "recipe_options": opts},
+                   tasks=TASKS)
+    assert api.run(cfg, "R").counts == {"ok": TASKS, "invalid": TASKS}  # "!" is not "."
+    rd = tmp_path / "runs" / "R"
+    old = read_jsonl(rd / "datasets/humaneval/keywords.jsonl")
+    loud = make_cfg(tmp_path, fake_openai.base_url,
+                    {"recipe": "toy", "recipe_options": {**opts, "end": "!"}}, tasks=TASKS)
+    with pytest.raises(ConfigError, match=r"recipe_options\.end: \. -> !"):
+        api.run(loud, "R", resume=True)
+    summary = api.run(loud, "R", resume=True, replan=True)
+    # (the first plan's refused sentences stay in the ledger)
+    assert summary.counts == {"ok": 2 * TASKS, "invalid": TASKS}
+    assert ledger_rows(rd, "SELECT DISTINCT state FROM units WHERE plan=2") == [("ok",)]
+    # the keyword sets were kept, not asked again
+    assert read_jsonl(rd / "datasets/humaneval/keywords.jsonl") == old
+    results = check_run(rd)
+    assert all(r.ok for r in results), [(r.name, r.problems) for r in results if not r.ok]
+    rows = read_jsonl(rd / toy_recipe.SENTENCES_FILE)
+    assert [r["sentence"] for r in rows] == ["A sentence that ends loudly!"] * TASKS
+    assert json.loads((rd / toy_recipe.SUMMARY_FILE).read_text()) == {
+        f"humaneval/{r['task_id']}": {"set 0": r["sentence"]} for r in rows}
+
+    # A row of the first plan (a sentence unit it refused) in the toy's JSONL output.
+    (stale,) = ledger_rows(rd, "SELECT unit_id, parent_id FROM units WHERE stage='sentence' "
+                               "AND plan=1 LIMIT 1")
+    path = rd / toy_recipe.SENTENCES_FILE
+    path.write_text(path.read_text() + json.dumps(
+        {**rows[0], "request_ids": [stale[1], stale[0]]}) + "\n")
+    bad = {r.name: r for r in check_run(rd) if not r.ok}
+    assert set(bad) == {"one_plan"}, bad
+    (problem,) = bad["one_plan"].problems
+    assert problem.startswith(f"{toy_recipe.SENTENCES_FILE}: holds records of 2 plans (plan 1 ")
 
 
 # --------------------------------------------------------------------------- entry points

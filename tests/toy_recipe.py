@@ -9,10 +9,12 @@ this file into a package of its own. Two stages:
   using those keywords. Valid when, stripped, it ends with ``recipe_options.end`` and has at
   least ``min_words`` words (the fake server's default text, "Fake answer: <words>.", does).
 
-Its own output is ``toy_summary.json`` at the top of the run dir (task -> sample -> the
-accepted sentence, from the ledger's current plan); its run check ``toy_summary`` re-derives
-that file from the ledger and checks every sentence against the options; `status` adds a
-``toy:`` line.
+Its own outputs, at the top of the run dir, from the ledger's current plan:
+``toy_summary.json`` (task -> sample -> the accepted sentence) and ``toy_sentences.jsonl``
+(one row per accepted sentence, naming the requests it came from in ``request_ids``, as the
+rollouts' output.jsonl does). Its run check ``toy_summary`` re-derives the summary from the
+ledger and checks every sentence against the options; the JSONL file is left to the shared
+checks (it parses; it holds the current plan's rows). `status` adds a ``toy:`` line.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from benchsmith.recipes.registry import RecipeSpec
 NAME = "toy"
 VERSION = "1"
 SUMMARY_FILE = "toy_summary.json"
+SENTENCES_FILE = "toy_sentences.jsonl"
 
 
 class ToyOptions(BaseModel):
@@ -130,9 +133,9 @@ def toy_recipe(o: ToyOptions, ctx: Any) -> Recipe:
                   max_validation_retries=o.max_validation_retries, record_label="sentence"),
         ),
         run_checks=(RunCheck("toy_summary", lambda run: check_summary(run, o)),),
-        outputs=(SUMMARY_FILE,),
+        outputs=(SUMMARY_FILE, SENTENCES_FILE),
         record_stage="sentence",
-        write_outputs=write_summary,
+        write_outputs=write_files,
         status=status,
     )
 
@@ -149,10 +152,17 @@ def summary_of(ledger: Any) -> dict[str, dict[str, str]]:
     return {k: out[k] for k in sorted(out)}
 
 
-def write_summary(ledger: Any, rd: Any) -> None:
-    from benchsmith.store.rundir import atomic_write_json
+def sentence_rows(ledger: Any) -> list[dict[str, Any]]:
+    return [{"dataset": u.dataset, "task_id": u.task_id, "set": u.sample_index,
+             "sentence": u.result[0]["sentence"], "request_ids": [u.parent_id, u.unit_id]}
+            for u in ledger.units(state="ok", stage="sentence", current_plan=True)]
+
+
+def write_files(ledger: Any, rd: Any) -> None:
+    from benchsmith.store.rundir import atomic_write_json, atomic_write_jsonl
 
     atomic_write_json(rd.root / SUMMARY_FILE, summary_of(ledger))
+    atomic_write_jsonl(rd.root / SENTENCES_FILE, sentence_rows(ledger))
 
 
 def status(ledger: Any) -> StatusSummary:

@@ -25,9 +25,9 @@ a ``recipe`` check. Shared checks, in order (module in brackets):
   usage and cost; each cost is recomputed from the usage and the run's price table (batch
   and ingested attempts at ``batch.price_multiplier``); the totals of the log, runs.jsonl and
   the ledger agree; no invocation spent money past its budget.
-- ``one_plan`` [plan]: every exported file (datasets/, failed_plans/datasets/, output.jsonl,
-  failures.jsonl) holds the records of one plan, the current one; config/plan.json names the
-  ledger's current plan fingerprint. A run with no plan recorded (made before plans were
+- ``one_plan`` [plan]: every exported file (datasets/, failed_plans/datasets/, and the .jsonl
+  files of `Recipe.outputs`, e.g. the rollouts' output.jsonl) holds the records of one plan,
+  the current one; config/plan.json names the ledger's current plan fingerprint. A run with no plan recorded (made before plans were
   pinned, or merged) passes.
 - ``files_parse`` [files]: expected files exist (the shared ones, and the recipe's templates,
   stage files and `Recipe.outputs`), every .json/.jsonl parses, no temp file is left.

@@ -12,12 +12,14 @@ from benchsmith.validate.run_checks.loader import Run
 
 
 def _exported(run: Run) -> list[Path]:
-    """Files whose rows name their requests (request_id, or request_ids for rollouts)."""
+    """Files whose rows may name their requests (request_id, or request_ids): the shared
+    dataset files and the JSONL files the run's recipe declares in `outputs`."""
     files: list[Path] = []
     for root in run.dataset_roots():
         if root.is_dir():
             files += sorted(root.glob("*/*.jsonl"))
-    files += [run.root / n for n in ("output.jsonl", "failures.jsonl") if (run.root / n).is_file()]
+    outputs = run.recipe.outputs if run.recipe is not None else ()
+    files += [run.root / n for n in outputs if n.endswith(".jsonl") and (run.root / n).is_file()]
     return files
 
 

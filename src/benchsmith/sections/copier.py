@@ -107,8 +107,9 @@ def load_section(name: str, path: Path) -> Section:
 def _superseded(db: sqlite3.Connection) -> tuple[set[str], set[tuple[str, str]]]:
     """Unit ids and task keys outside the section's current plan (a replanned run exports
     its current plan only; so does the merge)."""
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if "plans" not in tables or db.execute("SELECT MAX(id) FROM plans").fetchone()[0] is None:
+    # the ledger's plan pins (a table of ledgers made before pinning lacks)
+    pinned = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='plans'")
+    if pinned.fetchone() is None or db.execute("SELECT MAX(id) FROM plans").fetchone()[0] is None:
         return set(), set()
     old = "plan IS NOT (SELECT MAX(id) FROM plans)"
     units = {r[0] for r in db.execute(f"SELECT unit_id FROM units WHERE {old}")}

@@ -97,7 +97,7 @@ class RunConfig(_Strict):
             if not is_dataset_name(name):
                 raise ValueError(f"dataset name {name!r} {DATASET_RULE}")
             src = ds.source_for(name)
-            if src != "humaneval" and not ds.path and not ds.hf_name:
+            if src not in ("humaneval", "generated") and not ds.path and not ds.hf_name:
                 raise ValueError(f"dataset {name!r} (source {src}) needs `path` or `hf_name`")
         return v
 
@@ -193,7 +193,8 @@ def _raise_validation(e: ValidationError, file: str, root: type[BaseModel], pref
     if "ctx" in err and "expected" in err["ctx"]:
         msg = f"must be {err['ctx']['expected']}"
     more = f" (and {len(e.errors()) - 1} more problems)" if len(e.errors()) > 1 else ""
-    got = f"; got {err.get('input')!r}" if loc and _echoable(field, err.get("input")) else ""
+    value = err.get("input")
+    got = f"; got {value!r}" if loc and value is not None and _echoable(field, value) else ""
     msg = msg.removeprefix("Value error, ")
     raise ConfigError(file, field, f"{msg}{got}{more}") from None
 

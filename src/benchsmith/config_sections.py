@@ -6,7 +6,7 @@ import re
 import urllib.parse
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -32,22 +32,28 @@ class FieldMap(_Strict):
 
 
 SOURCES = ("humaneval", "swebench_verified", "swebench_lite", "swebench", "refactorbench_py", "jsonl")
+# Sources no file is read for; never a dataset name's default.
+GENERATED, RUN = "generated", "run"
+MAX_SLOTS = 10_000_000
 
 
 class DatasetConfig(_Strict):
     """One dataset to load tasks from."""
 
     source: (
-        Literal["humaneval", "swebench_verified", "swebench_lite", "swebench", "refactorbench_py", "jsonl"]
+        Literal["humaneval", "swebench_verified", "swebench_lite", "swebench", "refactorbench_py",
+                "jsonl", "generated", "run"]
         | None
     ) = Field(
         None,
         description="Loader; default: the dataset's name when it is a known source "
-        "(humaneval, swebench_verified, swebench_lite, swebench, refactorbench_py), else jsonl.",
+        "(humaneval, swebench_verified, swebench_lite, swebench, refactorbench_py), else jsonl. "
+        "`generated`: `count` numbered task slots; `run`: the records of another run.",
     )
     path: str | None = Field(
-        None,
-        description="Local file: .jsonl, .jsonl.gz or .parquet (humaneval: optional override).",
+        None, validate_default=True,
+        description="Local file: .jsonl, .jsonl.gz or .parquet (humaneval: optional override); "
+        "source `run`: the folder of an earlier benchsmith run (runs/<id>).",
     )
     hf_name: str | None = Field(
         None, description="Hugging Face dataset name, used when `path` is not set (needs network)."
@@ -60,11 +66,47 @@ class DatasetConfig(_Strict):
     task_ids_file: str | None = Field(
         None, description="JSON list or one-id-per-line file: only these task ids are used."
     )
+    count: int | None = Field(
+        None, ge=1, le=MAX_SLOTS, strict=True, validate_default=True,
+        description="Source `generated` (required): how many task slots (slot-00000, ...).",
+    )
+    seed: int | None = Field(
+        None, strict=True, description="Source `generated`: seed the slots' own seeds derive from; default 0.",
+    )
+    stage: str | None = Field(
+        None, description="Source `run`: the stage whose records become tasks; default: the "
+        "run's record stage (what `read_records` reads).",
+    )
 
     def source_for(self, name: str) -> str:
         if self.source:
             return self.source
         return name if name in SOURCES else "jsonl"
+
+    @field_validator("path")
+    @classmethod
+    def _path_for_run(cls, v: str | None, info: ValidationInfo) -> str | None:
+        src = info.data.get("source")
+        if src == RUN and not v:
+            raise ValueError("source run needs `path`: the folder of an earlier run (runs/<id>)")
+        if src == GENERATED and v is not None:
+            raise ValueError("source generated reads no file; remove `path`")
+        return v
+
+    @field_validator("hf_name", "fields", "count", "seed", "stage")
+    @classmethod
+    def _only_with_its_source(cls, v: Any, info: ValidationInfo) -> Any:
+        src, key = info.data.get("source"), info.field_name
+        wanted = {"count": GENERATED, "seed": GENERATED, "stage": RUN}.get(key or "")
+        if key == "count" and src == GENERATED and v is None:
+            raise ValueError("source generated needs `count`: how many task slots (at least 1)")
+        if v is None:
+            return v
+        if wanted and src != wanted:
+            raise ValueError(f"only used with source {wanted}; remove it or set source: {wanted}")
+        if not wanted and src in (GENERATED, RUN):
+            raise ValueError(f"not used by source {src}; remove it")
+        return v
 
 
 class ModelConfig(_Strict):

@@ -5,7 +5,8 @@ requests next to the old ones. The fingerprint holds the recipe and its version,
 templates' text, the options that change prompts or the request count, the models and the
 parameters they are sent, the wire format, the datasets and their selection, and a digest of
 the first-stage request ids (which catches what the settings cannot name: a changed data
-file, repository or prompt code).
+file, repository or prompt code). A dataset read from another run also pins a digest of
+that run's records, so a changed source run is named as such.
 
 Left out, so they may change on resume: openai.base_url, openai.api_key_env,
 openai.use_batch_api, engine.*, budget.*, batch.*, prices, run_dir, and the recipe options
@@ -24,12 +25,14 @@ from typing import Any
 import orjson
 
 from benchsmith.config import RunConfig
-from benchsmith.config_sections import ModelConfig
+from benchsmith.config_sections import GENERATED, RUN, ModelConfig
 from benchsmith.recipes.base import Recipe
+from benchsmith.sources import run_records
 from benchsmith.sources.select import read_id_list
 from benchsmith.store.ids import canonical_json
 
 REQUESTS = "requests."
+_SOURCE_KEYS = ("count", "seed", "stage")
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,16 @@ def _datasets(cfg: RunConfig) -> dict[str, Any]:
     for name in sorted(cfg.datasets):
         ds = cfg.datasets[name]
         pre = f"datasets.{name}"
-        data = _section(pre, ds, exclude=("task_ids_file",))
-        data[f"{pre}.source"] = ds.source_for(name)
+        source = ds.source_for(name)
+        # Keys later sources added are left out when unset: older runs' plans stay the same.
+        unset = [k for k in _SOURCE_KEYS if getattr(ds, k) is None]
+        data = _section(pre, ds, exclude=("task_ids_file", *unset))
+        data[f"{pre}.source"] = source
+        if source == GENERATED:
+            data[f"{pre}.seed"] = ds.seed or 0
+        elif source == RUN:  # what the other run holds, named, not only in the request digest
+            tasks = run_records.load(name, cfg.resolve(ds.path or ""), ds.stage, pre)
+            data[f"{pre}.records"] = run_records.digest(tasks)
         if ds.task_ids_file:  # its content, not where it lies
             field = f"{pre}.task_ids_file"
             ids = sorted(read_id_list(cfg.resolve(ds.task_ids_file), field))

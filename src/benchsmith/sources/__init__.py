@@ -5,7 +5,7 @@ from __future__ import annotations
 from benchsmith.config import DatasetConfig, FieldMap, RunConfig
 from benchsmith.errors import ConfigError
 from benchsmith.records import Task
-from benchsmith.sources import humaneval, jsonl, refactorbench, swebench
+from benchsmith.sources import generated, humaneval, jsonl, refactorbench, run_records, swebench
 from benchsmith.sources.rows import iter_file, iter_hf
 from benchsmith.sources.select import select_tasks
 
@@ -21,7 +21,15 @@ def load_tasks(name: str, ds: DatasetConfig, cfg: RunConfig) -> list[Task]:
     """Load, sort, filter and cap the tasks of one configured dataset."""
     field = f"datasets.{name}"
     source = ds.source_for(name)
-    if source == "humaneval":
+    allow = cfg.resolve(ds.task_ids_file) if ds.task_ids_file else None
+    if source == "generated":
+        assert ds.count is not None  # required by the config model
+        tasks = generated.load(name, ds.count, ds.seed or 0, max_tasks=ds.max_tasks,
+                               task_ids_file=allow, field=field)
+    elif source == "run":
+        assert ds.path is not None  # required by the config model
+        tasks = run_records.load(name, cfg.resolve(ds.path), ds.stage, field)
+    elif source == "humaneval":
         tasks = humaneval.load(name, cfg.resolve(ds.path) if ds.path else None)
     else:
         fm = ds.fields or _FIELDS.get(source) or FieldMap()
@@ -32,5 +40,4 @@ def load_tasks(name: str, ds: DatasetConfig, cfg: RunConfig) -> list[Task]:
             tasks = jsonl.to_tasks(name, iter_hf(ds.hf_name, ds.split, field), fm, ds.hf_name)
         else:  # pragma: no cover - rejected by the config model
             raise ConfigError("config", f"{field}.path", "set `path` or `hf_name`")
-    allow = cfg.resolve(ds.task_ids_file) if ds.task_ids_file else None
     return select_tasks(tasks, max_tasks=ds.max_tasks, task_ids_file=allow, field=field)

@@ -203,6 +203,13 @@ def locks_run(label: str) -> Callable[[F], F]:
     return deco
 
 
+def held_here(root: str | Path) -> bool:
+    """True when this thread holds the run's lock: the caller is writing that run."""
+    with _held_guard:
+        entry = _held.get(_key(Path(root)))
+    return entry is not None and entry[3] == threading.get_ident()
+
+
 def live_holder(root: str | Path) -> Holder | None:
     """The holder of the run's lock, or None when no process writes the run. Never takes the
     lock for longer than the probe, never creates the lock file."""

@@ -13,14 +13,9 @@ from benchsmith.store.ledger import Ledger
 class UnitHistory:
     attempts: int = 0  # API calls made for the unit (all of them: the next one is numbered after)
     # Since the unit was last re-opened (`run --retry-failed/--retry-invalid`), if it was:
-    invalid: int = 0  # answers that failed validation
-    transient: int = 0  # transient failures (unit_machine.is_transient)
+    state: UnitState = UnitState()  # failed tries: invalid answers, transient failures
     messages: tuple[dict[str, str], ...] | None = None  # re-ask with the last validation issues
     reopened: bool = False  # its children are planned with care (store/reopen.py)
-
-    @property
-    def state(self) -> UnitState:
-        return UnitState(self.transient, self.invalid)
 
 
 def load_histories(ledger: Ledger) -> dict[str, UnitHistory]:
@@ -30,7 +25,7 @@ def load_histories(ledger: Ledger) -> dict[str, UnitHistory]:
     reopened = ledger.pending_reopened()
     for uid, spec_json, status, http_status, raw, issues, fresh in ledger.pending_attempts():
         h = out.get(uid, UnitHistory())
-        n, inv, tr, msgs = h.attempts + 1, h.invalid, h.transient, h.messages
+        n, inv, tr, msgs = h.attempts + 1, h.state.invalid, h.state.transient, h.messages
         if not fresh:  # before the unit was re-opened: counts only as an attempt
             pass
         elif status == "invalid":
@@ -41,7 +36,7 @@ def load_histories(ledger: Ledger) -> dict[str, UnitHistory]:
                 msgs = with_feedback(spec.messages, raw, tuple(issues), json=spec.schema is not None)
         elif is_transient(status, http_status):
             tr += 1
-        out[uid] = UnitHistory(n, inv, tr, msgs)
+        out[uid] = UnitHistory(n, UnitState(tr, inv), msgs)
     for uid in reopened:
         out[uid] = replace(out.get(uid, UnitHistory()), reopened=True)
     return out

@@ -53,9 +53,16 @@ async def _cancel(workers: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*workers, return_exceptions=True)
 
 
-class _Unit(NamedTuple):
-    """What `_process` works out once per unit."""
+_NO_HISTORY = UnitHistory()
 
+
+class _Ok(NamedTuple):  # a valid answer, to be written
+    comp: Any  # records.Completion
+    cost: float
+    records: list[Any]
+
+
+class _Unit(NamedTuple):  # what `_process` works out once per unit
     unit: Unit
     spec: RequestSpec
     stage: Stage
@@ -89,6 +96,7 @@ class OnlineExecutor:
         self.outcome = Outcome()
         self._keys = itertools.cycle(range(len(settings.keys))) if settings.keys else None
         self._history: dict[str, UnitHistory] = {}
+        self._limits: dict[str, Limits] = {}  # by stage
         self._children = Children(ledger, recipe, tasks, self._history)
         self._inflight = 0
         self._wake = asyncio.Event()
@@ -190,9 +198,10 @@ class OnlineExecutor:
         spec = RequestSpec.from_dict(unit.spec)
         stage = self.recipe.stage(spec.stage)
         price = self.prices(spec.model)
-        h = self._history.get(unit.unit_id, UnitHistory())
+        h = self._history.get(unit.unit_id, _NO_HISTORY)
         n, state = h.attempts, h.state  # counted over every invocation
-        limits = Limits(self.s.max_retries, stage.max_validation_retries)
+        limits = self._limits.get(stage.name) or self._limits.setdefault(
+            stage.name, Limits(self.s.max_retries, stage.max_validation_retries))
         u = _Unit(unit, spec, stage, price, h, limits)
         messages: list[dict[str, str]] = list(h.messages or spec.messages)
         tries = 0  # transient failures in this invocation: the backoff's exponent
@@ -254,9 +263,10 @@ class OnlineExecutor:
                 self._end(aid, reserve, status, None, None, Usage(), charge, error=f"{status}: {e!r}"[:300])
             else:
                 if res.status == 200:
-                    step = await self._answer(u, state, aid, reserve, res)
-                    if step is None:
-                        return  # ok: finished
+                    step = self._answer(u, state, aid, reserve, res)
+                    if isinstance(step, _Ok):
+                        await self._finish_ok(u, aid, reserve, step, res.latency_s)
+                        return
                     d, reask = step
                     if reask is not None:
                         messages = reask
@@ -283,10 +293,10 @@ class OnlineExecutor:
                 if not await self._halt.pause(backoff_s(self.s, tries - 1, retry_after, self.rng)):
                     return  # stopping: the unit stays pending
 
-    async def _answer(self, u: _Unit, state: UnitState, aid: int, reserve: float, res: Any
-                      ) -> tuple[Decision, list[dict[str, str]] | None] | None:
-        """Record a 200 answer: None when it finished the unit ok, else what follows (and the
-        messages of a re-ask)."""
+    def _answer(self, u: _Unit, state: UnitState, aid: int, reserve: float, res: Any
+                ) -> _Ok | tuple[Decision, list[dict[str, str]] | None]:
+        """Judge a 200 answer: a valid one is returned to be written by `_finish_ok`; else it
+        is recorded, and what follows returned (with the messages of a re-ask)."""
         spec, limits = u.spec, u.limits
         try:
             comp = parse_completion(self.s.api, orjson.loads(res.body))
@@ -300,8 +310,7 @@ class OnlineExecutor:
         self.stats.output_tokens += comp.usage.output_tokens
         verdict = judge(u.stage, spec, comp)
         if verdict.ok:
-            await self._finish_ok(u, aid, reserve, comp, cost, verdict.records, res.latency_s)
-            return None
+            return _Ok(comp, cost, verdict.records)
         issues = verdict.issues
         d = next_step(state, Failure("invalid", "", issues), limits)
         with self.ledger.tx():
@@ -313,9 +322,8 @@ class OnlineExecutor:
             return d, None
         return d, list(with_feedback(spec.messages, comp.text, issues, json=spec.schema is not None))
 
-    async def _finish_ok(self, u: _Unit, aid: int, reserve: float, comp: Any, cost: float,
-                         records: list[Any], lat: float) -> None:
-        unit = u.unit
+    async def _finish_ok(self, u: _Unit, aid: int, reserve: float, ok: _Ok, lat: float) -> None:
+        unit, (comp, cost, records) = u.unit, ok
         over = overbilled_note(reserve, cost) if self._settle(reserve, cost) else None
         # Children are built (pure) before the parent is written so that their rows can
         # share its group commit; a build error is raised after the parent is committed,

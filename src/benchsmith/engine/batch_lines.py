@@ -70,7 +70,7 @@ def request_lines(
         )
         data = orjson.dumps({"custom_id": u.unit_id, "method": "POST", "url": url, "body": body})
         max_out = max_output_tokens(spec["params"])
-        reserve = reserve_usd(len(data), len(messages), spec["params"], spec.get("n", 1),
+        reserve = reserve_usd(len(data), len(messages), max_out, spec.get("n", 1),
                               price_for(spec["model"]), multiplier)
         why = None
         # Only a request near its model's limit is measured in full (most are far below).

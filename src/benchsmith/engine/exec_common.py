@@ -1,5 +1,5 @@
-"""What the executors share: their settings, live counters and outcome, the backoff before a
-request is sent again, and the cyclic-GC setting while requests are in flight."""
+"""What the executors share: their settings, live counters and outcome, and the cyclic-GC
+setting while requests are in flight; and the online executor's backoff between retries."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def build_request(s: EngineSettings, spec: RequestSpec, messages: list[dict[str,
     too_long = s.context.check(spec.model, len(payload), messages, max_out) if s.context else None
     return Request(
         payload,
-        reserve_usd(len(payload), len(messages), spec.params, spec.n, price),
+        reserve_usd(len(payload), len(messages), max_out, spec.n, price),
         prompt_token_bound(len(payload), len(messages)) + max_out,
         too_long,
     )

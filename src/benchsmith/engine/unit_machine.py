@@ -127,9 +127,8 @@ def max_output_tokens(params: dict[str, Any]) -> int:
     return int(params.get("max_output_tokens", 0) or 0)
 
 
-def reserve_usd(body_bytes: int, n_messages: int, params: dict[str, Any], n: int,
-                price: Price | None, multiplier: float = 1.0) -> float:
+def reserve_usd(body_bytes: int, n_messages: int, max_out: int, n: int, price: Price | None,
+                multiplier: float = 1.0) -> float:
     """A request's worst-case cost, reserved before it is sent: every one of its `n` choices
-    is billed up to max_output_tokens."""
-    return worst_case_usd(body_bytes, n_messages, max_output_tokens(params) * n, price,
-                          multiplier)
+    is billed up to `max_out` (`max_output_tokens` of its params)."""
+    return worst_case_usd(body_bytes, n_messages, max_out * n, price, multiplier)

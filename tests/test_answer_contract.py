@@ -165,3 +165,17 @@ def test_unit_ids_of_specs_without_tools_or_n_are_unchanged() -> None:
     assert len(ids) == 4
     assert RequestSpec.from_dict(_spec(tools=(TOOL,), tool_choice="auto", n=2)).to_dict() == _spec(
         tools=(TOOL,), tool_choice="auto", n=2)
+
+
+def test_fast_spec_constructor_matches_from_dict() -> None:
+    """`from_stored` (ingest's hot path) builds what `from_dict` builds."""
+    d = {"dataset": "he", "task_id": "t/1", "stage": "plans", "sample_index": 2, "model": "m",
+         "messages": [{"role": "user", "content": "hi"}], "schema": {"type": "object"},
+         "schema_name": "plans", "params": {"max_output_tokens": 9}, "parent_id": "r1_p",
+         "meta": {"k": 1}, "tools": [{"name": "f"}], "tool_choice": "auto", "n": 3}
+    for src in (d, {k: d[k] for k in ("dataset", "task_id", "stage", "sample_index", "model",
+                                      "messages")}):
+        fast, slow = RequestSpec.from_stored(src), RequestSpec.from_dict(src)
+        assert type(fast) is RequestSpec and fast == slow
+        assert list(vars(fast).items()) == list(vars(slow).items())
+    assert "__post_init__" not in vars(RequestSpec)  # from_stored skips __init__

@@ -359,7 +359,7 @@ def test_ingest_with_helper_process_agrees_with_in_process(
 ) -> None:
     """Answers are judged ahead in blocks, by a helper process on big inputs: every shape must
     come out the same whether the helper judged its block or this process did."""
-    from benchsmith import ingest
+    from benchsmith.ingest import helper, orchestrate
     from test_batch_offline import answer
 
     with FakeOpenAI() as server:
@@ -382,14 +382,14 @@ def test_ingest_with_helper_process_agrees_with_in_process(
         rows[-1] = dict(rows[-1], id="batch_req_again")
         results = write_jsonl(tmp_path / "results.jsonl", rows)
 
-        monkeypatch.setattr(ingest, "INGEST_BLOCK", 4)  # many small blocks
+        monkeypatch.setattr(orchestrate, "INGEST_BLOCK", 4)  # many small blocks
         rep_b = batch_ops.batch_ingest(rd_b, [results])  # small input: no helper
 
-        monkeypatch.setattr(ingest, "HELPER_MIN_BYTES", 0)
-        readable, take = ingest._Helper._readable, ingest._Helper.take
+        monkeypatch.setattr(helper, "HELPER_MIN_BYTES", 0)
+        readable, take = helper.Helper._readable, helper.Helper.take
         judged: list[int] = []
         # wait for the helper to be ready instead of going on without it
-        monkeypatch.setattr(ingest._Helper, "_readable",
+        monkeypatch.setattr(helper.Helper, "_readable",
                             lambda self, timeout: readable(self, max(timeout, 60.0)))
 
         def counting_take(self: Any, k: int, hashes: list[str]) -> Any:
@@ -398,7 +398,7 @@ def test_ingest_with_helper_process_agrees_with_in_process(
                 judged.append(k)
             return got
 
-        monkeypatch.setattr(ingest._Helper, "take", counting_take)
+        monkeypatch.setattr(helper.Helper, "take", counting_take)
         rep_a = batch_ops.batch_ingest(rd_a, [results])
         assert len(judged) >= 3, judged  # the helper judged blocks
 

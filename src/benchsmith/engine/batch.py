@@ -143,12 +143,7 @@ class BatchExecutor:
         return False
 
     def _stop_budget(self, refused: float) -> None:
-        self.outcome = Outcome(
-            "budget",
-            f"budget: the next request could cost up to ${self.budget.cost_bound(refused):.4f} "
-            "at the batch price and "
-            f"only ${self.budget.remaining or 0:.4f} of ${self.budget.max_usd or 0:.4f} is left",
-        )
+        self.outcome = Outcome("budget", self.budget.refusal(refused, " at the batch price"))
 
     def _refresh_budget(self) -> None:
         settled, unsettled = self.ledger.spend()

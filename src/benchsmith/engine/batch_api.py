@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 
 from benchsmith.engine.http import TRANSIENT_EXC
-from benchsmith.engine.outcome import classify_status
+from benchsmith.engine.unit_machine import classify_status
 from benchsmith.engine.wire import error_message
 from benchsmith.errors import AuthError, BenchsmithError
 from benchsmith.store.io_errors import StorageError, file_error
@@ -57,7 +57,7 @@ class BatchApi:
                     kind = classify_status(r.status, msg)
                     if kind == "stop":
                         raise AuthError(f"{method} {path}: HTTP {r.status}: {msg}")
-                    if kind == "fail" or k == self.max_retries:
+                    if kind == "fatal" or k == self.max_retries:
                         raise BenchsmithError(f"{method} {path}: HTTP {r.status}: {msg}")
             except TRANSIENT_EXC as e:
                 if k == self.max_retries:
@@ -92,7 +92,7 @@ class BatchApi:
                 kind = classify_status(r.status, msg)
                 if kind == "stop":
                     raise AuthError(f"POST /files: HTTP {r.status}: {msg}")
-                if kind == "fail":
+                if kind == "fatal":
                     raise BenchsmithError(f"POST /files: HTTP {r.status}: {msg}")
                 raise _Retry()
         except TRANSIENT_EXC:
@@ -146,7 +146,7 @@ class BatchApi:
                         tmp.replace(dest)
                         return dest
                     msg = (await r.read()).decode("utf-8", "replace")[:300]
-                    if classify_status(r.status, msg) != "retry":
+                    if classify_status(r.status, msg) != "transient":
                         raise BenchsmithError(f"GET /files/{file_id}/content: HTTP {r.status}: {msg}")
             except StorageError:
                 raise

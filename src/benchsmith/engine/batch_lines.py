@@ -18,7 +18,7 @@ from benchsmith.config import Price
 from benchsmith.engine.budget import Budget
 from benchsmith.engine.context import BYTES_PER_TOKEN, ContextLimits
 from benchsmith.engine.history import UnitHistory
-from benchsmith.engine.pricing import worst_case_usd
+from benchsmith.engine.unit_machine import max_output_tokens, reserve_usd
 from benchsmith.engine.wire import PATHS, build_body
 from benchsmith.store.ledger import Unit
 
@@ -69,10 +69,9 @@ def request_lines(
             n=spec.get("n", 1),
         )
         data = orjson.dumps({"custom_id": u.unit_id, "method": "POST", "url": url, "body": body})
-        max_out = int(spec["params"].get("max_output_tokens", 0) or 0)
-        # every one of the n choices is billed
-        reserve = worst_case_usd(len(data), len(messages), max_out * spec.get("n", 1),
-                                 price_for(spec["model"]), multiplier)
+        max_out = max_output_tokens(spec["params"])
+        reserve = reserve_usd(len(data), len(messages), max_out, spec.get("n", 1),
+                              price_for(spec["model"]), multiplier)
         why = None
         # Only a request near its model's limit is measured in full (most are far below).
         if context is not None and len(data) // BYTES_PER_TOKEN + max_out + _NEAR > limits.get(

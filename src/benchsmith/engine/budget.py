@@ -59,6 +59,12 @@ class Budget:
         """What a request whose worst case at its cap is `amount` may cost."""
         return amount * self.factor
 
+    def refusal(self, amount: float, at: str = "") -> str:
+        """Why a request whose worst case at its cap is `amount` was refused (`at`: the
+        price it counts at, if not the online one)."""
+        return (f"budget: the next request could cost up to ${self.cost_bound(amount):.4f}{at} "
+                f"and only ${self.remaining or 0:.4f} of ${self.max_usd or 0:.4f} is left")
+
     @property
     def remaining(self) -> float | None:
         if self.max_usd is None:

@@ -26,6 +26,7 @@ import orjson
 
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.pricing import prompt_token_bound
+from benchsmith.engine.unit_machine import max_output_tokens
 from benchsmith.engine.wire import build_body
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.ledger_reads import CURRENT_PLAN
@@ -91,7 +92,7 @@ class ContextLimits:
             schema=spec["schema"], schema_name=spec["schema_name"], params=spec["params"],
             bounds=self.bounds,
         )
-        max_out = int(spec["params"].get("max_output_tokens", 0) or 0)
+        max_out = max_output_tokens(spec["params"])
         return self.check(spec["model"], len(orjson.dumps(body)), msgs, max_out)
 
 

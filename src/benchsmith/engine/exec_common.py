@@ -1,10 +1,11 @@
 """What the executors share: their settings, live counters and outcome, and the cyclic-GC
-setting while requests are in flight."""
+setting while requests are in flight; and the online executor's backoff between retries."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,15 @@ class EngineSettings:
 class Outcome:
     stopped: str | None = None  # None (all done), "budget", "auth", "interrupted"
     message: str = ""
+
+
+def backoff_s(s: EngineSettings, k: int, retry_after: float | None, rng: random.Random) -> float:
+    """The wait before the (k+1)-th retry in this invocation, with jitter."""
+    if retry_after is not None:
+        # Honour the server's delay (as the official SDK does, up to 120 s).
+        return min(retry_after, max(120.0, s.backoff_max_s))
+    base = min(s.backoff_base_s * (2**k), s.backoff_max_s)
+    return base * (0.5 + rng.random() * 0.5)
 
 
 @contextlib.contextmanager

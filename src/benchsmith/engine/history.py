@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from benchsmith.engine.unit_machine import UnitState, is_transient
 from benchsmith.recipes.base import RequestSpec, with_feedback
 from benchsmith.store.ledger import Ledger
-
-RETRYABLE_STATUSES = ("http_error", "timeout", "connection_error", "malformed")
 
 
 @dataclass(frozen=True)
 class UnitHistory:
     attempts: int = 0  # API calls made for the unit (all of them: the next one is numbered after)
     # Since the unit was last re-opened (`run --retry-failed/--retry-invalid`), if it was:
-    invalid: int = 0  # answers that failed validation
-    transient: int = 0  # retryable failures (429/5xx, timeouts, malformed bodies)
+    state: UnitState = UnitState()  # failed tries: invalid answers, transient failures
     messages: tuple[dict[str, str], ...] | None = None  # re-ask with the last validation issues
     reopened: bool = False  # its children are planned with care (store/reopen.py)
 
@@ -27,7 +25,7 @@ def load_histories(ledger: Ledger) -> dict[str, UnitHistory]:
     reopened = ledger.pending_reopened()
     for uid, spec_json, status, http_status, raw, issues, fresh in ledger.pending_attempts():
         h = out.get(uid, UnitHistory())
-        n, inv, tr, msgs = h.attempts + 1, h.invalid, h.transient, h.messages
+        n, inv, tr, msgs = h.attempts + 1, h.state.invalid, h.state.transient, h.messages
         if not fresh:  # before the unit was re-opened: counts only as an attempt
             pass
         elif status == "invalid":
@@ -36,10 +34,9 @@ def load_histories(ledger: Ledger) -> dict[str, UnitHistory]:
                 spec = specs.get(uid) or RequestSpec.from_dict(spec_json)
                 specs[uid] = spec
                 msgs = with_feedback(spec.messages, raw, tuple(issues), json=spec.schema is not None)
-        elif status in RETRYABLE_STATUSES and (http_status is None or http_status in (408, 409, 429)
-                                                or http_status >= 500):
+        elif is_transient(status, http_status):
             tr += 1
-        out[uid] = UnitHistory(n, inv, tr, msgs)
+        out[uid] = UnitHistory(n, UnitState(tr, inv), msgs)
     for uid in reopened:
         out[uid] = replace(out.get(uid, UnitHistory()), reopened=True)
     return out

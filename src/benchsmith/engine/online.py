@@ -1,12 +1,8 @@
 """The online executor: bounded concurrency over pending ledger units.
 
 For each unit: reserve the worst-case cost, wait for rate-limit capacity, record the attempt,
-send, classify the outcome, validate, and either finish the unit or retry:
-  retryable  429 / 5xx / 408 / 409 / timeouts / connection errors / malformed bodies
-             (backoff with jitter, Retry-After honoured), up to engine.max_retries
-  invalid    a 200 whose answer fails validation: re-asked with the issues fed back,
-             up to the stage's max_validation_retries
-  fatal      400 / 404 / 422 ...: the unit fails with the server's message
+send, judge the answer, and do what engine/unit_machine decides (finish the unit, re-ask,
+or send again after a backoff with jitter, Retry-After honoured). Besides:
   stop       401 / 403 (and exhausted quota): the whole run stops at once
   budget     the next request cannot fit: dispatch stops, the unit stays pending
   overbilled an answer cost more than its worst case (the server billed past
@@ -23,29 +19,32 @@ import itertools
 import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from benchsmith.config import Price
 from benchsmith.engine.budget import Budget, final_stop, overbilled_note
 from benchsmith.engine.exec_common import (  # Stats, Outcome, EngineSettings: re-exported
-    EngineSettings, Outcome, Stats, quiet_cyclic_gc,
+    EngineSettings, Outcome, Stats, backoff_s, quiet_cyclic_gc,
 )
 from benchsmith.engine.history import UnitHistory, load_histories
 from benchsmith.engine.http import TRANSIENT_EXC, HttpClient
-from benchsmith.engine.outcome import classify_status, http_error_text, judge, stop_message
-from benchsmith.engine.planning import child_rows
-from benchsmith.engine.pricing import cost_usd, prompt_token_bound, worst_case_usd
+from benchsmith.engine.online_chain import Children
+from benchsmith.engine.online_request import build_request
+from benchsmith.engine.outcome import http_error_text, judge, stop_message
+from benchsmith.engine.pricing import cost_usd
 from benchsmith.engine.ratelimit import RateLimiter
 from benchsmith.engine.shutdown import Halt
-from benchsmith.engine.wire import PATHS, MalformedAnswer, build_body, parse_completion
+from benchsmith.engine.unit_machine import (
+    Decision, Failure, Limits, UnitState, http_failure, next_step, validation_exhausted,
+)
+from benchsmith.engine.wire import PATHS, MalformedAnswer, parse_completion
 from benchsmith.errors import AuthError
-from benchsmith.recipes.base import Recipe, RequestSpec, with_feedback
+from benchsmith.recipes.base import Recipe, RequestSpec, Stage, with_feedback
 from benchsmith.records import Task, Usage
 from benchsmith.store.group_commit import GroupCommit
 from benchsmith.store.ledger import Ledger, Unit
-from benchsmith.store.reopen import children_after_reopen
 
 
 async def _cancel(workers: list[asyncio.Task[None]]) -> None:
@@ -54,23 +53,32 @@ async def _cancel(workers: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*workers, return_exceptions=True)
 
 
+_NO_HISTORY = UnitHistory()
+
+
+class _Ok(NamedTuple):  # a valid answer, to be written
+    comp: Any  # records.Completion
+    cost: float
+    records: list[Any]
+
+
+class _Unit(NamedTuple):  # what `_process` works out once per unit
+    unit: Unit
+    spec: RequestSpec
+    stage: Stage
+    price: Price | None
+    history: UnitHistory
+    limits: Limits
+
+
 class OnlineExecutor:
     """Runs pending units to a terminal state (or until budget/auth stops the run)."""
 
     def __init__(
-        self,
-        *,
-        ledger: Ledger,
-        recipe: Recipe,
-        tasks: dict[tuple[str, str], Task],
-        invocation: int,
-        settings: EngineSettings,
-        http: HttpClient,
-        budget: Budget,
-        limiter: RateLimiter,
-        prices: Callable[[str], Price | None],
-        on_progress: Callable[[Stats], None] | None = None,
-        rng: random.Random | None = None,
+        self, *, ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task],
+        invocation: int, settings: EngineSettings, http: HttpClient, budget: Budget,
+        limiter: RateLimiter, prices: Callable[[str], Price | None],
+        on_progress: Callable[[Stats], None] | None = None, rng: random.Random | None = None,
     ):
         self.ledger = ledger
         self.recipe = recipe
@@ -88,6 +96,8 @@ class OnlineExecutor:
         self.outcome = Outcome()
         self._keys = itertools.cycle(range(len(settings.keys))) if settings.keys else None
         self._history: dict[str, UnitHistory] = {}
+        self._limits: dict[str, Limits] = {}  # by stage
+        self._children = Children(ledger, recipe, tasks, self._history)
         self._inflight = 0
         self._wake = asyncio.Event()
         self._commits: GroupCommit
@@ -98,6 +108,7 @@ class OnlineExecutor:
     # -- public -------------------------------------------------------------------------
     async def run(self, units: list[Unit]) -> Outcome:
         self._history = load_histories(self.ledger) if units else {}
+        self._children = Children(self.ledger, self.recipe, self.tasks, self._history)
         # A server that overbilled before will again: count worst cases at the ratio seen.
         self.budget.factor = max(self.budget.factor, self.ledger.overbilling()[2])
         self.queue.extend(units)
@@ -182,77 +193,38 @@ class OnlineExecutor:
                 self._inflight -= 1
                 self._wake.set()
 
-    def _backoff(self, k: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            # Honour the server's delay (as the official SDK does, up to 120 s).
-            return min(retry_after, max(120.0, self.s.backoff_max_s))
-        base = min(self.s.backoff_base_s * (2**k), self.s.backoff_max_s)
-        return base * (0.5 + self.rng.random() * 0.5)
-
-    async def _retry(self, unit: Unit, transient: int, why: str,
-                     retry_after: float | None = None) -> bool:
-        """After the `transient`-th transient error: back off and say True (send again), or
-        fail the unit past engine.max_retries, or say False when the run is stopping."""
-        if transient > self.s.max_retries:
-            self._finish(unit, "failed", why, None)
-            return False
-        self.stats.retries += 1
-        return await self._halt.pause(self._backoff(transient - 1, retry_after))
-
     async def _process(self, unit: Unit) -> None:
+        """Send the unit's requests until unit_machine ends it, or the run stops."""
         spec = RequestSpec.from_dict(unit.spec)
         stage = self.recipe.stage(spec.stage)
         price = self.prices(spec.model)
-        h = self._history.get(unit.unit_id, UnitHistory())
-        n, vfails = h.attempts, h.invalid
+        h = self._history.get(unit.unit_id, _NO_HISTORY)
+        n, state = h.attempts, h.state  # counted over every invocation
+        limits = self._limits.get(stage.name) or self._limits.setdefault(
+            stage.name, Limits(self.s.max_retries, stage.max_validation_retries))
+        u = _Unit(unit, spec, stage, price, h, limits)
         messages: list[dict[str, str]] = list(h.messages or spec.messages)
-        transient = 0
-        max_out = int(spec.params.get("max_output_tokens", 0) or 0)
-        if vfails > stage.max_validation_retries:
+        tries = 0  # transient failures in this invocation: the backoff's exponent
+        if validation_exhausted(state, limits):
             self._finish(unit, "invalid", "validation retries exhausted", None)
             return
         while True:
             if self._halt.on:
                 return  # stopping: the unit stays pending
-            body = build_body(
-                api=self.s.api,
-                structured=self.s.structured,
-                model=spec.model,
-                messages=messages,
-                schema=spec.schema,
-                schema_name=spec.schema_name,
-                params=spec.params,
-                extra=self.s.extra_body or None,
-                bounds=self.s.schema_bounds,
-                tools=spec.tools,
-                tool_choice=spec.tool_choice,
-                n=spec.n,
-            )
-            payload = orjson.dumps(body)
-            too_long = self.s.context and self.s.context.check(
-                spec.model, len(payload), messages, max_out
-            )
-            if too_long:
+            req = build_request(self.s, spec, messages, price)
+            if req.too_long:
                 # Not a request to send: no chain successor (it would be as long).
-                self.ledger.finish_unit(unit.unit_id, "skipped", too_long, None)
+                self.ledger.finish_unit(unit.unit_id, "skipped", req.too_long, None)
                 self.stats.total -= 1
                 self.on_progress(self.stats)
                 return
-            # Every one of the n choices is billed.
-            reserve = worst_case_usd(len(payload), len(messages), max_out * spec.n, price)
+            reserve = req.reserve
             if not self.budget.try_reserve(reserve):
                 if self.outcome.stopped is None:
-                    self.outcome = Outcome(
-                        "budget",
-                        f"budget: the next request could cost up to "
-                        f"${self.budget.cost_bound(reserve):.4f} and only "
-                        f"${self.budget.remaining or 0:.4f} of ${self.budget.max_usd:.4f} is left",
-                    )
+                    self.outcome = Outcome("budget", self.budget.refusal(reserve))
                 self.queue.appendleft(unit)
                 return
-            if self.limiter.limited and not await self._halt.until(
-                self.limiter.acquire(prompt_token_bound(len(payload), len(messages)) + max_out)
-            ):
+            if self.limiter.limited and not await self._halt.until(self.limiter.acquire(req.tokens)):
                 self.budget.settle(reserve, 0.0)  # stopping while waiting: never sent
                 return
             key, hint = self._next_key()
@@ -276,8 +248,9 @@ class OnlineExecutor:
                               error="run stopped")
                 raise
             self.stats.calls += 1
+            retry_after: float | None = None
             try:
-                res = await self.http.post(PATHS[self.s.api], payload, key)
+                res = await self.http.post(PATHS[self.s.api], req.payload, key)
             except asyncio.CancelledError:
                 self._end(aid, reserve, "cancelled", None, None, Usage(), reserve, error="run stopped")
                 raise
@@ -286,111 +259,105 @@ class OnlineExecutor:
                 # A timed-out request may still be billed: count its worst case.
                 charge = reserve if is_timeout else 0.0
                 status = "timeout" if is_timeout else "connection_error"
+                d = next_step(state, Failure("transient", status), limits)
                 self._end(aid, reserve, status, None, None, Usage(), charge, error=f"{status}: {e!r}"[:300])
-                transient += 1
-                if await self._retry(unit, transient, f"{status} after {transient} tries"):
-                    continue
+            else:
+                if res.status == 200:
+                    step = self._answer(u, state, aid, reserve, res)
+                    if isinstance(step, _Ok):
+                        await self._finish_ok(u, aid, reserve, step, res.latency_s)
+                        return
+                    d, reask = step
+                    if reask is not None:
+                        messages = reask
+                else:
+                    msg = http_error_text(res.status, res.body)
+                    d = next_step(state, http_failure(res.status, msg), limits)
+                    self._end(aid, reserve, "http_error", res.status, res.latency_s, Usage(), 0.0,
+                              error=f"HTTP {res.status}: {msg}")
+                    if d.action == "stop":
+                        raise AuthError(stop_message(res.status, msg, self.http.base_url))
+                    retry_after = res.retry_after
+            state = d.state
+            if d.action == "fail":
+                self._finish(unit, "failed", d.reason, None)
                 return
-
-            if res.status == 200:
-                try:
-                    comp = parse_completion(self.s.api, orjson.loads(res.body))
-                except (orjson.JSONDecodeError, MalformedAnswer) as e:
-                    self._end(aid, reserve, "malformed", 200, res.latency_s, Usage(), reserve,
-                              error=f"malformed answer: {e}"[:300])
-                    transient += 1
-                    if await self._retry(unit, transient, "malformed answers"):
-                        continue
-                    return
-                cost = cost_usd(comp.usage, price)
-                self.stats.input_tokens += comp.usage.input_tokens
-                self.stats.output_tokens += comp.usage.output_tokens
-                verdict = judge(stage, spec, comp)
-                issues = verdict.issues
-                if verdict.ok:
-                    records = verdict.records
-                    over = overbilled_note(reserve, cost) if self._settle(reserve, cost) else None
-                    # Children are built (pure) before the parent is written so that their
-                    # rows can share its group commit; a build error is raised after the
-                    # parent is committed, as when children were planned afterwards.
-                    build_error: Exception | None = None
-                    try:
-                        rows = self._child_rows(unit, spec, records)
-                    except Exception as e:
-                        rows, build_error = [], e
-                    # A re-opened unit's chain may have gone on already: decided after its commit.
-                    later, rows = (rows, []) if h.reopened else ([], rows)
-
-                    def finish_ok(aid: int = aid, comp: Any = comp, lat: float = res.latency_s,
-                                  cost: float = cost, records: list[Any] = records,
-                                  rows: list[Any] = rows, over: str | None = over
-                                  ) -> Exception | None:
-                        self.ledger.end_attempt(
-                            aid, status="ok", http_status=200, latency_s=lat, usage=comp.usage,
-                            cost_usd=cost, raw_output=comp.text, error=over, issues=None,
-                        )
-                        self.ledger.finish_unit(unit.unit_id, "ok", None, records)
-                        return self.ledger.insert_units_after(rows) if rows else None
-
-                    # Durable (committed, grouped with concurrent writers) before anything
-                    # else sees the unit as done; shielded so a stop cannot drop the write.
-                    insert_error = await asyncio.shield(self._commits.submit(finish_ok))
-                    self.stats.ok += 1
-                    self.on_progress(self.stats)
-                    if build_error is not None:
-                        raise build_error
-                    if insert_error is not None:
-                        raise insert_error
-                    self._queue_children(self._after_reopen(unit.unit_id, later) if later else rows)
-                    return
-                vfails += 1
-                exhausted = vfails > stage.max_validation_retries
-                with self.ledger.tx():
-                    self._end(aid, reserve, "invalid", 200, res.latency_s, comp.usage, cost,
-                              raw=comp.text, issues=issues)
-                    if exhausted:
-                        self.ledger.finish_unit(
-                            unit.unit_id, "invalid", f"validation: {issues[0]}"[:500], None
-                        )
-                if exhausted:
-                    self.stats.invalid += 1
-                    self.on_progress(self.stats)
-                    self._continue_chain(unit, spec)
-                    return
-                self.stats.retries += 1
-                messages = list(with_feedback(spec.messages, comp.text, issues,
-                                                   json=spec.schema is not None))
-                continue
-
-            msg = http_error_text(res.status, res.body)
-            self._end(aid, reserve, "http_error", res.status, res.latency_s, Usage(), 0.0,
-                      error=f"HTTP {res.status}: {msg}")
-            kind = classify_status(res.status, msg)
-            if kind == "stop":
-                raise AuthError(stop_message(res.status, msg, self.http.base_url))
-            if kind == "retry":
-                transient += 1
-                why = f"HTTP {res.status} after {transient} tries: {msg}"
-                if await self._retry(unit, transient, why, res.retry_after):
-                    continue
+            if d.action == "invalid":  # recorded with the attempt
+                self.stats.invalid += 1
+                self.on_progress(self.stats)
+                self._continue_chain(unit, spec)
                 return
-            self._finish(unit, "failed", f"HTTP {res.status}: {msg}", None)
-            return
+            self.stats.retries += 1
+            if d.action == "retry":
+                tries += 1
+                if not await self._halt.pause(backoff_s(self.s, tries - 1, retry_after, self.rng)):
+                    return  # stopping: the unit stays pending
 
-    def _end(
-        self,
-        aid: int,
-        reserve: float,
-        status: str,
-        http_status: int | None,
-        latency: float | None,
-        usage: Usage,
-        cost: float,
-        *,
-        raw: str | None = None,
-        error: str | None = None,
-        issues: tuple[str, ...] | None = None,
-    ) -> None:
+    def _answer(self, u: _Unit, state: UnitState, aid: int, reserve: float, res: Any
+                ) -> _Ok | tuple[Decision, list[dict[str, str]] | None]:
+        """Judge a 200 answer: a valid one is returned to be written by `_finish_ok`; else it
+        is recorded, and what follows returned (with the messages of a re-ask)."""
+        spec, limits = u.spec, u.limits
+        try:
+            comp = parse_completion(self.s.api, orjson.loads(res.body))
+        except (orjson.JSONDecodeError, MalformedAnswer) as e:
+            d = next_step(state, Failure("transient", "malformed answers"), limits)
+            self._end(aid, reserve, "malformed", 200, res.latency_s, Usage(), reserve,
+                      error=f"malformed answer: {e}"[:300])
+            return d, None
+        cost = cost_usd(comp.usage, u.price)
+        self.stats.input_tokens += comp.usage.input_tokens
+        self.stats.output_tokens += comp.usage.output_tokens
+        verdict = judge(u.stage, spec, comp)
+        if verdict.ok:
+            return _Ok(comp, cost, verdict.records)
+        issues = verdict.issues
+        d = next_step(state, Failure("invalid", "", issues), limits)
+        with self.ledger.tx():
+            self._end(aid, reserve, "invalid", 200, res.latency_s, comp.usage, cost,
+                      raw=comp.text, issues=issues)
+            if d.action == "invalid":
+                self.ledger.finish_unit(u.unit.unit_id, "invalid", d.reason, None)
+        if d.action != "reask":
+            return d, None
+        return d, list(with_feedback(spec.messages, comp.text, issues, json=spec.schema is not None))
+
+    async def _finish_ok(self, u: _Unit, aid: int, reserve: float, ok: _Ok, lat: float) -> None:
+        unit, (comp, cost, records) = u.unit, ok
+        over = overbilled_note(reserve, cost) if self._settle(reserve, cost) else None
+        # Children are built (pure) before the parent is written so that their rows can
+        # share its group commit; a build error is raised after the parent is committed,
+        # as when children were planned afterwards.
+        build_error: Exception | None = None
+        try:
+            rows = self._children.rows(unit, u.spec, records)
+        except Exception as e:
+            rows, build_error = [], e
+        # A re-opened unit's chain may have gone on already: decided after its commit.
+        later, rows = (rows, []) if u.history.reopened else ([], rows)
+
+        def finish_ok() -> Exception | None:
+            self.ledger.end_attempt(
+                aid, status="ok", http_status=200, latency_s=lat, usage=comp.usage,
+                cost_usd=cost, raw_output=comp.text, error=over, issues=None,
+            )
+            self.ledger.finish_unit(unit.unit_id, "ok", None, records)
+            return self.ledger.insert_units_after(rows) if rows else None
+
+        # Durable (committed, grouped with concurrent writers) before anything else sees
+        # the unit as done; shielded so a stop cannot drop the write.
+        insert_error = await asyncio.shield(self._commits.submit(finish_ok))
+        self.stats.ok += 1
+        self.on_progress(self.stats)
+        if build_error is not None:
+            raise build_error
+        if insert_error is not None:
+            raise insert_error
+        self._queue_children(self._children.after_reopen(unit.unit_id, later) if later else rows)
+
+    def _end(self, aid: int, reserve: float, status: str, http_status: int | None,
+             latency: float | None, usage: Usage, cost: float, *, raw: str | None = None,
+             error: str | None = None, issues: tuple[str, ...] | None = None) -> None:
         if self._settle(reserve, cost):
             error = overbilled_note(reserve, cost) + (f"; {error}" if error else "")
         self.ledger.end_attempt(
@@ -420,36 +387,7 @@ class OnlineExecutor:
         self._continue_chain(unit, RequestSpec.from_dict(unit.spec))
 
     def _continue_chain(self, unit: Unit, spec: RequestSpec) -> None:
-        """A chain goes on past a unit that ended without records (call 2 after call 1 failed).
-
-        Other stages' children need their parent's answer, so they are not planned.
-        """
-        rows = self._child_rows(unit, spec, [], ok=False)
-        if rows and self._history.get(unit.unit_id, UnitHistory()).reopened:
-            rows = self._after_reopen(unit.unit_id, rows)
-        elif rows:
-            self.ledger.add_units(rows)
-        self._queue_children(rows)
-
-    def _after_reopen(
-        self, unit_id: str, rows: list[tuple[str, dict[str, Any]]]
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """Record the children of a re-opened unit (store/reopen.py); returns them."""
-        rows, revived = children_after_reopen(self.ledger, unit_id, rows)
-        for uid in revived:  # set aside earlier: numbered after, counted from, their attempts
-            self._history[uid] = UnitHistory(self.ledger.attempt_count(uid), reopened=True)
-        if rows:
-            self.ledger.add_units(rows)
-        return rows
-
-    def _child_rows(
-        self, unit: Unit, spec: RequestSpec, records: list[dict[str, Any]], ok: bool = True
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """(unit id, spec) of the units a finished unit plans (e.g. a chain's next call)."""
-        if not self.recipe.children_of(spec.stage):
-            return []
-        task = self.tasks[(spec.dataset, spec.task_id)]
-        return child_rows(self.recipe, task, unit.unit_id, spec, records, ok=ok)
+        self._queue_children(self._children.after_failure(unit, spec))
 
     def _queue_children(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
         for uid, _ in rows:

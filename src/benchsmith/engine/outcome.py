@@ -1,9 +1,6 @@
-"""What an answer or an error means, shared by the online and batch executors.
-
-  ok / invalid   a 200 answer, judged by the stage's parser (cut-off answers are invalid)
-  retry          429 / 5xx / 408 / 409: send again later, within engine.max_retries
-  fail           other 4xx: the unit fails with the server's message
-  stop           401 / 403 / exhausted quota: the whole run stops
+"""What an answer or an error says, shared by the online and batch executors: a 200 answer
+judged by the stage's parser (cut-off answers are invalid), the server's message of an error,
+and why a stop status ends the run. What then happens to the unit is engine/unit_machine's.
 """
 
 from __future__ import annotations
@@ -34,15 +31,6 @@ def judge(stage: Stage, spec: RequestSpec, comp: Completion) -> Judgement:
     return Judgement(False, [], parsed.issues)
 
 
-def classify_status(status: int, message: str) -> str:
-    """'retry', 'fail' or 'stop' for a non-200 HTTP status."""
-    if status in (401, 403) or (status == 429 and "quota" in message.lower()):
-        return "stop"
-    if status in (408, 409, 429) or status >= 500:
-        return "retry"
-    return "fail"
-
-
 def http_error_text(status: int, body: bytes) -> str:
     """The server's message of a non-200 answer (JSON error body or plain text)."""
     text = body.decode("utf-8", "replace")
@@ -54,7 +42,7 @@ def http_error_text(status: int, body: bytes) -> str:
 
 
 def stop_message(status: int, message: str, base_url: str) -> str:
-    """Why a `stop` status (classify_status) ends the whole run, and what to do."""
+    """Why a `stop` status (unit_machine.classify_status) ends the whole run, and what to do."""
     what = "authentication failed" if status in (401, 403) else "quota exhausted"
     return (f"{what} (HTTP {status}) at {base_url}: {message}; "
             "check the API key and its permissions, then resume the run")

@@ -15,10 +15,13 @@ from typing import Any, NamedTuple
 import orjson
 
 from benchsmith.config import Price
-from benchsmith.engine.outcome import classify_status, judge
+from benchsmith.engine.outcome import judge
 from benchsmith.engine.planning import child_rows
 from benchsmith.engine.pricing import cost_usd
 from benchsmith.engine.result_status import http_status, read_line_error
+from benchsmith.engine.unit_machine import (
+    TRANSIENT_SQL, Decision, Failure, Limits, UnitState, http_failure, next_step,
+)
 from benchsmith.engine.wire import MalformedAnswer, parse_completion
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.records import Task, Usage
@@ -184,17 +187,17 @@ class Reconciler:
             return
         e = read_line_error(resp, line.get("error"))
         if e.requeue is not None:  # never ran (expired, cancelled): sent again later
-            self._end(attempt_id, e.requeue, None, Usage(), 0.0, error=e.message)
-            self._maybe_fail_transient(unit, e.requeue)
+            self._failed(unit, attempt_id, Failure("transient", e.requeue), e.requeue, None,
+                         error=e.message)
         elif e.status == 200:  # an answer line without an answer
-            self._end(attempt_id, "malformed", 200, Usage(), 0.0,
-                      error="status 200 without a response body")
-            self._maybe_fail_transient(unit, "malformed answers")
+            self._failed(unit, attempt_id, Failure("transient", "malformed answers"), "malformed",
+                         200, error="status 200 without a response body")
         elif e.status is None:  # no status, no known error name: transient, within retries
-            self._end(attempt_id, "batch_error", None, Usage(), 0.0, error=e.message)
-            self._maybe_fail_transient(unit, f"batch error: {e.message}")
+            self._failed(unit, attempt_id, Failure("transient", f"batch error: {e.message}"),
+                         "batch_error", None, error=e.message)
         else:
-            self._http_error(unit, attempt_id, e.status, e.message)
+            self._failed(unit, attempt_id, http_failure(e.status, e.message), "http_error",
+                         e.status, error=f"HTTP {e.status}: {e.message}")
 
     def no_custom_id(self, line: dict[str, Any]) -> None:
         """Count (and note) a line that names no request."""
@@ -280,12 +283,14 @@ class Reconciler:
     def missing(self, unit_id: str, attempt_id: int | None, why: str = "") -> None:
         """A request in neither the output nor the error file: sent again later. `why`: what
         may explain it (e.g. result lines that could not be read)."""
-        error = "not in the batch output" + (f" ({why})" if why else "")
-        self._end(attempt_id, "missing", None, Usage(), 0.0, error=error[:500])
+        error = ("not in the batch output" + (f" ({why})" if why else ""))[:500]
         self._sync()
         unit = self.ledger.unit(unit_id)
-        if unit is not None:
-            self._maybe_fail_transient(unit, "missing from the batch output")
+        if unit is None:
+            self._end(attempt_id, "missing", None, Usage(), 0.0, error=error)
+            return
+        self._failed(unit, attempt_id, Failure("transient", "missing from the batch output"),
+                     "missing", None, error=error)
 
     # -- outcomes -------------------------------------------------------------------------
     def _answer(self, unit: Unit | UnitRow, aid: int | None, api: str, body: dict[str, Any]) -> None:
@@ -297,8 +302,8 @@ class Reconciler:
                 spec: RequestSpec | None) -> None:
         """Record a judged answer. `spec`: the unit's, if already parsed."""
         if answer.malformed is not None:
-            self._end(aid, "malformed", 200, Usage(), 0.0, error=answer.malformed)
-            self._maybe_fail_transient(unit, "malformed answers")
+            self._failed(unit, aid, Failure("transient", "malformed answers"), "malformed", 200,
+                         error=answer.malformed)
             return
         usage = Usage(*answer.usage)
         if answer.ok:
@@ -309,40 +314,36 @@ class Reconciler:
             self.counts.ok += 1
             self._children(unit, spec, answer.records, ok=True)
             return
-        self._end(aid, "invalid", 200, usage, answer.cost, raw=answer.text, issues=answer.issues)
         self.counts.invalid += 1
-        stage = self.recipe.stage(unit.stage)
-        if self._count(unit.unit_id, "status='invalid'") > stage.max_validation_retries:
-            self._finish(unit.unit_id, "invalid", f"validation: {answer.issues[0]}"[:500], None)
+        self._failed(unit, aid, Failure("invalid", "", answer.issues), "invalid", 200, usage,
+                     answer.cost, raw=answer.text, issues=answer.issues, spec=spec)
+
+    def _failed(self, unit: Unit | UnitRow, aid: int | None, failure: Failure, status: str,
+                http: int | None, usage: Usage | None = None, cost: float = 0.0, *,
+                raw: str | None = None, error: str | None = None,
+                issues: tuple[str, ...] | None = None, spec: RequestSpec | None = None) -> None:
+        """Record a failed attempt and do what unit_machine decides for its unit."""
+        d = next_step(self._state(unit.unit_id), failure, self._limits(unit.stage))
+        self._end(aid, status, http, usage or Usage(), cost, raw=raw, error=error, issues=issues)
+        self._act(unit, d, spec)
+
+    def _act(self, unit: Unit | UnitRow, d: Decision, spec: RequestSpec | None) -> None:
+        if d.action == "stop":  # the unit stays pending; the caller stops the run
+            self.counts.stop.append(d.reason or "")
+            self.counts.requeued += 1
+        elif d.action == "retry":  # sent again later (a later file, or exported again)
+            self.counts.requeued += 1
+        elif d.action == "fail":
+            self._finish(unit.unit_id, "failed", d.reason, None)
+            self.counts.failed += 1
             self._children(unit, spec, None, ok=False)
+        elif d.action == "invalid":
+            self._finish(unit.unit_id, "invalid", d.reason, None)
+            self._children(unit, spec, None, ok=False)
+        # "reask": the next request carries the issues (engine/history.py)
 
-    def _http_error(self, unit: Unit | UnitRow, aid: int | None, status: int, msg: str) -> None:
-        self._end(aid, "http_error", status, Usage(), 0.0, error=f"HTTP {status}: {msg}")
-        kind = classify_status(status, msg)
-        if kind == "stop":
-            self.counts.stop.append(f"HTTP {status}: {msg}")
-            self.counts.requeued += 1
-        elif kind == "retry":
-            self._maybe_fail_transient(unit, f"HTTP {status}: {msg}")
-        else:
-            self._fail(unit, f"HTTP {status}: {msg}")
-
-    def _maybe_fail_transient(self, unit: Unit | UnitRow, reason: str) -> None:
-        n = self._count(
-            unit.unit_id,
-            "(status IN ('malformed','timeout','connection_error','missing','batch_expired',"
-            "'batch_cancelled','request_timeout','batch_error') OR "
-            "(status='http_error' AND (http_status IN (408,409,429) OR http_status>=500)))",
-        )
-        if n > self.max_retries:
-            self._fail(unit, f"{reason} after {n} tries")
-        else:
-            self.counts.requeued += 1
-
-    def _fail(self, unit: Unit | UnitRow, reason: str) -> None:
-        self._finish(unit.unit_id, "failed", reason[:500], None)
-        self.counts.failed += 1
-        self._children(unit, None, None, ok=False)
+    def _limits(self, stage: str) -> Limits:
+        return Limits(self.max_retries, self.recipe.stage(stage).max_validation_retries)
 
     def _children(self, unit: Unit | UnitRow, spec: RequestSpec | None, records: bytes | None,
                   ok: bool) -> None:
@@ -367,14 +368,15 @@ class Reconciler:
                 self.ledger.insert_units(rows)
             self.new_units.extend(uid for uid, _ in rows)
 
-    def _count(self, unit_id: str, where: str) -> int:
-        """The unit's attempts matching `where`, since it was last re-opened (if it was)."""
+    def _state(self, unit_id: str) -> UnitState:
+        """The unit's failed tries recorded so far, since it was last re-opened (if it was)."""
         self._sync()
-        return int(self.ledger.db.execute(
-            "SELECT COUNT(*) FROM attempts WHERE unit_id=? AND id > COALESCE((SELECT "
-            "MAX(after_attempt) FROM unit_resets WHERE unit_id=? AND new_state='pending'), 0) "
-            f"AND {where}", (unit_id, unit_id),
-        ).fetchone()[0])
+        tr, inv = self.ledger.db.execute(
+            f"SELECT COALESCE(SUM({TRANSIENT_SQL}), 0), COALESCE(SUM(status='invalid'), 0) "
+            "FROM attempts WHERE unit_id=? AND id > COALESCE((SELECT MAX(after_attempt) FROM "
+            "unit_resets WHERE unit_id=? AND new_state='pending'), 0)", (unit_id, unit_id),
+        ).fetchone()
+        return UnitState(int(tr), int(inv))
 
     def _end(self, aid: int | None, status: str, http: int | None, usage: Usage, cost: float, *,
              raw: str | None = None, error: str | None = None, issues: tuple[str, ...] | None = None

@@ -7,7 +7,7 @@ error in `error`: a string, or an error object whose integer `code` is the statu
 nested under `error`). Other runners give the status only as `error.code` (an integer or a
 numeric string), or only name it (`"type": "InternalServerError"`, `"code":
 "rate_limit_exceeded"`). The status is read in that order, so a line is treated as the online
-executor treats that status (`outcome.classify_status`).
+executor treats that status (`unit_machine.classify_status`).
 """
 
 from __future__ import annotations

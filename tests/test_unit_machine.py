@@ -37,7 +37,7 @@ from test_batch_offline import write_jsonl
 
 MSG = "The server had an error while processing your request."
 AUTH = "Incorrect API key provided"
-ONE = deep_merge(NO_DIV, {"plans": {"calls_per_task": 1},
+ONE = deep_merge(NO_DIV, {"recipe_options": {"calls_per_task": 1},
                           "engine": {"concurrency": 1, "max_retries": 2}})
 
 

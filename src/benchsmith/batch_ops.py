@@ -16,6 +16,7 @@ from benchsmith.config import api_keys
 from benchsmith.engine.batch_lines import ENDPOINTS, request_lines, too_big_reason
 from benchsmith.engine.context import ContextLimits, skip_too_long, skip_units
 from benchsmith.engine.history import load_histories
+from benchsmith.engine.local_units import settle_local
 from benchsmith.engine.planning import fail_units
 from benchsmith.errors import ConfigError
 from benchsmith.execute import _bounds
@@ -154,6 +155,9 @@ def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None)
                 raise ConfigError("command line", "--endpoint", "llama_cpp output needs /v1/chat/completions")
         context = ContextLimits.from_config(cfg, api, structured)
         skip_too_long(ledger, context, scan=False)  # re-opens; each line is checked below
+        recipe = recipe_for(cfg)
+        tasks = {(t.dataset, t.id): t for t in ledger.tasks()}
+        answered = settle_local(ledger, recipe, tasks)  # model-free: never in the file
         busy = bstore.units_in_flight(ledger)
         pending = (u for u in ledger.units(state="pending") if u.unit_id not in busy)
         lines = request_lines(
@@ -179,10 +183,9 @@ def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None)
                 n += 1
         tmp.replace(out)
         skip_units(ledger, too_long)
-        if too_big or too_long:
-            recipe = recipe_for(cfg)
-            fail_units(ledger, recipe, {(t.dataset, t.id): t for t in ledger.tasks()}, too_big)
-            write_run_files(ledger, rd, recipe)  # the failures show in the outputs
+        if too_big or too_long or answered:
+            fail_units(ledger, recipe, tasks, too_big)
+            write_run_files(ledger, rd, recipe)  # failures and local answers show in the outputs
         return ExportReport(n, too_big)
     finally:
         ledger.close()

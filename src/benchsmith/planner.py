@@ -184,7 +184,10 @@ def estimate(cfg: RunConfig, ledger: Ledger, recipe: Recipe, multiplier: float =
     priced = True
     local = cfg.provider == "local"
     other_prices = [None if local else cfg.price_for(m.name) for m in cfg.all_models()] or [None]
+    free = {s.name for s in recipe.stages if s.local is not None}  # model-free: no cost
     for u in ledger.units(state="pending"):
+        if u.stage in free:
+            continue
         spec = u.spec
         price = cfg.price_for(spec["model"]) if cfg.provider != "local" else None
         if price is None and cfg.provider != "local":

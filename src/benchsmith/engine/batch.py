@@ -35,6 +35,7 @@ from benchsmith.engine.context import ContextLimits, skip_too_long, skip_units
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.online import Outcome, Stats
 from benchsmith.engine.planning import fail_units
+from benchsmith.engine.local_units import settle_local
 from benchsmith.engine.reconcile import Reconciler
 from benchsmith.errors import AuthError
 from benchsmith.recipes.base import Recipe
@@ -167,6 +168,8 @@ class BatchExecutor:
     def _prepare_next(self) -> tuple[list[str], bool, float, int]:
         """Write the next input files for pending units not already in a batch. Units whose
         request line alone is over the per-file cap fail unsent (the last value: how many)."""
+        # Model-free units are answered here, never written to a request file.
+        settle_local(self.ledger, self.recipe, self.tasks, self.inv)
         if self.s.context is not None:  # a raised limit re-opens units skipped before
             skip_too_long(self.ledger, self.s.context, scan=False)
         busy = bstore.units_in_flight(self.ledger)

@@ -30,6 +30,7 @@ from benchsmith.engine.exec_common import (  # Stats, Outcome, EngineSettings: r
 )
 from benchsmith.engine.history import UnitHistory, load_histories
 from benchsmith.engine.http import TRANSIENT_EXC, HttpClient
+from benchsmith.engine.local_units import answer_local
 from benchsmith.engine.online_chain import Children
 from benchsmith.engine.online_request import build_request
 from benchsmith.engine.outcome import http_error_text, judge, stop_message
@@ -205,6 +206,9 @@ class OnlineExecutor:
         u = _Unit(unit, spec, stage, price, h, limits)
         messages: list[dict[str, str]] = list(h.messages or spec.messages)
         tries = 0  # transient failures in this invocation: the backoff's exponent
+        if stage.local is not None:  # model-free: answered here, nothing sent
+            self._answer_local(unit)
+            return
         if validation_exhausted(state, limits):
             self._finish(unit, "invalid", "validation retries exhausted", None)
             return
@@ -354,6 +358,16 @@ class OnlineExecutor:
         if insert_error is not None:
             raise insert_error
         self._queue_children(self._children.after_reopen(unit.unit_id, later) if later else rows)
+
+    def _answer_local(self, unit: Unit) -> None:
+        with self.ledger.tx():
+            state, rows = answer_local(self.ledger, self.recipe, self.tasks, unit, self.inv)
+        if state == "ok":
+            self.stats.ok += 1
+        else:
+            self.stats.invalid += 1
+        self.on_progress(self.stats)
+        self._queue_children(rows)
 
     def _end(self, aid: int, reserve: float, status: str, http_status: int | None,
              latency: float | None, usage: Usage, cost: float, *, raw: str | None = None,

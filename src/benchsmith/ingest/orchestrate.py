@@ -25,6 +25,7 @@ from benchsmith.export.run_files import write_run_files
 from benchsmith.ingest.helper import Helper
 from benchsmith.ingest.judge import JUDGE_CHUNK, Entry, LineJudge, line_hash, raw_blocks
 from benchsmith.planner import wire_for
+from benchsmith.engine.local_units import settle_local
 from benchsmith.recipe_of import recipe_for
 from benchsmith.run_open import open_run_dir
 from benchsmith.store import batches as bstore
@@ -86,6 +87,8 @@ def batch_ingest(run_dir: str | Path, files: list[Path]) -> IngestReport:
                 status = "error"
                 ledger.end_invocation(inv, status, str(e)[:300])
                 raise
+            # What the answers planned may be model-free: answered now, like every path.
+            settle_local(ledger, recipe, tasks, inv)
             # Money spent elsewhere is only counted here: say so if it passed the budget.
             problems = overspend_problems(
                 [r for r in ledger.spend_by_invocation() if r[0] == inv]

@@ -105,7 +105,13 @@ class Parsed:
         return not self.issues
 
 
+# The `model` of a model-free stage's specs: nothing is sent, nothing is paid.
+NO_MODEL = "none"
+
 BuildFn = Callable[[Task, "dict[str, Any] | None"], list[RequestSpec]]
+# local(spec): a model-free step's answer, computed here (a filter, a pairing, a format
+# conversion): records when valid, else issues. Pure and deterministic.
+LocalFn = Callable[[RequestSpec], "Parsed"]
 # parse(spec, completion): the answer's text, tool calls and every choice (records.Completion).
 ParseFn = Callable[[RequestSpec, Completion], Parsed]
 
@@ -133,6 +139,10 @@ class Stage:
     # (fields besides request_id), and which field names a record in its messages.
     record_key: tuple[str, ...] = ()
     record_label: str | None = None
+    # A model-free stage: its units are recorded like any (planned, attempted, ok/invalid,
+    # exported, audited) but `local` answers them, at no cost; `parse` is not called. Its
+    # specs name NO_MODEL and may carry no messages.
+    local: LocalFn | None = None
 
 
 # A run check of a recipe: run (validate.run_checks.loader.Run) -> (detail, problems).

@@ -1,1 +1,2 @@
-"""Local validation of answers: schemas and sanity rules. Validators return lists of issues."""
+"""The validate-run audit of a finished run: the shared checks plus what the run's recipe
+declares (run_checks/). Answer checks live in their recipe's folder."""

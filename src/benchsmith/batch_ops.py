@@ -16,7 +16,7 @@ from benchsmith.config import api_keys
 from benchsmith.engine.batch_lines import ENDPOINTS, request_lines, too_big_reason
 from benchsmith.engine.context import ContextLimits, skip_too_long, skip_units
 from benchsmith.engine.history import load_histories
-from benchsmith.engine.local_units import settle_local
+from benchsmith.engine.local_units import local_stages, settle_local
 from benchsmith.engine.planning import fail_units
 from benchsmith.errors import ConfigError
 from benchsmith.execute import _bounds
@@ -139,6 +139,10 @@ def _not_a_run_file(root: Path, out: Path) -> None:
                           f"{out} is a file of the run itself; write the requests elsewhere")
 
 
+def _tasks(ledger: Any) -> dict[tuple[str, str], Any]:
+    return {(t.dataset, t.id): t for t in ledger.tasks()}
+
+
 @locks_run("batch export")  # exported requests must not also be sent by a live run
 def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None) -> ExportReport:
     """`batch_export`. A request line over `batch.max_bytes_per_file` alone is not written:
@@ -156,8 +160,9 @@ def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None)
         context = ContextLimits.from_config(cfg, api, structured)
         skip_too_long(ledger, context, scan=False)  # re-opens; each line is checked below
         recipe = recipe_for(cfg)
-        tasks = {(t.dataset, t.id): t for t in ledger.tasks()}
-        answered = settle_local(ledger, recipe, tasks)  # model-free: never in the file
+        answered = {}
+        if local_stages(recipe):  # model-free units are answered here, never in the file
+            answered = settle_local(ledger, recipe, _tasks(ledger))
         busy = bstore.units_in_flight(ledger)
         pending = (u for u in ledger.units(state="pending") if u.unit_id not in busy)
         lines = request_lines(
@@ -184,7 +189,8 @@ def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None)
         tmp.replace(out)
         skip_units(ledger, too_long)
         if too_big or too_long or answered:
-            fail_units(ledger, recipe, tasks, too_big)
+            if too_big:
+                fail_units(ledger, recipe, _tasks(ledger), too_big)
             write_run_files(ledger, rd, recipe)  # failures and local answers show in the outputs
         return ExportReport(n, too_big)
     finally:

@@ -417,7 +417,7 @@ def test_cli(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch) -> None:
 
     out = tmp_path / "cli_out"
     r = run_cli(
-        ["render-readable", "--run-dir", str(rd), "--output-dir", str(out), "--no-task-text"],
+        ["render-readable", str(rd), "--out", str(out), "--no-task-text"],
         env=env,
     )
     assert r.returncode == 0, r.stderr
@@ -427,7 +427,7 @@ def test_cli(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch) -> None:
     assert all("[PRIMARY_TASK]" not in p.read_text("utf-8") for p in files)
     assert len(_md_files(out / "failed_plans" / "humaneval")) == 1
 
-    # not a run directory: one line, exit 1
+    # not a run directory: one line, exit 1 (the older spelling --run-dir still works)
     r = run_cli(["render-readable", "--run-dir", str(tmp_path / "nope")], env=env)
     assert r.returncode == 1
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
@@ -445,8 +445,10 @@ def test_cli(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch) -> None:
 
     r = run_cli(["render-readable", "--help"], env=env)
     assert r.returncode == 0
-    for opt in ("--run-dir", "--output-dir", "--no-task-text", "Examples"):
+    for opt in ("RUN_DIR", "--out", "--no-task-text", "Examples"):
         assert opt in r.stdout
+    r = run_cli(["render-readable"], env=env)  # no run directory: one line naming it
+    assert r.returncode == 1 and "RUN_DIR" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_render_after_run(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch) -> None:

@@ -16,7 +16,7 @@ convert_app = command_group(
     "convert",
     "Convert a benchmark checkout into the JSONL file a dataset source loads.",
     "benchsmith convert refactorbench --refactorbench-root RefactorBench "
-    "--variant descriptive --output data/refactorbench_py.jsonl",
+    "--variant descriptive --out data/refactorbench_py.jsonl",
 )
 
 
@@ -32,7 +32,7 @@ def refactorbench(
         ..., "--variant", help="Instruction variant: base, descriptive or lazy."
     ),
     output: Path = typer.Option(
-        ..., "--output", "-o", help="JSONL file to write (replaced atomically)."
+        ..., "--out", "--output", "-o", help="JSONL file to write (replaced atomically)."
     ),
     limit: Optional[int] = limit_option("Keep the first N tasks after sorting by task id."),
     include_test_source: bool = typer.Option(
@@ -52,7 +52,7 @@ def refactorbench(
 
     Examples:
 
-      benchsmith convert refactorbench --refactorbench-root ../RefactorBench --variant descriptive --output data/refactorbench_py.jsonl
+      benchsmith convert refactorbench --refactorbench-root ../RefactorBench --variant descriptive --out data/refactorbench_py.jsonl
 
       benchsmith convert refactorbench --refactorbench-root ../RefactorBench --variant lazy --output data/rb_lazy.jsonl --limit 10 --include-test-source
     """

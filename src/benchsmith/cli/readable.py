@@ -12,12 +12,15 @@ from benchsmith.errors import BenchsmithError
 
 
 def render_readable_cmd(
-    run_dir: Path = typer.Option(
-        ..., "--run-dir", help="The run directory, e.g. runs/R (must contain ledger.sqlite)."
+    run_dir_arg: Optional[Path] = typer.Argument(
+        None, metavar="RUN_DIR", help="The run directory, e.g. runs/R (must contain ledger.sqlite)."
+    ),
+    run_dir_opt: Optional[Path] = typer.Option(
+        None, "--run-dir", help="The run directory (the older spelling of RUN_DIR).", hidden=True
     ),
     output_dir: Optional[Path] = typer.Option(
         None,
-        "--output-dir",
+        "--out", "--output-dir", "-o",
         help="Write index.md, `<dataset>/...` and failed_plans/... in this folder instead of "
         "runs/R/readable and runs/R/failed_plans/readable.",
     ),
@@ -34,13 +37,18 @@ def render_readable_cmd(
 
     Examples:
 
-      benchsmith render-readable --run-dir runs/plans_v1
+      benchsmith render-readable runs/plans_v1
 
-      benchsmith render-readable --run-dir runs/R --output-dir review --no-task-text
+      benchsmith render-readable runs/R --out review --no-task-text
     """
+    from benchsmith.errors import ConfigError
     from benchsmith.export.readable import render_readable
 
+    run_dir = run_dir_arg or run_dir_opt
     try:
+        if run_dir is None or (run_dir_arg and run_dir_opt and run_dir_arg != run_dir_opt):
+            raise ConfigError("command line", "RUN_DIR", "give the run directory once, e.g. "
+                              "`benchsmith render-readable runs/R`")
         rep = render_readable(run_dir, output_dir, include_task_text=not no_task_text)
     except BenchsmithError as e:
         fail(e)

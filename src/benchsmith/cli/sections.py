@@ -23,7 +23,8 @@ def prepare_sections(
         "over. Default: as many as needed.",
     ),
     output_dir: Path = typer.Option(
-        ..., "--output-dir", "-o", help="Folder for sections_manifest.json and section_XX/."
+        ..., "--out", "--output-dir", "-o",
+        help="Folder for sections_manifest.json and section_XX/."
     ),
     run_prefix: Optional[str] = typer.Option(
         None, "--run-prefix",
@@ -35,7 +36,7 @@ def prepare_sections(
         "refactorbench_py datasets of the config.",
     ),
     force: bool = typer.Option(
-        False, "--force", help="Rewrite sections already prepared in --output-dir."
+        False, "--force", help="Rewrite sections already prepared in --out."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
 ) -> None:

@@ -183,7 +183,7 @@ def prepare_sections(
     manifest_path = out / MANIFEST_NAME
     if manifest_path.exists() and not force:
         raise ConfigError(
-            str(manifest_path), "", "sections already prepared here; use another --output-dir "
+            str(manifest_path), "", "sections already prepared here; use another --out "
             "or add --force to rewrite them"
         )
     run_root = cfg.resolve(cfg.run_dir).absolute()

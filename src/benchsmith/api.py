@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchsmith.config import RunConfig, api_keys, load_config
+from benchsmith.config import RunConfig, api_keys
+from benchsmith.recipe_of import load_checked as load_config
 from benchsmith.engine.budget import Budget, money_problems
 from benchsmith.engine.online import Stats
 from benchsmith.errors import BenchsmithError, ConfigError

@@ -72,6 +72,8 @@ class RunConfig(_Strict):
     config_dir: str = Field(".", description="Set by the loader; relative paths resolve here.")
     # Notes for the user about the file (old section names); the CLI prints them.
     _deprecations: tuple[str, ...] = PrivateAttr(default=())
+    # The section of the file that held the recipe's options (errors name it as written).
+    _options_key: str = PrivateAttr(default="recipe_options")
 
     @model_validator(mode="after")
     def _llama_cpp_is_chat(self) -> RunConfig:
@@ -109,6 +111,10 @@ class RunConfig(_Strict):
     @property
     def deprecations(self) -> tuple[str, ...]:
         return self._deprecations
+
+    @property
+    def options_key(self) -> str:
+        return self._options_key
 
     def recipe_spec(self) -> RecipeSpec:
         return get_spec(self.recipe)
@@ -270,6 +276,8 @@ def parse_config(
     options, more = _recipe_options(data, legacy, spec, file)
     cfg = cfg.model_copy(update={"recipe_options": options.model_dump(mode="json")})
     cfg._deprecations = (*notes, *more)
+    own = [k for k in spec.aliases if k in legacy]
+    cfg._options_key = own[0] if own and not data.get("recipe_options") else "recipe_options"
     return cfg
 
 
@@ -305,25 +313,7 @@ def load_config(path: str | Path, recipe: str | None = None) -> RunConfig:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "yaml"
         raise ConfigError(str(p), where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
-    cfg = parse_config(data, file=str(p), config_dir=str(p.resolve().parent), recipe=recipe)
-    check_recipe(cfg, data if isinstance(data, dict) else {})
-    return cfg
-
-
-def check_recipe(cfg: RunConfig, data: dict[str, Any]) -> None:
-    """Build the recipe once, so that what only building finds (a bad prompt template) is
-    refused with the config, before a run folder is made. Errors name the section the file
-    used (an old section name, or recipe_options)."""
-    from benchsmith.recipe_of import recipe_for
-
-    try:
-        recipe_for(cfg)
-    except ConfigError as e:
-        own = [k for k in cfg.recipe_spec().aliases if k in data and "recipe_options" not in data]
-        if own and e.field.startswith("recipe_options."):
-            raise ConfigError(e.file, own[0] + e.field.removeprefix("recipe_options"),
-                              e.problem) from None
-        raise
+    return parse_config(data, file=str(p), config_dir=str(p.resolve().parent), recipe=recipe)
 
 
 def api_keys(cfg: RunConfig) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from benchsmith.config import RunConfig
+from benchsmith.config import RunConfig, load_config
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.recipes.base import Recipe
 from benchsmith.recipes.context import ModelSlot, PromptCache, RecipeContext
@@ -40,6 +40,27 @@ def context_for(cfg: RunConfig, echo: Any = None) -> RecipeContext:
 def recipe_for(cfg: RunConfig, echo: Any = None) -> Recipe:
     """The recipe a config names, built from its options."""
     return get_recipe(cfg.recipe, cfg.options(), context_for(cfg, echo))
+
+
+def check_recipe(cfg: RunConfig) -> None:
+    """Build the recipe once, so that what only building finds (a bad prompt template) is
+    refused with the config, before a run folder is made; errors name the section the file
+    used (an old section name, or recipe_options)."""
+    try:
+        recipe_for(cfg)
+    except ConfigError as e:
+        key = cfg.options_key
+        if key != "recipe_options" and e.field.startswith("recipe_options."):
+            raise ConfigError(e.file, key + e.field.removeprefix("recipe_options"),
+                              e.problem) from None
+        raise
+
+
+def load_checked(path: str | Path, recipe: str | None = None) -> RunConfig:
+    """`config.load_config`, then `check_recipe`: what commands load a run config with."""
+    cfg = load_config(path, recipe=recipe)
+    check_recipe(cfg)
+    return cfg
 
 
 def recipe_from_snapshot(data: dict[str, Any], file: Path, run_root: Path) -> Recipe:

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from benchsmith.config import BatchConfig, Price
+from benchsmith.config_sections import BatchConfig, Price
 from benchsmith.engine.batch_api import BatchApi
 from benchsmith.engine.batch_lines import ENDPOINTS, Chunk, plan_chunks, request_lines
 from benchsmith.engine.budget import Budget, final_stop, overbilled_note

@@ -14,7 +14,7 @@ from typing import IO
 
 import orjson
 
-from benchsmith.config import Price
+from benchsmith.config_sections import Price
 from benchsmith.engine.budget import Budget
 from benchsmith.engine.context import BYTES_PER_TOKEN, ContextLimits
 from benchsmith.engine.history import UnitHistory

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from benchsmith.config import Price
+from benchsmith.config_sections import Price
 from benchsmith.engine.budget import Budget, final_stop, overbilled_note
 from benchsmith.engine.exec_common import (  # Stats, Outcome, EngineSettings: re-exported
     EngineSettings, Outcome, Stats, backoff_s, quiet_cyclic_gc,

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from benchsmith.config import Price
+from benchsmith.config_sections import Price
 from benchsmith.engine.exec_common import EngineSettings
 from benchsmith.engine.pricing import prompt_token_bound
 from benchsmith.engine.unit_machine import max_output_tokens, reserve_usd

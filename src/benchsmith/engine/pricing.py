@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchsmith.config import Price
+from benchsmith.config_sections import Price
 from benchsmith.records import Usage
 
 # Per-message framing tokens a chat template may add (role markers, separators).

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from benchsmith.config import Price
+from benchsmith.config_sections import Price
 from benchsmith.engine.outcome import judge
 from benchsmith.engine.planning import child_rows
 from benchsmith.engine.pricing import cost_usd

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from benchsmith.config import Price
+from benchsmith.config_sections import Price
 from benchsmith.engine.pricing import worst_case_usd
 
 # Attempt statuses that are transient failures (besides a retryable `http_error`).

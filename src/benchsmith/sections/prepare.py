@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from benchsmith.config import RunConfig, load_config
+from benchsmith.config import RunConfig
+from benchsmith.recipe_of import load_checked as load_config
 from benchsmith.errors import ConfigError
 from benchsmith.recipes.registry import legacy_keys
 from benchsmith.sections.names import NAME_RE, check_run_id

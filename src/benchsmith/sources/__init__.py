@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from benchsmith.config import DatasetConfig, FieldMap, RunConfig
+from typing import TYPE_CHECKING
+
+from benchsmith.config_sections import DatasetConfig, FieldMap
 from benchsmith.errors import ConfigError
 from benchsmith.records import Task
 from benchsmith.sources import generated, humaneval, jsonl, refactorbench, run_records, swebench
 from benchsmith.sources.rows import iter_file, iter_hf
 from benchsmith.sources.select import select_tasks
+
+if TYPE_CHECKING:  # the run config is only passed through (no import: config imports recipes)
+    from benchsmith.config import RunConfig
 
 _FIELDS: dict[str, FieldMap] = {
     "swebench_verified": swebench.FIELDS,

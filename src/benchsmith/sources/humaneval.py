@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from benchsmith.config import FieldMap
+from benchsmith.config_sections import FieldMap
 from benchsmith.errors import BenchsmithError
 from benchsmith.records import Task
 from benchsmith.sources import jsonl

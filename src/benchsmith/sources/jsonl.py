@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from benchsmith.config import FieldMap
+from benchsmith.config_sections import FieldMap
 from benchsmith.errors import ConfigError
 from benchsmith.records import Task
 from benchsmith.sources.rows import iter_file

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchsmith.config import FieldMap
+from benchsmith.config_sections import FieldMap
 
 FIELDS = FieldMap(
     id="task_id",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchsmith.config import FieldMap
+from benchsmith.config_sections import FieldMap
 
 HF_NAMES = {
     "swebench_verified": "princeton-nlp/SWE-bench_Verified",

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from benchsmith.recipes.agentless.options import AgentlessOptions
-from benchsmith.recipes.registry import CliFlag, CliVerb, RecipeSpec
+from benchsmith.recipes.spec import CliFlag, CliVerb, RecipeSpec
 
 VERSION = "1"
 # Where the options may lie, not what is asked: free to change on resume (the request digest
@@ -19,7 +19,7 @@ def _builder(kind: str) -> Any:
     def build(options: AgentlessOptions, ctx: Any) -> Any:
         from benchsmith.recipes.agentless.stages import agentless_recipe
 
-        return agentless_recipe(options, ctx, kind)
+        return agentless_recipe(options, ctx, kind, VERSION)
 
     return build
 

@@ -75,9 +75,8 @@ def _files_block(files: dict[str, str]) -> str:
     return "\n".join(f"### {p}\n{t.rstrip()}\n" for p, t in files.items())
 
 
-def agentless_recipe(rc: AgentlessOptions, ctx: RecipeContext, kind: str) -> Recipe:
+def agentless_recipe(rc: AgentlessOptions, ctx: RecipeContext, kind: str, version: str) -> Recipe:
     """kind: 'bugfix' or 'testgen'."""
-    from benchsmith.recipes.agentless import VERSION
     from benchsmith.sources.repo_structure import structure_for
     from benchsmith.recipes.agentless.edits import apply_edits, parse_edits, unified_diff
     from benchsmith.recipes.agentless.testscript import extract_script
@@ -188,7 +187,7 @@ def agentless_recipe(rc: AgentlessOptions, ctx: RecipeContext, kind: str) -> Rec
         needs="localize", max_validation_retries=retries,
     )
     return Recipe(
-        name=f"agentless_{kind}", version=VERSION, stages=(localize, second),
+        name=f"agentless_{kind}", version=version, stages=(localize, second),
         templates=(("agentless_localize.txt", loc_tpl), (second_name, second_tpl)),
         run_checks=_run_checks(second.name, rc.model_name_or_path or model.name),
         outputs=("output.jsonl", "failures.jsonl", *(("preds.jsonl",) if kind == "bugfix" else ())),

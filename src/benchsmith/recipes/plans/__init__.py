@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchsmith.recipes.plans.options import PlansOptions
-from benchsmith.recipes.registry import RecipeSpec
+from benchsmith.recipes.spec import RecipeSpec
 
 VERSION = "2"
 
@@ -13,7 +13,7 @@ VERSION = "2"
 def _build(options: PlansOptions, ctx: Any) -> Any:
     from benchsmith.recipes.plans.stages import plans_recipe
 
-    return plans_recipe(options, ctx)
+    return plans_recipe(options, ctx, VERSION)
 
 
 def _fingerprint(o: PlansOptions) -> dict[str, Any]:

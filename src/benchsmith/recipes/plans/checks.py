@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsmith.recipes.plans.options import PlansOptions
-from benchsmith.recipes.plans.stages import plan_schema
-from benchsmith.recipes.plans.rules import check_plans
+from benchsmith.recipes.plans.rules import check_plans, plan_schema
 from benchsmith.validate.run_checks.base import DATASETS_UNKNOWN, Outcome, Problems, h, no_ledger
 from benchsmith.validate.run_checks.loader import Jsonl, Run
 from benchsmith.recipes.schema import validate_instance

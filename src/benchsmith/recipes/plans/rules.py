@@ -62,3 +62,35 @@ def check_plans(plans: list[dict[str, Any]], expected: int, min_steps: int) -> l
             issues.append(f"{where}.title repeats plans[{titles[t]}].title")
         titles.setdefault(t, i)
     return issues
+
+
+def plan_schema(plans_per_call: int, min_steps: int = 2) -> dict[str, Any]:
+    """Strict-mode JSON Schema: every object closed, every property required."""
+    plan = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["title", "summary", "steps"],
+        "properties": {
+            "title": {"type": "string", "description": "Short name of the approach."},
+            "summary": {"type": "string", "description": "One paragraph: the idea and why."},
+            "steps": {
+                "type": "array",
+                "description": "Concrete, ordered implementation steps.",
+                "minItems": min_steps,
+                "items": {"type": "string"},
+            },
+        },
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["plans"],
+        "properties": {
+            "plans": {
+                "type": "array",
+                "minItems": plans_per_call,
+                "maxItems": plans_per_call,
+                "items": plan,
+            }
+        },
+    }

@@ -28,44 +28,12 @@ from benchsmith.recipes.context import RecipeContext
 from benchsmith.recipes.plans.options import PlansOptions
 from benchsmith.records import Completion, Task
 from benchsmith.recipes.plans.diversity import duplicate_issues, plan_text
-from benchsmith.recipes.plans.rules import check_plans
+from benchsmith.recipes.plans.rules import check_plans, plan_schema  # noqa: F401 - re-exported
 from benchsmith.recipes.schema import compile_validator
 
 TEMPLATE_NAME = PLAN_TEMPLATE_NAME
 PLACEHOLDERS = PLAN_PLACEHOLDERS
 GIST_CHARS = 200
-
-
-def plan_schema(plans_per_call: int, min_steps: int = 2) -> dict[str, Any]:
-    """Strict-mode JSON Schema: every object closed, every property required."""
-    plan = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["title", "summary", "steps"],
-        "properties": {
-            "title": {"type": "string", "description": "Short name of the approach."},
-            "summary": {"type": "string", "description": "One paragraph: the idea and why."},
-            "steps": {
-                "type": "array",
-                "description": "Concrete, ordered implementation steps.",
-                "minItems": min_steps,
-                "items": {"type": "string"},
-            },
-        },
-    }
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["plans"],
-        "properties": {
-            "plans": {
-                "type": "array",
-                "minItems": plans_per_call,
-                "maxItems": plans_per_call,
-                "items": plan,
-            }
-        },
-    }
 
 
 _PLAN_KEYS = {"title", "summary", "steps"}
@@ -151,9 +119,7 @@ def _prior_block(prior: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plans_recipe(pc: PlansOptions, ctx: RecipeContext) -> Recipe:
-    from benchsmith.recipes.plans import VERSION
-
+def plans_recipe(pc: PlansOptions, ctx: RecipeContext, version: str) -> Recipe:
     tpl_path = ctx.resolve(pc.prompt_template) if pc.prompt_template else None
     template = load_template(tpl_path, TEMPLATE_NAME, PLACEHOLDERS)
     schema = plan_schema(pc.plans_per_call, pc.min_steps)
@@ -259,7 +225,7 @@ def plans_recipe(pc: PlansOptions, ctx: RecipeContext) -> Recipe:
     )
     return Recipe(
         name="plans",
-        version=VERSION,
+        version=version,
         stages=(stage,),
         templates=((TEMPLATE_NAME, template),),
         run_checks=_run_checks(pc),

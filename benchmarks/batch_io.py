@@ -35,7 +35,7 @@ def _cfg(root: Path, n: int):
         {
             "run_dir": str(root / "runs"),
             "datasets": {"humaneval": {}},
-            "plans": {"calls_per_task": min(calls, 100), "diversity": False},
+            "recipe_options": {"calls_per_task": min(calls, 100), "diversity": False},
             "openai": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": None},
             "prices": {"gpt-5-mini": {"input": 0.25, "cached_input": 0.025, "output": 2.0}},
         },
@@ -49,7 +49,7 @@ def _plan(root: Path, n: int) -> Path:
     from benchsmith.config import parse_config
 
     cfg = _cfg(root, n)
-    per_ds = 164 * cfg.plans.calls_per_task
+    per_ds = 164 * cfg.options().calls_per_task
     copies = -(-n // per_ds)
     data = cfg.public_dict()
     data.pop("config_dir")

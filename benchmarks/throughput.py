@@ -173,7 +173,7 @@ def client_main(spec: dict[str, Any]) -> dict[str, Any]:
             # Recipe defaults otherwise: 4 plans per call, schema + plan checks, and the
             # diversity chain (call k+1 of a task is planned when call k is accepted, shows
             # the plans accepted so far, and its answer is checked for near-duplicates).
-            "plans": {"calls_per_task": calls, "diversity": spec["diversity"]},
+            "recipe_options": {"calls_per_task": calls, "diversity": spec["diversity"]},
             "model": {"name": MODEL, "max_output_tokens": 4000, "reasoning": False},
             "openai": {"base_url": base_url, "api": spec["api"], "api_key_env": None},
             "engine": {"concurrency": conc, "max_retries": 6, "timeout_s": 60},
@@ -383,10 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1,
                    help="run each scenario K times and report the median by req/s")
     p.add_argument("--calls-per-task", type=int, default=0,
-                   help="plans.calls_per_task; default: the largest of 4..1 that divides N and "
+                   help="recipe_options.calls_per_task; default: the largest of 4..1 that divides N and "
                    "leaves at least one task (chain) per worker. N is rounded up to a multiple")
     p.add_argument("--no-diversity", action="store_true",
-                   help="plans.diversity: false (all calls of a task independent)")
+                   help="recipe_options.diversity: false (all calls of a task independent)")
     p.add_argument("--api", choices=("responses", "chat"), default="responses")
     p.add_argument("--tmpdir", default=None, help="where the temp run dirs go (default: $TMPDIR)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")

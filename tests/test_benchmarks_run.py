@@ -1,0 +1,31 @@
+"""The benchmark scripts still run against the current code (small sizes; their numbers
+are not checked here: performance lives in benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> dict | list:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    res = subprocess.run([sys.executable, *args, "--json"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout)
+
+
+def test_batch_io_benchmark_runs() -> None:
+    phases = _run("benchmarks/batch_io.py", "--n", "300")
+    assert [p["lines"] for p in phases] == [phases[0]["lines"]] * 2 and phases[0]["lines"] >= 300
+
+
+def test_throughput_benchmark_runs() -> None:
+    out = _run("benchmarks/throughput.py", "--n", "200", "--only", "3")
+    (r,) = out["results"]
+    assert r["all_ok"] and r["n"] == 200

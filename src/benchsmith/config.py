@@ -205,12 +205,6 @@ def _recipe_options(
     """The recipe's validated options from `recipe_options:` or the old section names."""
     notes: list[str] = []
     own = [k for k in spec.aliases if k in legacy]
-    if legacy:
-        keys = ", ".join(f"`{k}:`" for k in legacy)
-        if own:
-            notes.append(f"{file}: {keys} deprecated; move these settings under `recipe_options:`")
-        else:
-            notes.append(f"{file}: {keys} not used by recipe {spec.name}; remove it")
     for k, v in legacy.items():
         if not isinstance(v, dict):
             raise ConfigError(file, k, "must be a mapping of settings")
@@ -222,6 +216,18 @@ def _recipe_options(
             file, own[0], "is the old name of recipe_options; set only recipe_options"
         )
     options = dict(raw) if raw else spec.legacy_options(legacy)
+    # A section is in use when the options read from the old sections change without it.
+    used = [] if raw else [
+        k for k in legacy
+        if spec.legacy_options({j: v for j, v in legacy.items() if j != k}) != options
+    ]
+    unused = [k for k in legacy if k not in used]
+    if used:
+        keys = ", ".join(f"`{k}:`" for k in used)
+        notes.append(f"{file}: {keys} deprecated; move these settings under `recipe_options:`")
+    if unused:
+        keys = ", ".join(f"`{k}:`" for k in unused)
+        notes.append(f"{file}: {keys} not used by recipe {spec.name}; remove it")
     prefix = own[0] if (own and not raw) else "recipe_options"
     try:
         return spec.options(options), notes

@@ -92,6 +92,11 @@ def test_a_command_recipe_keeps_options_it_shares() -> None:
     with pytest.raises(ConfigError) as e:
         with_recipe(cfg, passk=0)
     assert e.value.field == "recipe_options.passk"
+    # An option named like a parameter is an option; an explicit null is set, not ignored.
+    with pytest.raises(ConfigError) as e:
+        with_recipe(cfg, **{"recipe": "plans"})
+    assert e.value.field == "recipe_options.recipe" and "unknown key" in e.value.problem
+    assert with_recipe(with_recipe(cfg, start=3), start=None).options().start is None
 
 
 def _run(config: Path, *args: str) -> tuple[int, str]:

@@ -279,16 +279,16 @@ def parse_config(
     return cfg
 
 
-def with_recipe(cfg: RunConfig, recipe: str | None = None, **overrides: Any) -> RunConfig:
+def with_recipe(cfg: RunConfig, recipe: str | None = None, /, **overrides: Any) -> RunConfig:
     """The config with another recipe and/or some options changed (command-line flags),
-    validated like the file's options."""
+    validated like the file's options (an override of None sets the option to null)."""
     name = recipe or cfg.recipe
     try:
         spec = get_spec(name)
     except UnknownRecipe as e:
         raise ConfigError("command line", "--recipe", str(e)) from None
     base = cfg.recipe_options if name == cfg.recipe else {}
-    data = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    data = {**base, **overrides}
     try:
         options = spec.options(data)
     except ValidationError as e:

@@ -390,3 +390,53 @@ def test_a_broken_entry_point_breaks_no_other_recipe(tmp_path: Path) -> None:
     assert "recipe 'broken' failed to load" in err[0]
     assert "brokenplug:SPEC" in err[0] and "brokenplug needs a missing lib" in err[0]
     assert not (tmp_path / "runs" / "B").exists()
+
+
+ODD_PLUGINS = '''
+from pydantic import BaseModel, ConfigDict
+from benchsmith.recipes.registry import RecipeSpec
+from toyplug import SPEC, ToyOptions
+
+
+class Needs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    corpus: str
+
+
+def _raise(options, ctx):
+    raise RuntimeError("the corpus index is missing")
+
+
+NEEDY = RecipeSpec("needy", "1", Needs, SPEC.build, summary="Needs a corpus.")
+RAISER = RecipeSpec("raiser", "1", ToyOptions, _raise, summary="Cannot be built.")
+CLASH = RecipeSpec("plans", "9", ToyOptions, SPEC.build, summary="Another plans.")
+'''
+
+
+def test_odd_plugins_are_listed_and_refused_in_one_line(tmp_path: Path) -> None:
+    """A recipe with a required option is listed; one whose build raises is refused with the
+    config, in one line; one named like a built-in is not loaded, and `recipes` says so."""
+    site = _plugin_site(tmp_path)
+    (site / "oddplug.py").write_text(ODD_PLUGINS)
+    info = site / "toyplug-0.1.dist-info" / "entry_points.txt"
+    info.write_text(info.read_text() + "needy = oddplug:NEEDY\nraiser = oddplug:RAISER\n"
+                    "plans = oddplug:CLASH\n")
+    res = _cli(site, "recipes", "--json")
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    rows = {r["name"]: r for r in json.loads(res.stdout)}
+    assert rows["needy"]["options"] == {} and rows["needy"]["required"] == ["corpus"]
+    assert rows["plans"]["version"] != "9" and rows["toy"]["required"] == []
+    assert ("warning: recipe plug-in plans failed to load (oddplug:CLASH: ValueError: a recipe "
+            "named 'plans' is already registered)") in res.stderr, res.stderr
+    res = _cli(site, "recipes")
+    assert res.returncode == 0 and "options: corpus (required)" in res.stdout, res.stdout
+
+    url = "http://127.0.0.1:9/v1"
+    raiser = write_yaml(tmp_path / "raiser.yaml",
+                        cfg_dict(tmp_path, url, {"recipe": "raiser"}, tasks=TASKS))
+    res = _cli(site, "dry-run", "--config", raiser, "--run-id", "X")
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 1 and len(err) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert err[0] == (f"error: {raiser}: recipe: recipe 'raiser' cannot be built "
+                      "(RuntimeError: the corpus index is missing)")
+    assert not (tmp_path / "runs" / "X").exists()

@@ -29,7 +29,14 @@ from benchsmith.config_sections import (  # noqa: F401 - re-exported
     BudgetConfig,
 )
 from benchsmith.errors import ConfigError
-from benchsmith.recipes.registry import DEFAULT_RECIPE, RecipeSpec, UnknownRecipe, get_spec, legacy_keys
+from benchsmith.recipes.registry import (
+    DEFAULT_RECIPE,
+    RecipeBuildError,
+    RecipeSpec,
+    UnknownRecipe,
+    get_spec,
+    legacy_keys,
+)
 from benchsmith.store.names import DATASET_RULE, is_dataset_name
 from benchsmith.userfiles import read_user_text
 
@@ -312,11 +319,11 @@ def load_config(path: str | Path, recipe: str | None = None) -> RunConfig:
         where = f"line {mark.line + 1}" if mark else "yaml"
         raise ConfigError(str(p), where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
     cfg = parse_config(data, file=str(p), config_dir=str(p.resolve().parent), recipe=recipe)
-    check_recipe(cfg, data if isinstance(data, dict) else {})
+    check_recipe(cfg, data if isinstance(data, dict) else {}, str(p))
     return cfg
 
 
-def check_recipe(cfg: RunConfig, data: dict[str, Any]) -> None:
+def check_recipe(cfg: RunConfig, data: dict[str, Any], file: str = "<config>") -> None:
     """Build the recipe once, so that what only building finds (a bad prompt template) is
     refused with the config, before a run folder is made. Errors name the section the file
     used (an old section name, or recipe_options)."""
@@ -324,6 +331,8 @@ def check_recipe(cfg: RunConfig, data: dict[str, Any]) -> None:
 
     try:
         recipe_for(cfg)
+    except RecipeBuildError as e:
+        raise ConfigError(file, "recipe", str(e)) from None
     except ConfigError as e:
         own = [k for k in cfg.recipe_spec().aliases if k in data and "recipe_options" not in data]
         if own and e.field.startswith("recipe_options."):

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import typer
 import yaml
+from pydantic_core import to_jsonable_python
 
 from benchsmith import api
 from benchsmith.cli.console import (
@@ -23,7 +24,7 @@ from benchsmith.cli.console import (
 )
 from benchsmith.config import with_recipe
 from benchsmith.errors import BenchsmithError, ConfigError
-from benchsmith.recipes.registry import CliFlag, RecipeSpec, get_spec, names
+from benchsmith.recipes.registry import CliFlag, RecipeSpec, get_spec, load_errors, names
 from benchsmith.store.rundir import new_run_id
 
 RUN_HELP = """Interrupted runs (Ctrl-C, crash, kill -9) continue with --resume: nothing completed is sent again. On Ctrl-C/SIGTERM requests in flight get
@@ -255,17 +256,24 @@ def recipes_command(as_json: bool = typer.Option(False, "--json", help="Print as
     rows = []
     for name in names():
         spec = get_spec(name)
-        defaults = spec.options().model_dump(mode="json")
+        fields = spec.Options.model_fields
+        required = [k for k, f in fields.items() if f.is_required()]
+        defaults = {k: to_jsonable_python(f.get_default(call_default_factory=True))
+                    for k, f in fields.items() if not f.is_required()}
         rows.append({"name": name, "version": spec.version, "summary": spec.summary,
                      "command": " ".join(["benchsmith", *spec.cli.words]) if spec.cli else
-                     f"benchsmith run --recipe {name}", "options": defaults})
+                     f"benchsmith run --recipe {name}", "options": defaults,
+                     "required": required})
+    for ep, why in load_errors().items():
+        err_console().print(f"warning: recipe plug-in {ep} failed to load ({why})", markup=False)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
         typer.echo(f"{r['name']} (v{r['version']}): {r['summary']}")
         typer.echo(f"  command: {r['command']} --config CFG")
-        typer.echo("  options: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in r["options"].items()))
+        typer.echo("  options: " + ", ".join([f"{k} (required)" for k in r["required"]] + [
+            f"{k}={json.dumps(v)}" for k, v in r["options"].items()]))
 
 
 def register(app: typer.Typer) -> None:

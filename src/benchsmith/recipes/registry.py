@@ -124,6 +124,11 @@ def _builtins() -> Iterable[RecipeSpec]:
     return (PLANS, BUGFIX, TESTGEN)
 
 
+def builtin_names() -> list[str]:
+    """The names of the recipes benchsmith ships (they come first where names compete)."""
+    return [s.name for s in _builtins()]
+
+
 def _load() -> None:
     global _loaded
     if _loaded:

@@ -191,3 +191,37 @@ def test_a_raising_local_step_makes_its_unit_invalid(
     assert summary.status == "completed_with_failures"
     reasons = ledger_rows(tmp_path / "runs/R", "SELECT reason FROM units WHERE stage='pair'")
     assert reasons == [("local step pair raised RuntimeError: a broken step",)] * len(KEPT)
+
+
+def test_a_local_step_that_returns_garbage_makes_its_unit_invalid(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    """Not a Parsed, records that are not JSON objects, a lone string of issues: the unit is
+    invalid with the reason (or its one issue), the run goes on."""
+    answers: dict[int, Any] = {
+        0: None, 1: Parsed(records=("x",)), 10: Parsed(records=({"a": {1, 2}},)),
+        100: Parsed(issues="too short"), 101: Parsed(records=({"fine": 1},)),
+    }
+
+    def build_garbage(o: StepsOptions, ctx: Any) -> Recipe:
+        steps_recipe = build(o, ctx)
+        pick = steps_recipe.stage("pick")
+        odd = Stage("pick", pick.build, pick.parse, local=lambda s: answers[s.meta["n"]])
+        return Recipe(name="garbage", version="1", stages=(odd,))
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    registry.names()
+    monkeypatch.setattr(registry, "_registry", {**registry._registry})
+    registry.register(RecipeSpec("garbage", "1", StepsOptions, build_garbage))
+    cfg = make_cfg(tmp_path, fake_openai.base_url, {"recipe": "garbage"}, tasks=len(answers))
+    summary = api.run(cfg, "R")
+    assert summary.counts == {"ok": 1, "invalid": 4}
+    reasons = dict(ledger_rows(tmp_path / "runs/R", "SELECT task_id, reason FROM units"))
+    assert reasons == {
+        "HumanEval/0": "local step pick returned NoneType, not Parsed",
+        "HumanEval/1": "local step pick returned a record that is not a JSON object: 'x'",
+        "HumanEval/10": "local step pick returned a record that is not JSON: "
+                        "Type is not JSON serializable: set",
+        "HumanEval/100": "too short",
+        "HumanEval/101": None,
+    }

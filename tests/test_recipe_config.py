@@ -65,6 +65,15 @@ def test_old_section_names_are_aliases() -> None:
     with pytest.raises(ConfigError) as e:
         parse_config({"plans": [1]}, file="c.yaml")
     assert e.value.field == "plans"
+    # An old section read by another recipe's options is in use: not "remove it".
+    cfg = parse_config({"recipe": "agentless_bugfix", "plans": {"max_validation_retries": 4}},
+                       file="c.yaml")
+    assert cfg.options().max_validation_retries == 4
+    assert cfg.deprecations == ("c.yaml: `plans:` deprecated; move these settings under "
+                                "`recipe_options:`",)
+    cfg = parse_config({"recipe": "agentless_bugfix", "plans": {"calls_per_task": 4}},
+                       file="c.yaml")
+    assert cfg.deprecations == ("c.yaml: `plans:` not used by recipe agentless_bugfix; remove it",)
 
 
 def test_a_command_recipe_keeps_options_it_shares() -> None:
@@ -83,6 +92,11 @@ def test_a_command_recipe_keeps_options_it_shares() -> None:
     with pytest.raises(ConfigError) as e:
         with_recipe(cfg, passk=0)
     assert e.value.field == "recipe_options.passk"
+    # An option named like a parameter is an option; an explicit null is set, not ignored.
+    with pytest.raises(ConfigError) as e:
+        with_recipe(cfg, **{"recipe": "plans"})
+    assert e.value.field == "recipe_options.recipe" and "unknown key" in e.value.problem
+    assert with_recipe(with_recipe(cfg, start=3), start=None).options().start is None
 
 
 def _run(config: Path, *args: str) -> tuple[int, str]:

@@ -390,3 +390,81 @@ def test_a_broken_entry_point_breaks_no_other_recipe(tmp_path: Path) -> None:
     assert "recipe 'broken' failed to load" in err[0]
     assert "brokenplug:SPEC" in err[0] and "brokenplug needs a missing lib" in err[0]
     assert not (tmp_path / "runs" / "B").exists()
+
+
+ODD_PLUGINS = '''
+from pydantic import BaseModel, ConfigDict
+from benchsmith.recipes.registry import CliVerb, RecipeSpec
+from toyplug import SPEC, ToyOptions
+
+
+class Needs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    corpus: str
+
+
+def _raise(options, ctx):
+    raise RuntimeError("the corpus index is missing")
+
+
+NEEDY = RecipeSpec("needy", "1", Needs, SPEC.build, summary="Needs a corpus.")
+RAISER = RecipeSpec("raiser", "1", ToyOptions, _raise, summary="Cannot be built.")
+CLASH = RecipeSpec("plans", "9", ToyOptions, SPEC.build, summary="Another plans.")
+NOWORDS = RecipeSpec("nowords", "1", ToyOptions, SPEC.build, cli=CliVerb((), "No words."))
+STATUS = RecipeSpec("mystatus", "1", ToyOptions, SPEC.build, cli=CliVerb(("status",), "Mine."))
+BUGFIX = RecipeSpec("aafix", "1", ToyOptions, SPEC.build, cli=CliVerb(("rollout", "bugfix"), "Mine."))
+'''
+
+
+def test_odd_plugins_are_listed_and_refused_in_one_line(tmp_path: Path) -> None:
+    """A recipe with a required option is listed; one whose build raises is refused with the
+    config, in one line; one named like a built-in is not loaded, and `recipes` says so."""
+    site = _plugin_site(tmp_path)
+    (site / "oddplug.py").write_text(ODD_PLUGINS)
+    info = site / "toyplug-0.1.dist-info" / "entry_points.txt"
+    info.write_text(info.read_text() + "needy = oddplug:NEEDY\nraiser = oddplug:RAISER\n"
+                    "plans = oddplug:CLASH\n")
+    res = _cli(site, "recipes", "--json")
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    rows = {r["name"]: r for r in json.loads(res.stdout)}
+    assert rows["needy"]["options"] == {} and rows["needy"]["required"] == ["corpus"]
+    assert rows["plans"]["version"] != "9" and rows["toy"]["required"] == []
+    assert ("warning: recipe plug-in plans failed to load (oddplug:CLASH: ValueError: a recipe "
+            "named 'plans' is already registered)") in res.stderr, res.stderr
+    res = _cli(site, "recipes")
+    assert res.returncode == 0 and "options: corpus (required)" in res.stdout, res.stdout
+
+    url = "http://127.0.0.1:9/v1"
+    raiser = write_yaml(tmp_path / "raiser.yaml",
+                        cfg_dict(tmp_path, url, {"recipe": "raiser"}, tasks=TASKS))
+    res = _cli(site, "dry-run", "--config", raiser, "--run-id", "X")
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 1 and len(err) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert err[0] == (f"error: {raiser}: recipe: recipe 'raiser' cannot be built "
+                      "(RuntimeError: the corpus index is missing)")
+    assert not (tmp_path / "runs" / "X").exists()
+
+
+def test_a_plugin_command_never_breaks_or_shadows_another(tmp_path: Path) -> None:
+    """A recipe command of no words, or named like a built-in command (or another recipe's),
+    is left out with a warning; the recipe still runs through `run --recipe`."""
+    site = _plugin_site(tmp_path)
+    (site / "oddplug.py").write_text(ODD_PLUGINS)
+    info = site / "toyplug-0.1.dist-info" / "entry_points.txt"
+    info.write_text(info.read_text() + "nowords = oddplug:NOWORDS\nmystatus = oddplug:STATUS\n"
+                    "aafix = oddplug:BUGFIX\n")
+    res = _cli(site, "status", "--help")
+    assert res.returncode == 0 and "Counts per state" in res.stdout, res.stdout + res.stderr
+    res = _cli(site, "rollout", "bugfix", "--help")
+    assert res.returncode == 0 and "Generate candidate patches" in res.stdout, res.stdout
+    res = _cli(site, "recipes")
+    assert res.returncode == 0, res.stderr
+    warnings = sorted(ln for ln in res.stderr.splitlines() if "command" in ln)
+    assert warnings == [
+        "warning: recipe aafix: its command `benchsmith rollout bugfix` is taken; run it with "
+        "`benchsmith run --recipe aafix`",
+        "warning: recipe mystatus: its command `benchsmith status` is taken; run it with "
+        "`benchsmith run --recipe mystatus`",
+        "warning: recipe nowords: its command has 0 words (1 or 2 allowed); run it with "
+        "`benchsmith run --recipe nowords`",
+    ], res.stderr

@@ -29,7 +29,13 @@ from benchsmith.config_sections import (  # noqa: F401 - re-exported
     BudgetConfig,
 )
 from benchsmith.errors import ConfigError
-from benchsmith.recipes.registry import DEFAULT_RECIPE, RecipeSpec, UnknownRecipe, get_spec, legacy_keys
+from benchsmith.recipes.registry import (
+    DEFAULT_RECIPE,
+    RecipeSpec,
+    UnknownRecipe,
+    get_spec,
+    legacy_keys,
+)
 from benchsmith.store.names import DATASET_RULE, is_dataset_name
 from benchsmith.userfiles import read_user_text
 
@@ -211,12 +217,6 @@ def _recipe_options(
     """The recipe's validated options from `recipe_options:` or the old section names."""
     notes: list[str] = []
     own = [k for k in spec.aliases if k in legacy]
-    if legacy:
-        keys = ", ".join(f"`{k}:`" for k in legacy)
-        if own:
-            notes.append(f"{file}: {keys} deprecated; move these settings under `recipe_options:`")
-        else:
-            notes.append(f"{file}: {keys} not used by recipe {spec.name}; remove it")
     for k, v in legacy.items():
         if not isinstance(v, dict):
             raise ConfigError(file, k, "must be a mapping of settings")
@@ -228,6 +228,18 @@ def _recipe_options(
             file, own[0], "is the old name of recipe_options; set only recipe_options"
         )
     options = dict(raw) if raw else spec.legacy_options(legacy)
+    # A section is in use when the options read from the old sections change without it.
+    used = [] if raw else [
+        k for k in legacy
+        if spec.legacy_options({j: v for j, v in legacy.items() if j != k}) != options
+    ]
+    unused = [k for k in legacy if k not in used]
+    if used:
+        keys = ", ".join(f"`{k}:`" for k in used)
+        notes.append(f"{file}: {keys} deprecated; move these settings under `recipe_options:`")
+    if unused:
+        keys = ", ".join(f"`{k}:`" for k in unused)
+        notes.append(f"{file}: {keys} not used by recipe {spec.name}; remove it")
     prefix = own[0] if (own and not raw) else "recipe_options"
     try:
         return spec.options(options), notes
@@ -281,16 +293,16 @@ def parse_config(
     return cfg
 
 
-def with_recipe(cfg: RunConfig, recipe: str | None = None, **overrides: Any) -> RunConfig:
+def with_recipe(cfg: RunConfig, recipe: str | None = None, /, **overrides: Any) -> RunConfig:
     """The config with another recipe and/or some options changed (command-line flags),
-    validated like the file's options."""
+    validated like the file's options (an override of None sets the option to null)."""
     name = recipe or cfg.recipe
     try:
         spec = get_spec(name)
     except UnknownRecipe as e:
         raise ConfigError("command line", "--recipe", str(e)) from None
     base = cfg.recipe_options if name == cfg.recipe else {}
-    data = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    data = {**base, **overrides}
     try:
         options = spec.options(data)
     except ValidationError as e:

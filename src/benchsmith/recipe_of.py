@@ -15,7 +15,7 @@ from benchsmith.config import RunConfig, load_config
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.recipes.base import Recipe
 from benchsmith.recipes.context import ModelSlot, PromptCache, RecipeContext
-from benchsmith.recipes.registry import get_recipe
+from benchsmith.recipes.registry import RecipeBuildError, get_recipe
 
 # Where recipes may keep what they build once (repository structures, ...).
 CACHE_DIR = Path("~/.cache/benchsmith")
@@ -42,12 +42,14 @@ def recipe_for(cfg: RunConfig, echo: Any = None) -> Recipe:
     return get_recipe(cfg.recipe, cfg.options(), context_for(cfg, echo))
 
 
-def check_recipe(cfg: RunConfig) -> None:
+def check_recipe(cfg: RunConfig, file: str = "<config>") -> None:
     """Build the recipe once, so that what only building finds (a bad prompt template) is
     refused with the config, before a run folder is made; errors name the section the file
     used (an old section name, or recipe_options)."""
     try:
         recipe_for(cfg)
+    except RecipeBuildError as e:
+        raise ConfigError(file, "recipe", str(e)) from None
     except ConfigError as e:
         key = cfg.options_key
         if key != "recipe_options" and e.field.startswith("recipe_options."):
@@ -59,7 +61,7 @@ def check_recipe(cfg: RunConfig) -> None:
 def load_checked(path: str | Path, recipe: str | None = None) -> RunConfig:
     """`config.load_config`, then `check_recipe`: what commands load a run config with."""
     cfg = load_config(path, recipe=recipe)
-    check_recipe(cfg)
+    check_recipe(cfg, str(path))
     return cfg
 
 

@@ -169,6 +169,7 @@ def _register_all() -> None:
 
     for mod in (run_cmd, convert, repo_structure, batch, check, readable, sections):
         mod.register(app)
+    run_cmd.register_recipe_verbs(app)  # last: a recipe's command never shadows these
 
 
 _register_all()

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import typer
 import yaml
+from pydantic_core import to_jsonable_python
 
 from benchsmith import api
 from benchsmith.cli.console import (
@@ -23,7 +24,14 @@ from benchsmith.cli.console import (
 )
 from benchsmith.config import with_recipe
 from benchsmith.errors import BenchsmithError, ConfigError
-from benchsmith.recipes.registry import CliFlag, RecipeSpec, get_spec, names
+from benchsmith.recipes.registry import (
+    CliFlag,
+    RecipeSpec,
+    builtin_names,
+    get_spec,
+    load_errors,
+    names,
+)
 from benchsmith.store.rundir import new_run_id
 
 RUN_HELP = """Interrupted runs (Ctrl-C, crash, kill -9) continue with --resume: nothing completed is sent again. On Ctrl-C/SIGTERM requests in flight get
@@ -255,29 +263,67 @@ def recipes_command(as_json: bool = typer.Option(False, "--json", help="Print as
     rows = []
     for name in names():
         spec = get_spec(name)
-        defaults = spec.options().model_dump(mode="json")
+        fields = spec.Options.model_fields
+        required = [k for k, f in fields.items() if f.is_required()]
+        defaults = {k: to_jsonable_python(f.get_default(call_default_factory=True))
+                    for k, f in fields.items() if not f.is_required()}
         rows.append({"name": name, "version": spec.version, "summary": spec.summary,
                      "command": " ".join(["benchsmith", *spec.cli.words]) if spec.cli else
-                     f"benchsmith run --recipe {name}", "options": defaults})
+                     f"benchsmith run --recipe {name}", "options": defaults,
+                     "required": required})
+    for ep, why in load_errors().items():
+        err_console().print(f"warning: recipe plug-in {ep} failed to load ({why})", markup=False)
+    for note in SKIPPED_VERBS:
+        err_console().print(f"warning: {note}", markup=False)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
         typer.echo(f"{r['name']} (v{r['version']}): {r['summary']}")
         typer.echo(f"  command: {r['command']} --config CFG")
-        typer.echo("  options: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in r["options"].items()))
+        typer.echo("  options: " + ", ".join([f"{k} (required)" for k in r["required"]] + [
+            f"{k}={json.dumps(v)}" for k, v in r["options"].items()]))
+
+
+# Recipe commands left out (no words, or a name already taken): shown by `recipes`.
+SKIPPED_VERBS: list[str] = []
 
 
 def register(app: typer.Typer) -> None:
-    """`run`, `recipes`, and each recipe's own command (grouped by its first word)."""
+    """`run` and `recipes` (the recipes' own commands come last: `register_recipe_verbs`)."""
     app.command("run")(run_command())
     app.command("recipes")(recipes_command)
+
+
+def _taken(app: typer.Typer) -> set[tuple[str, ...]]:
+    names = {(c.name or c.callback.__name__.replace("_", "-"),)  # type: ignore[union-attr]
+             for c in app.registered_commands}
+    return names | {(g.name,) for g in app.registered_groups if g.name}
+
+
+def register_recipe_verbs(app: typer.Typer) -> None:
+    """Each recipe's own command, grouped by its first word; called after every built-in
+    command, so that a recipe's command that would shadow one (or another recipe's) is left
+    out with a warning, as is one of no words."""
+    taken = _taken(app)
     groups: dict[str, typer.Typer] = {}
-    for name in names():
+    first = builtin_names()
+    for name in [*first, *(n for n in names() if n not in first)]:
         spec = get_spec(name)
         if spec.cli is None:
             continue
-        *group, last = spec.cli.words
+        words = tuple(spec.cli.words)
+        instead = f"run it with `benchsmith run --recipe {name}`"
+        if not 1 <= len(words) <= 2:
+            SKIPPED_VERBS.append(f"recipe {name}: its command has {len(words)} words (1 or 2 "
+                                 f"allowed); {instead}")
+            continue
+        if words in taken or words[:1] in taken and words[0] not in groups:
+            SKIPPED_VERBS.append(f"recipe {name}: its command `{' '.join(['benchsmith', *words])}`"
+                                 f" is taken; {instead}")
+            continue
+        taken.add(words)
+        *group, last = words
         target = app
         if group:
             key = group[0]
@@ -285,5 +331,6 @@ def register(app: typer.Typer) -> None:
                 groups[key] = typer.Typer(help=spec.cli.group_help, no_args_is_help=True,
                                           rich_markup_mode="markdown")
                 app.add_typer(groups[key], name=key)
+                taken.add((key,))
             target = groups[key]
         target.command(last)(recipe_command(spec))

@@ -28,9 +28,29 @@ def run_local(stage: Stage, spec: RequestSpec) -> Parsed:
     parse error would (the step is deterministic: asking again gives the same)."""
     assert stage.local is not None
     try:
-        return stage.local(spec)
+        return _checked(stage.name, stage.local(spec))
     except Exception as e:  # a bug in one step must not stop the run
         return Parsed(issues=(f"local step {stage.name} raised {type(e).__name__}: {e}"[:500],))
+
+
+def _checked(name: str, parsed: Any) -> Parsed:
+    """The step's answer as the ledger can hold it, or why it cannot (one issue)."""
+    if not isinstance(parsed, Parsed):
+        return Parsed(issues=(f"local step {name} returned {type(parsed).__name__}, not Parsed",))
+    if isinstance(parsed.issues, str):  # one issue, not a tuple of them
+        return Parsed(issues=(parsed.issues,))
+    if not parsed.ok:
+        return Parsed(issues=tuple(str(i) for i in parsed.issues))
+    for r in parsed.records:
+        if not isinstance(r, dict):
+            return Parsed(issues=(f"local step {name} returned a record that is not a JSON "
+                                  f"object: {r!r}"[:500],))
+        try:
+            orjson.dumps(r)
+        except TypeError as e:
+            return Parsed(issues=(f"local step {name} returned a record that is not JSON: "
+                                  f"{e}"[:500],))
+    return parsed
 
 
 def answer_local(ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task],

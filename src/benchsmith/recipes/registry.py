@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 
+from benchsmith.errors import BenchsmithError
 from benchsmith.recipes.base import Recipe
 from benchsmith.recipes.context import RecipeContext
 from benchsmith.recipes.spec import CliFlag, CliVerb, RecipeSpec  # noqa: F401 - re-exported
@@ -49,6 +50,11 @@ def _builtins() -> Iterable[RecipeSpec]:
     return (PLANS, BUGFIX, TESTGEN)
 
 
+def builtin_names() -> list[str]:
+    """The names of the recipes benchsmith ships (they come first where names compete)."""
+    return [s.name for s in _builtins()]
+
+
 def _load() -> None:
     global _loaded
     if _loaded:
@@ -65,8 +71,7 @@ def _load() -> None:
             for spec in specs:
                 if not isinstance(spec, RecipeSpec):
                     raise TypeError(f"{ep.value} is not a RecipeSpec")
-                if spec.name not in _registry:
-                    register(spec)
+                register(spec)  # a name taken (by a built-in) is refused, and reported
         except Exception as e:  # a broken plug-in must not break the other recipes
             _entry_point_errors[ep.name] = f"{ep.value}: {type(e).__name__}: {e}"
 
@@ -74,6 +79,16 @@ def _load() -> None:
 def names() -> list[str]:
     _load()
     return sorted(_registry)
+
+
+def load_errors() -> dict[str, str]:
+    """Entry points that registered nothing, by name: why (import error, name taken, ...)."""
+    _load()
+    return dict(_entry_point_errors)
+
+
+class RecipeBuildError(BenchsmithError):
+    """A recipe's `build` raised (a bug or a missing resource of the recipe)."""
 
 
 def get_spec(name: str) -> RecipeSpec:
@@ -100,4 +115,10 @@ def get_recipe(name: str, options: Any, ctx: RecipeContext) -> Recipe:
     spec = get_spec(name)
     if not isinstance(options, spec.Options):
         options = spec.options(options)
-    return spec.build(options, ctx)
+    try:
+        return spec.build(options, ctx)
+    except BenchsmithError:
+        raise
+    except Exception as e:  # a plug-in's bug: one line, not a traceback
+        raise RecipeBuildError(
+            f"recipe {name!r} cannot be built ({type(e).__name__}: {e})"[:500]) from e

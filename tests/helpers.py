@@ -11,6 +11,7 @@ import contextlib
 import copy
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -247,6 +248,12 @@ def run_cli(
     )
 
 
+def _default_sigint() -> None:
+    """A test started in the background (`make test &`) inherits an ignored SIGINT; the CLI
+    under test must see Ctrl-C as a user's terminal sends it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def popen_cli(
     args: list[str], *, env: dict[str, str], cwd: Path | None = None
 ) -> subprocess.Popen[str]:
@@ -257,6 +264,7 @@ def popen_cli(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 

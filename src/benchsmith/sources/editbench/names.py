@@ -5,7 +5,10 @@ what follows (`0.2`, `0.2_bm25_5`, `0.2_body_issue`, `None_body_issue`)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchsmith.errors import ConfigError
 
@@ -58,3 +61,71 @@ def stem_of(path: Path) -> str:
         if name.endswith(ext):
             return name[: -len(ext)]
     return path.stem
+
+
+# --------------------------------------------------------------------------- merge-infbench
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    out: Path
+    files: tuple[Path, ...]  # merged, in order
+    rows_read: int
+    written: int
+    duplicates: tuple[str, ...]  # ids seen again after their first file (first wins)
+
+
+def _inputs(infbench_dir: Path, run_id: str, repos: Sequence[str] | None) -> list[Path]:
+    if repos:
+        files = [infbench_file(infbench_dir, r, run_id) for r in repos]
+        for f in files:
+            if not f.is_file():
+                raise ConfigError(str(f), "--repos", "file not found: build it with "
+                                  "`benchsmith infbench build --save-path " f"{f}` or drop "
+                                  "the repo from --repos")
+        return files
+    if not infbench_dir.is_dir():
+        raise ConfigError(str(infbench_dir), "--infbench-dir", "folder not found")
+    # Exact run id only: `_0.2` must not pick up `_0.2_bm25_5` files.
+    files = sorted(p for p in infbench_dir.glob(f"*{MARK}{run_id}.jsonl")
+                   if (parts := split_name(p)) is not None and parts[1] == run_id
+                   and parts[0] != "all")
+    if not files:
+        raise ConfigError(str(infbench_dir), "--infbench-dir", f"no `<owner-repo>{MARK}"
+                          f"{run_id}.jsonl` file to merge (check --run-id)")
+    return files
+
+
+def merge_infbench(
+    infbench_dir: Path, run_id: str, repos: Sequence[str] | None = None,
+    out: Path | None = None,
+) -> MergeSummary:
+    """Merge the per-repo infbench files of `run_id` (never `all-...`) into
+    `all-task-instances_{run_id}.jsonl` (or `out`), atomically; a repeated instance id
+    keeps its first row and is reported."""
+    from benchsmith.sources.rows import iter_file
+    from benchsmith.store.rundir import atomic_write_jsonl
+
+    check_run_id(run_id)
+    infbench_dir = Path(infbench_dir)
+    files = _inputs(infbench_dir, run_id, repos)
+    target = Path(out) if out else infbench_file(infbench_dir, "all", run_id)
+    if any(f.resolve() == target.resolve() for f in files):
+        raise ConfigError(str(target), "--out", "is one of the files to merge: pick another")
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    dups: list[str] = []
+    read = 0
+    for f in files:
+        for n, row in iter_file(f, "--infbench-dir"):
+            iid = row.get("instance_id")
+            if not isinstance(iid, str) or not iid:
+                raise ConfigError(f"{f}: line {n}", "instance_id", "missing or not a string")
+            read += 1
+            if iid in seen:
+                dups.append(iid)
+                continue
+            seen.add(iid)
+            rows.append(row)
+    atomic_write_jsonl(target, rows)
+    return MergeSummary(target, tuple(files), read, len(rows), tuple(dups))

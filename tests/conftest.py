@@ -23,6 +23,7 @@ pytest_plugins = [
     "fake_batches_support",  # before batch_executor_support, which imports it
     "batch_executor_support",
     "repo_structure_support",
+    "infbench_support",
     "rollouts_support",
 ]
 

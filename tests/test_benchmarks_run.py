@@ -29,3 +29,8 @@ def test_throughput_benchmark_runs() -> None:
     out = _run("benchmarks/throughput.py", "--n", "200", "--only", "3")
     (r,) = out["results"]
     assert r["all_ok"] and r["n"] == 200
+
+
+def test_infbench_build_benchmark_runs() -> None:
+    out = _run("benchmarks/infbench_build.py", "--repeat", "1")
+    assert (out["rows"], out["written"]) == (478, 478)

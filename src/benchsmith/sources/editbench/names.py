@@ -80,9 +80,9 @@ def _inputs(infbench_dir: Path, run_id: str, repos: Sequence[str] | None) -> lis
         files = [infbench_file(infbench_dir, r, run_id) for r in repos]
         for f in files:
             if not f.is_file():
-                raise ConfigError(str(f), "--repos", "file not found: build it with "
-                                  "`benchsmith infbench build --save-path " f"{f}` or drop "
-                                  "the repo from --repos")
+                raise ConfigError(str(f), "--repos", "file not found: build it (`benchsmith "
+                                  f"infbench build ... --save-path {f}`) or leave the repo "
+                                  "out of --repos")
         return files
     if not infbench_dir.is_dir():
         raise ConfigError(str(infbench_dir), "--infbench-dir", "folder not found")

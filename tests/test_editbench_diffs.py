@@ -141,3 +141,16 @@ def test_trailing_blank_context_lost_at_a_boundary_is_restored() -> None:
     assert stripped.endswith("+B\n")
     [fd] = diffs.parse(stripped + udiff("x\n", "y\n", "other.py"))[:1]
     assert fd.hunks[0].lines[-1] == (" ", "") and diffs.apply_file(old, fd) == new
+
+
+def test_git_headers_without_hunks_empty_new_file_deletion_and_rename() -> None:
+    empty = "diff --git a/e.py b/e.py\nnew file mode 100644\nindex 0000000..e69de29\n"
+    gone = "diff --git a/g.py b/g.py\ndeleted file mode 100644\nindex e69de29..0000000\n"
+    moved = "diff --git a/old.py b/new.py\nsimilarity index 100%\nrename from old.py\n" \
+        "rename to new.py\n"
+    [e], [g], [m] = diffs.parse(empty), diffs.parse(gone), diffs.parse(moved)
+    assert (e.old_path, e.new_path) == (None, "e.py") and diffs.apply_file(None, e) == ""
+    assert (g.old_path, g.new_path) == ("g.py", None) and diffs.apply_file("", g) is None
+    assert (m.old_path, m.new_path) == ("old.py", "new.py")
+    assert diffs.apply({"old.py": "x\n"}, [moved]) == {"old.py": None, "new.py": "x\n"}
+    assert diffs.files_touched([empty, gone, moved]) == ["e.py", "g.py", "new.py"]

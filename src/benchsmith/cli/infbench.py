@@ -43,7 +43,8 @@ def _info_pct(value: Optional[str]) -> Optional[float]:
 def build(
     bench: str = typer.Option(
         ..., "--bench", metavar="PATH_OR_NAME",
-        help="Bench rows: a .jsonl/.jsonl.gz/.parquet file or a Hugging Face owner/name.",
+        help="Bench rows: a .jsonl/.jsonl.gz/.parquet file, or a Hugging Face owner/name "
+        "(split test; owner/name:SPLIT for another; needs `datasets`).",
     ),
     save_path: Path = typer.Option(
         ..., "--save-path",

@@ -1,5 +1,6 @@
 """Bench rows (RealisticEditBench's schema), read from a .jsonl/.jsonl.gz/.parquet file or a
-Hugging Face dataset and checked field by field.
+Hugging Face dataset (`owner/name`, split `test`; `owner/name:train` for another split) and
+checked field by field.
 
 Required: `instance_id` (str), `repo` ("owner/name"), `work_patch_list` (list of steps, a
 step a list of unified-diff strings). Optional: `base_commit` (str), `pull_number` (int),
@@ -109,12 +110,13 @@ def parse_row(raw: dict[str, Any], source: str, n: int) -> BenchRow:
 
 def _iter_raw(bench: str, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(bench).expanduser()
-    if path.exists() or bench.endswith(_FILE_EXT) or not _HF_NAME.match(bench):
+    name, _, hf_split = bench.partition(":")  # owner/name:split
+    if path.exists() or bench.endswith(_FILE_EXT) or not _HF_NAME.match(name):
         if not path.is_file():
             raise ConfigError(bench, "--bench", "file not found (a .jsonl, .jsonl.gz or "
                               ".parquet bench, or a Hugging Face dataset owner/name)")
         return iter_file(path, "--bench")
-    return iter_hf(bench, split, "--bench")
+    return iter_hf(name, hf_split or split, "--bench")
 
 
 def load_bench(bench: str | Path, split: str = "test") -> list[BenchRow]:

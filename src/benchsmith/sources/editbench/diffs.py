@@ -83,8 +83,13 @@ def parse(diff: str) -> list[FileDiff]:
         if started:
             o, n = (old, new)
             if git_paths is not None and o is None and n is None:
-                o, n = git_paths  # a git header without ---/+++ (mode change, binary)
+                # A git header without ---/+++: empty new/deleted file, rename, mode change.
+                o, n = git_paths
+                o = None if "new" in git_kind else git_kind.get("from", o)
+                n = None if "deleted" in git_kind else git_kind.get("to", n)
             out.append(FileDiff(o, n, tuple(hunks)))
+
+    git_kind: dict[str, str] = {}
 
     while i < len(lines):
         line = lines[i]
@@ -94,8 +99,13 @@ def parse(diff: str) -> list[FileDiff]:
             started, hunks = True, []
             git_paths = (m.group(1), m.group(2))
             old = new = None
+            git_kind = {}
             i += 1
             continue
+        for key, mark in (("new", "new file mode"), ("deleted", "deleted file mode"),
+                          ("from", "rename from "), ("to", "rename to ")):
+            if git_paths is not None and not hunks and line.startswith(mark):
+                git_kind[key] = line[len(mark):].strip()
         if line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
             if not started or hunks:
                 flush()

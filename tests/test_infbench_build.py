@@ -316,3 +316,17 @@ def test_bm25_context_and_its_fallback(tmp_path: Path, history: History, gitread
                            repos_dir=h.repos_dir)
     assert row["context_kind"] == "oracle" and summary.bm25_fallbacks == 1
     assert row["context_note"] == "bm25 found no file; oracle used"
+
+
+def test_bm25_context_with_the_real_index(tmp_path: Path, history: History) -> None:
+    """End to end with bm25.top_files and gitread as merged (skipped on a tree without them)."""
+    pytest.importorskip("benchsmith.sources.gitread", reason="gitread is not merged here")
+    pytest.importorskip("benchsmith.sources.editbench.bm25", reason="bm25 is not merged here")
+    h = history
+    bench = _bench_of(tmp_path, h, title_mes="getcwd here os util")
+    summary, [row] = build(tmp_path, bench, "acme-widgets-task-instances_0.4_bm25_1.jsonl",
+                           info_pct=0.4, use_bm25=True, topn=1, repos_dir=h.repos_dir,
+                           cache_dir=tmp_path / "idx")
+    assert summary.context_kinds == {"bm25": 1} and summary.bm25_fallbacks == 0
+    assert row["context_files"] == [{"path": "pkg/util.py", "content": prompt.number_lines(
+        h.texts[1]["pkg/util.py"][:-1])}]

@@ -206,6 +206,8 @@ def _context(row: BenchRow, sp: Split, requirement: str, opts: BuildOptions,
             ctx = from_bm25(clone, commit, query, sp.pre_edits, opts.topn, opts.cache_dir)
         except diffs.DiffError as e:
             fallback = f"bm25 files: previous edits do not apply ({e}); oracle used"
+        except BenchsmithError as e:  # the index could not be built or read
+            fallback = f"bm25 failed ({e}); oracle used"
         else:
             if ctx.files:
                 return ctx, False

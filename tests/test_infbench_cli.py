@@ -152,3 +152,16 @@ def test_merge_infbench_errors(tmp_path: Path) -> None:
     msg = one_error_line(run_cli(["infbench", "merge-infbench", "--infbench-dir", str(d),
                                   "--run-id", "../x"]))
     assert "is not a run id" in msg
+
+
+def test_bm25_without_clones_says_oracle_was_used(tmp_path: Path) -> None:
+    bench = write_jsonl(tmp_path / "b.jsonl", [GOOD])
+    save = tmp_path / "o-r-task-instances_0.5.jsonl"
+    r = run_cli(["infbench", "build", "--bench", str(bench), "--save-path", str(save),
+                 "--info-pct", "0.5", "--use-bm25", "--topn", "5", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    assert "warning: run id '0.5' and --use-bm25 on disagree" in r.stderr
+    assert "bm25:      1 row(s) fell back to oracle context (see context_note)" in r.stdout
+    [row] = read_jsonl(save)
+    assert row["context_kind"] == "oracle_diffs"
+    assert row["context_note"].startswith("bm25 needs a clone and base_commit (no --repos-dir)")

@@ -54,6 +54,7 @@ HEAD_CHANGES = (
     "You will be provided with 1) a partial code base and 2) an ordered history of prior code "
     "edits (Git diffs) made to progress toward solving the task."
 )
+HEAD_CODE = "You will be provided with a partial code base."
 HEAD_ISSUE = (
     "You will be provided with 1) a partial code base and 2) a code editing requirement "
     "describing the target modification."
@@ -91,7 +92,11 @@ def render_prompt(
 ) -> str:
     """The prompt: requirement (when not blank), code context, change history (when k > 0)."""
     has_req, has_hist = bool(requirement.strip()), bool(pre_edits)
-    parts = [HEAD_FULL if has_req and has_hist else HEAD_CHANGES if has_hist else HEAD_ISSUE]
+    if has_hist:
+        head = HEAD_FULL if has_req else HEAD_CHANGES
+    else:  # no history: the requirement alone, or (no text either) the code alone
+        head = HEAD_ISSUE if has_req else HEAD_CODE
+    parts = [head]
     if has_req:
         parts.append(f"<requirement>\n{requirement.strip()}\n</requirement>")
     parts.append(f"<code>\n{render_code(context_files)}\n</code>")
@@ -101,7 +106,9 @@ def render_prompt(
                 "relation to the requirement. Based on this, " if has_req else
                 "Understand the content and purpose of the historical code changes above. "
                 "Based on this, ")
-    else:
+    elif has_req:
         lead = "Solve the requirement above: "
+    else:
+        lead = "Read the code above and "
     parts.append(lead + _ASK)
     return "\n".join(parts)

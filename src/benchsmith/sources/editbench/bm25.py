@@ -1,0 +1,231 @@
+"""The top-n files of a repository at a commit by BM25 (`bm25s`), for `--use-bm25`.
+
+Documents are the regular files of the commit with the chosen suffixes, read from git objects
+through `sources.gitread` (the user's checkout is never touched): each is its path plus its
+text. The index of a commit is cached on disk (a folder per commit id and suffixes, written as
+a temp folder + rename), so later queries of that commit do not read the repository again; a
+damaged cache folder is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import keyword
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import orjson
+
+from benchsmith.sources import gitread
+
+# Bump when tokenizing, scoring parameters or the cache layout change: old caches are rebuilt.
+FORMAT = 1
+_META = "benchsmith.json"
+
+# Code tokens: identifiers are split into their words (`parse_http_header`, `parseHTTPHeader`
+# and `ParseHttpHeader` all give parse, http, header), so prose in a requirement meets code;
+# and every compound identifier is also kept whole, underscores dropped and lowercased
+# (`parsehttpheader` in all three spellings), so naming the exact identifier ranks the file
+# that has it above files that only share its words. One-character words, Python keywords
+# and self/cls are dropped: they are in nearly every file and only slow building and queries
+# down. Non-ASCII letters are not tokens. (Regexes over the whole text, not a loop per word:
+# tokenizing is most of the time of building an index.)
+_PART = re.compile(r"[a-z]{2,}|[A-Z][a-z]+|[A-Z]{2,}(?![a-z])|[0-9]{2,}")
+_COMPOUND = re.compile(  # a word with an inner `_` or a lower-to-upper step, from its start
+    r"(?<![A-Za-z0-9_])[A-Za-z0-9_]*?(?:[A-Za-z0-9]_+[A-Za-z0-9]|[a-z0-9][A-Z])[A-Za-z0-9_]*"
+)
+_STOP = frozenset(k.lower() for k in keyword.kwlist) | {"self", "cls"}
+
+
+def tokenize(text: str) -> list[str]:
+    """The BM25 tokens of code or prose (see the comment above)."""
+    words = " ".join(_PART.findall(text) + _COMPOUND.findall(text)).lower().replace("_", "")
+    return list(itertools.filterfalse(_STOP.__contains__, words.split()))
+
+
+@dataclass(frozen=True)
+class RepoIndex:
+    """The BM25 index of the files of one commit; `paths` sorted (document i is paths[i])."""
+
+    commit: str  # full commit id
+    suffixes: tuple[str, ...]
+    paths: tuple[str, ...]
+    retriever: bm25s.BM25 | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.retriever.vocab_dict) if self.retriever is not None else 0
+
+    def query(self, text: str, topn: int = 10) -> list[str]:
+        """Paths of the `topn` best files for `text`, best first; ties in path order. Only
+        files sharing a token with the query: an empty query gives []."""
+        if topn <= 0 or self.retriever is None:
+            return []
+        scores = _scores(self.retriever, tokenize(text))
+        if scores is None:
+            return []
+        order = np.argsort(-scores, kind="stable")[:topn]  # stable: ties keep path order
+        return [self.paths[i] for i in order if scores[i] > 0]
+
+
+def _scores(retriever: bm25s.BM25, tokens: list[str]) -> np.ndarray | None:
+    """BM25 score of every document: the sum over the query's tokens (with repeats, as
+    bm25s' own `get_scores`), gathered in one pass instead of one numpy call per token."""
+    vocab = retriever.vocab_dict
+    ids, counts = np.unique(
+        np.fromiter((vocab[t] for t in tokens if t in vocab), dtype=np.int64), return_counts=True,
+    )
+    if not len(ids):
+        return None
+    sc = retriever.scores
+    indptr, indices, data = sc["indptr"], sc["indices"], sc["data"]
+    starts, lens = indptr[ids].astype(np.int64), (indptr[ids + 1] - indptr[ids]).astype(np.int64)
+    total = int(lens.sum())
+    # positions of every posting of every query token, without a Python loop
+    offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
+    weights = data[offsets].astype(np.float64) * np.repeat(counts, lens)
+    return np.bincount(indices[offsets], weights=weights, minlength=sc["num_docs"])
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_index(
+    clone: Path, commit: str, suffixes: tuple[str, ...] = (".py",),
+) -> RepoIndex:
+    """The index of the files of `commit` ending with `suffixes`, read from git objects."""
+    clone, suffixes = Path(clone), tuple(suffixes)
+    gitread.check_clone(clone)
+    sha = gitread.resolve_commit(clone, commit)
+    return _build(clone, sha, suffixes)
+
+
+def _build(clone: Path, sha: str, suffixes: tuple[str, ...]) -> RepoIndex:
+    files = [(p, oid) for mode, typ, oid, p in gitread.ls_tree(clone, sha)
+             if typ == "blob" and mode in ("100644", "100755")
+             and (not suffixes or p.endswith(suffixes))]
+    files.sort()
+    if not files:
+        return RepoIndex(sha, suffixes, ())
+    blobs = gitread.cat_blobs(clone, list(dict.fromkeys(oid for _, oid in files)))
+    paths = tuple(p for p, _ in files)
+    corpus = [tokenize(p + "\n" + blobs[oid].decode("utf-8", errors="replace"))
+              for p, oid in files]
+    del blobs
+    # token ids made here (C-level dict and map) rather than by bm25s' per-token loop
+    vocab = dict.fromkeys(itertools.chain.from_iterable(corpus))
+    if not vocab:
+        return RepoIndex(sha, suffixes, paths)  # files, but not one token in them
+    vocab = dict(zip(vocab, range(len(vocab))))
+    ids = [list(map(vocab.__getitem__, doc)) for doc in corpus]
+    del corpus
+    retriever = bm25s.BM25()  # Lucene BM25, k1=1.5, b=0.75; numpy only (no numba, no scipy)
+    retriever.index((ids, vocab), show_progress=False)
+    return RepoIndex(sha, suffixes, paths, retriever)
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def cache_path(cache_dir: Path, sha: str, suffixes: tuple[str, ...] = (".py",)) -> Path:
+    """The cache folder of the index of commit `sha` (full id) for these suffixes."""
+    key = hashlib.sha256(repr((FORMAT, tuple(suffixes))).encode()).hexdigest()[:12]
+    return Path(cache_dir).expanduser() / f"{sha}-{key}"
+
+
+def save_index(index: RepoIndex, cache_dir: Path) -> Path:
+    """Write `index` under `cache_dir` (temp folder + rename); returns its folder. A cache
+    that cannot be written costs only a rebuild next time: OSError is not raised."""
+    final = cache_path(cache_dir, index.commit, index.suffixes)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    except OSError:
+        return final
+    try:
+        if index.retriever is not None:
+            index.retriever.save(tmp, show_progress=False)
+        meta = {"format": FORMAT, "commit": index.commit, "suffixes": list(index.suffixes),
+                "paths": list(index.paths), "indexed": index.retriever is not None,
+                "sizes": _sizes(tmp), "bm25s": bm25s.__version__}
+        (tmp / _META).write_bytes(orjson.dumps(meta))  # last: a folder without it is not used
+        if final.exists():  # a damaged copy (a good one would have been loaded)
+            shutil.rmtree(final, ignore_errors=True)
+        os.rename(tmp, final)
+    except OSError:
+        pass  # another process won the rename, or the disk is full: theirs (or none) is kept
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _sizes(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.name != _META}
+
+
+def read_cached(folder: Path, sha: str, suffixes: tuple[str, ...]) -> RepoIndex | None:
+    """The index cached in `folder` if it is whole and of this commit and format, else None."""
+    try:
+        meta = orjson.loads((folder / _META).read_bytes())
+        if (meta.get("format"), meta.get("commit"), meta.get("suffixes")) != (
+            FORMAT, sha, list(suffixes)
+        ):
+            return None
+        paths = tuple(meta["paths"])
+        if meta["sizes"] != _sizes(folder):  # a truncated or replaced file
+            return None
+        if not meta["indexed"]:
+            return RepoIndex(sha, tuple(suffixes), paths)
+        retriever = bm25s.BM25.load(folder, show_progress=False)
+        sc = retriever.scores
+        n_terms = len(sc["indptr"]) - 1
+        ok = (
+            sc["num_docs"] == len(paths) and len(sc["data"]) == len(sc["indices"])
+            and int(sc["indptr"][-1]) == len(sc["data"])
+            and all(0 <= i < n_terms for t, i in retriever.vocab_dict.items() if t)
+            and (not len(sc["indices"]) or 0 <= int(sc["indices"].min())
+                 and int(sc["indices"].max()) < len(paths))
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, EOFError):
+        return None  # missing, truncated or foreign files: rebuilt by the caller
+    return RepoIndex(sha, tuple(suffixes), paths, retriever) if ok else None
+
+
+def load_index(
+    clone: Path, commit: str, cache_dir: Path | None = None,
+    suffixes: tuple[str, ...] = (".py",),
+) -> RepoIndex:
+    """The index of `commit`: from `cache_dir` when cached there, else built (and cached
+    when `cache_dir` is given). Only `git rev-parse` runs on a cache hit."""
+    clone, suffixes = Path(clone), tuple(suffixes)
+    gitread.check_clone(clone)
+    sha = gitread.resolve_commit(clone, commit)
+    if cache_dir is None:
+        return _build(clone, sha, suffixes)
+    hit = read_cached(cache_path(cache_dir, sha, suffixes), sha, suffixes)
+    if hit is not None:
+        return hit
+    index = _build(clone, sha, suffixes)
+    save_index(index, cache_dir)
+    return index
+
+
+def top_files(
+    clone: Path, commit: str, query: str, topn: int = 10, cache_dir: Path | None = None,
+    suffixes: tuple[str, ...] = (".py",),
+) -> list[str]:
+    """Paths of the `topn` files of `commit` that best match `query` by BM25, best first
+    (ties by path). [] for a query without tokens, `topn` <= 0, or no matching files."""
+    clone = Path(clone)
+    gitread.check_clone(clone)
+    gitread.resolve_commit(clone, commit)  # a bad commit is an error even for an empty query
+    if topn <= 0 or not tokenize(query):
+        return []
+    return load_index(clone, commit, cache_dir, suffixes).query(query, topn)

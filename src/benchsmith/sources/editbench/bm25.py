@@ -151,7 +151,7 @@ def save_index(index: RepoIndex, cache_dir: Path) -> Path:
         return final
     try:
         if index.retriever is not None:
-            index.retriever.save(tmp, show_progress=False)
+            index.retriever.save(tmp)  # no corpus: nothing to show progress of
         meta = {"format": FORMAT, "commit": index.commit, "suffixes": list(index.suffixes),
                 "paths": list(index.paths), "indexed": index.retriever is not None,
                 "sizes": _sizes(tmp), "bm25s": bm25s.__version__}
@@ -183,7 +183,7 @@ def read_cached(folder: Path, sha: str, suffixes: tuple[str, ...]) -> RepoIndex 
             return None
         if not meta["indexed"]:
             return RepoIndex(sha, tuple(suffixes), paths)
-        retriever = bm25s.BM25.load(folder, show_progress=False)
+        retriever = bm25s.BM25.load(folder)
         sc = retriever.scores
         n_terms = len(sc["indptr"]) - 1
         ok = (

@@ -10,9 +10,12 @@ docstrings, comments) over a vocabulary of made-up words, written as one commit 
   `git cat-file --batch` for every blob, tokenizing, the bm25s index;
 - save: writing the index to the cache (temp folder + rename);
 - load: `load_index` from the cache (one `git rev-parse`, no reading of the repository);
-- query: Q queries of `RepoIndex.query(text, 10)`, median and p95. A query is what the
-  infbench builder sends: a sentence of requirement plus a 40-line slice of one file (as
-  the previous edits would show it), so it is a few KB of text.
+- query: Q queries of each kind with `RepoIndex.query(text, 10)`, median and p95. A query is
+  what the infbench builder sends: a sentence of requirement plus previous edits, here a
+  slice of one file: 40 lines ("short", ~1.6 KB) or 400 lines ("long", ~16 KB, a long
+  edit history).
+
+Build and load+query each run in a fresh process, so their peak RSS is their own.
 
     python benchmarks/bm25_repo.py                    # 5,000 files, about 50 MB, 100 queries
     python benchmarks/bm25_repo.py --files 500 --json # smaller; the results as JSON
@@ -27,6 +30,7 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -158,80 +162,125 @@ def make_repo(root: Path, n_files: int, total_mb: float, seed: int) -> tuple[str
     return sha, files
 
 
-def queries(files: dict[str, str], n: int, seed: int) -> list[tuple[str, str]]:
-    """(file the query is about, query text): a requirement sentence and 40 lines of it."""
-    rng = random.Random(seed + 1)
+def queries(files: dict[str, str], n: int, seed: int, lines: int) -> list[tuple[str, str]]:
+    """(file the query is about, query text): a requirement sentence and `lines` lines of it
+    (or the whole file when shorter)."""
+    rng = random.Random(seed + lines)
     paths = sorted(files)
     out = []
     for _ in range(n):
         path = rng.choice(paths)
-        lines = files[path].splitlines()
-        start = rng.randrange(max(1, len(lines) - 40))
-        words = [w for w in rng.choice(lines[start:start + 40] or [""]).split() if w.isalpha()]
+        text = files[path].splitlines()
+        start = rng.randrange(max(1, len(text) - lines))
+        words = [w for w in rng.choice(text[start:start + lines] or [""]).split() if w.isalpha()]
         sentence = f"Fix the {' '.join(words[:3]) or 'bug'} handling when the input is empty."
-        out.append((path, sentence + "\n" + "\n".join(lines[start:start + 40])))
+        out.append((path, sentence + "\n" + "\n".join(text[start:start + lines])))
     return out
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def phase_build(clone: Path, sha: str, cache: Path) -> dict:
+    t0 = time.perf_counter()
+    index = bm25.build_index(clone, sha)
+    build_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    folder = bm25.save_index(index, cache)
+    save_s = time.perf_counter() - t0
+    return {"build_s": build_s, "save_s": save_s, "build_peak_mb": _maxrss_mb(),
+            "vocab": index.vocab_size,
+            "cache_mb": sum(p.stat().st_size for p in folder.iterdir()) / 1e6}
+
+
+def phase_query(clone: Path, sha: str, cache: Path, qfile: Path) -> dict:
+    t0 = time.perf_counter()
+    index = bm25.load_index(clone, sha, cache)
+    out: dict = {"load_s": time.perf_counter() - t0}
+    for name, qs in json.loads(qfile.read_text()).items():
+        times, hits = [], 0
+        for path, text in qs:
+            t0 = time.perf_counter()
+            top = index.query(text, 10)
+            times.append(time.perf_counter() - t0)
+            hits += path in top
+        times.sort()
+        out[name] = {"median_ms": statistics.median(times) * 1e3,
+                     "p95_ms": times[min(len(times) - 1, int(0.95 * len(times)))] * 1e3,
+                     "chars": int(statistics.median(len(q) for _, q in qs)),
+                     "n": len(qs), "file_in_top10": hits}
+    out["query_peak_mb"] = _maxrss_mb()
+    return out
+
+
+def _child(*args: str) -> dict:
+    """Run a phase in a fresh process, so its time and peak memory are its own."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    r = subprocess.run([sys.executable, __file__, *args], env=env, capture_output=True,
+                       text=True, check=False)
+    if r.returncode != 0:
+        raise SystemExit(f"benchmark phase {args[1]} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout)
+
+
+def run(n_files: int, mb: float, n_queries: int, seed: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bm25-bench-") as tmp:
+        clone, cache, qfile = Path(tmp) / "repo", Path(tmp) / "cache", Path(tmp) / "q.json"
+        t0 = time.perf_counter()
+        sha, files = make_repo(clone, n_files, mb, seed)
+        gen_s = time.perf_counter() - t0
+        qfile.write_text(json.dumps({
+            "short": queries(files, n_queries, seed, 40),
+            "long": queries(files, n_queries, seed, 400),
+        }))
+        common = ["--clone", str(clone), "--commit", sha, "--cache", str(cache)]
+        build = _child("--phase", "build", *common)
+        query = _child("--phase", "query", *common, "--qfile", str(qfile))
+        return {"files": len(files), "mb": sum(len(t.encode()) for t in files.values()) / 1e6,
+                "generate_s": gen_s, **build, **query}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", type=int, default=5000)
     ap.add_argument("--mb", type=float, default=50.0, help="total size of the files (MB)")
-    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--queries", type=int, default=100, help="queries of each kind")
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--phase", choices=("build", "query"), help=argparse.SUPPRESS)
+    ap.add_argument("--clone", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--commit", help=argparse.SUPPRESS)
+    ap.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--qfile", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bm25-bench-") as tmp:
-        clone, cache = Path(tmp) / "repo", Path(tmp) / "cache"
-        t0 = time.perf_counter()
-        sha, files = make_repo(clone, args.files, args.files and args.mb, args.seed)
-        gen_s = time.perf_counter() - t0
-        size_mb = sum(len(t.encode()) for t in files.values()) / 1e6
-
-        t0 = time.perf_counter()
-        index = bm25.build_index(clone, sha)
-        build_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        bm25.save_index(index, cache)
-        save_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        loaded = bm25.load_index(clone, sha, cache)
-        load_s = time.perf_counter() - t0
-        assert loaded.paths == index.paths
-
-        qs = queries(files, args.queries, args.seed)
-        times, hits = [], 0
-        for path, text in qs:
-            t0 = time.perf_counter()
-            top = loaded.query(text, 10)
-            times.append(time.perf_counter() - t0)
-            hits += path in top
-        times.sort()
-        p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
-        res = {
-            "files": len(files), "mb": round(size_mb, 1), "generate_s": round(gen_s, 2),
-            "build_s": round(build_s, 2), "save_s": round(save_s, 3), "load_s": round(load_s, 3),
-            "query_median_ms": round(statistics.median(times) * 1e3, 2),
-            "query_p95_ms": round(p95 * 1e3, 2),
-            "query_chars_median": int(statistics.median(len(q) for _, q in qs)),
-            "queries": len(qs), "file_in_top10": hits, "vocab": index.vocab_size,
-        }
+    if args.phase == "build":
+        print(json.dumps(phase_build(args.clone, args.commit, args.cache)))
+        return 0
+    if args.phase == "query":
+        print(json.dumps(phase_query(args.clone, args.commit, args.cache, args.qfile)))
+        return 0
+    res = run(args.files, args.mb, args.queries, args.seed)
     if args.json:
         print(json.dumps(res))
         return 0
-    print(f"{platform.python_version()}, {os.cpu_count()} cores; {res['files']:,} files, "
-          f"{res['mb']} MB (generated in {res['generate_s']} s), vocabulary {res['vocab']:,}")
-    print("| step | time | target | met |\n|---|--:|---|:-:|")
-    print(f"| build index from the commit (cold) | {res['build_s']} s | < 10 s | "
-          f"{'yes' if build_s < 10 else 'no'} |")
-    print(f"| save to the cache | {res['save_s']} s | | |")
-    print(f"| load from the cache | {res['load_s']} s | | |")
-    print(f"| top-10 query, median of {res['queries']} | {res['query_median_ms']} ms | < 50 ms | "
-          f"{'yes' if res['query_median_ms'] < 50 else 'no'} |")
-    print(f"| top-10 query, p95 | {res['query_p95_ms']} ms | < 50 ms | "
-          f"{'yes' if res['query_p95_ms'] < 50 else 'no'} |")
-    print(f"queries of {res['query_chars_median']:,} characters (median); the file a query was "
-          f"cut from was in its top 10 for {res['file_in_top10']} of {res['queries']}")
+    ok = {True: "yes", False: "no"}
+    print(f"Python {platform.python_version()}, bm25s {bm25.bm25s.__version__}, "
+          f"{os.cpu_count()} cores; {res['files']:,} files, {res['mb']:.1f} MB (generated in "
+          f"{res['generate_s']:.1f} s); vocabulary {res['vocab']:,}; cache {res['cache_mb']:.0f} MB")
+    print("| step | time | peak RSS | target | met |\n|---|--:|--:|---|:-:|")
+    print(f"| build the index from the commit (cold) | {res['build_s']:.2f} s | "
+          f"{res['build_peak_mb']:.0f} MB | < 10 s | {ok[res['build_s'] < 10]} |")
+    print(f"| save it to the cache | {res['save_s']:.2f} s | | | |")
+    print(f"| load it from the cache | {res['load_s']:.2f} s | {res['query_peak_mb']:.0f} MB | | |")
+    for name in ("short", "long"):
+        q = res[name]
+        for stat in ("median", "p95"):
+            v = q[f"{stat}_ms"]
+            print(f"| top-10 query, {name} ({q['chars']:,} chars), {stat} of {q['n']} | "
+                  f"{v:.1f} ms | | < 50 ms | {ok[v < 50]} |")
+    print("The file a query was cut from was in its top 10: "
+          + ", ".join(f"{res[k]['file_in_top10']}/{res[k]['n']} ({k})" for k in ("short", "long")))
     return 0
 
 

@@ -293,6 +293,13 @@ def test_cache_is_reused_and_a_damaged_cache_rebuilt(
     bm25.top_files(repo.path, repo.commits[0], q, cache_dir=cache)
     assert len(calls) == 2 and len(list(cache.iterdir())) == 2
 
+    # saving again (as a second process building the same commit would) keeps the copy
+    meta_stat = (folder / "benchsmith.json").stat()
+    assert bm25.save_index(bm25.load_index(repo.path, c2, cache), cache) == folder
+    assert (folder / "benchsmith.json").stat() == meta_stat
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        bm25.cache_path(cache, c).name for c in repo.commits[:2])
+
     files = sorted(p.name for p in folder.iterdir())
     for name in files:
         damaged = folder / name

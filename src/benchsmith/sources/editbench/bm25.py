@@ -158,8 +158,10 @@ def save_index(index: RepoIndex, cache_dir: Path) -> Path:
                 "paths": list(index.paths), "indexed": index.retriever is not None,
                 "sizes": _sizes(tmp), "bm25s": bm25s.__version__}
         (tmp / _META).write_bytes(orjson.dumps(meta))  # last: a folder without it is not used
-        if final.exists():  # a damaged copy (a good one would have been loaded)
-            shutil.rmtree(final, ignore_errors=True)
+        if final.exists():
+            if read_cached(final, index.commit, index.suffixes) is not None:
+                return final  # another process wrote it meanwhile: keep theirs
+            shutil.rmtree(final, ignore_errors=True)  # a damaged copy
         os.rename(tmp, final)
     except OSError:
         pass  # another process won the rename, or the disk is full: theirs (or none) is kept
@@ -172,32 +174,44 @@ def _sizes(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.name != _META}
 
 
-def read_cached(folder: Path, sha: str, suffixes: tuple[str, ...]) -> RepoIndex | None:
-    """The index cached in `folder` if it is whole and of this commit and format, else None."""
+def _whole(folder: Path, sha: str, suffixes: tuple[str, ...]) -> dict | None:
+    """The cache folder's metadata if it is of this commit, suffixes and format and its
+    files have the sizes written (none truncated or replaced), else None."""
     try:
         meta = orjson.loads((folder / _META).read_bytes())
-        if (meta.get("format"), meta.get("commit"), meta.get("suffixes")) != (
-            FORMAT, sha, list(suffixes)
-        ):
-            return None
+        ok = (isinstance(meta, dict) and meta.get("format") == FORMAT
+              and meta.get("commit") == sha and meta.get("suffixes") == list(suffixes)
+              and meta.get("sizes") == _sizes(folder))
+    except (OSError, ValueError):
+        return None
+    return meta if ok else None
+
+
+def read_cached(folder: Path, sha: str, suffixes: tuple[str, ...]) -> RepoIndex | None:
+    """The index cached in `folder` if it is whole and of this commit and format, else None."""
+    suffixes = tuple(suffixes)
+    meta = _whole(folder, sha, suffixes)
+    if meta is None:
+        return None
+    try:
         paths = tuple(meta["paths"])
-        if meta["sizes"] != _sizes(folder):  # a truncated or replaced file
-            return None
         if not meta["indexed"]:
-            return RepoIndex(sha, tuple(suffixes), paths)
+            return RepoIndex(sha, suffixes, paths)
         retriever = bm25s.BM25.load(folder)
-        sc = retriever.scores
-        n_terms = len(sc["indptr"]) - 1
+        sc, vocab = retriever.scores, retriever.vocab_dict
+        ids = np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))
+        n_terms = len(sc["indptr"]) - 1  # bm25s adds "" as the id after the last term
         ok = (
             sc["num_docs"] == len(paths) and len(sc["data"]) == len(sc["indices"])
             and int(sc["indptr"][-1]) == len(sc["data"])
-            and all(0 <= i < n_terms for t, i in retriever.vocab_dict.items() if t)
+            and vocab.get("") == n_terms and len(ids) and ids.min() >= 0
+            and ids.max() == n_terms
             and (not len(sc["indices"]) or 0 <= int(sc["indices"].min())
                  and int(sc["indices"].max()) < len(paths))
         )
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, EOFError):
-        return None  # missing, truncated or foreign files: rebuilt by the caller
-    return RepoIndex(sha, tuple(suffixes), paths, retriever) if ok else None
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, EOFError):
+        return None  # unreadable or foreign files: rebuilt by the caller
+    return RepoIndex(sha, suffixes, paths, retriever) if ok else None
 
 
 def load_index(
@@ -208,7 +222,10 @@ def load_index(
     when `cache_dir` is given). Only `git rev-parse` runs on a cache hit."""
     clone, suffixes = Path(clone), tuple(suffixes)
     gitread.check_clone(clone)
-    sha = gitread.resolve_commit(clone, commit)
+    return _index(clone, gitread.resolve_commit(clone, commit), cache_dir, suffixes)
+
+
+def _index(clone: Path, sha: str, cache_dir: Path | None, suffixes: tuple[str, ...]) -> RepoIndex:
     if cache_dir is None:
         return _build(clone, sha, suffixes)
     hit = read_cached(cache_path(cache_dir, sha, suffixes), sha, suffixes)
@@ -224,10 +241,12 @@ def top_files(
     suffixes: tuple[str, ...] = (".py",),
 ) -> list[str]:
     """Paths of the `topn` files of `commit` that best match `query` by BM25, best first
-    (ties by path). [] for a query without tokens, `topn` <= 0, or no matching files."""
-    clone = Path(clone)
+    (ties by path). [] for a query without tokens, `topn` <= 0, or no matching files.
+    To query one commit many times without a disk cache, keep `load_index(...)` and call
+    its `query`."""
+    clone, suffixes = Path(clone), tuple(suffixes)
     gitread.check_clone(clone)
-    gitread.resolve_commit(clone, commit)  # a bad commit is an error even for an empty query
+    sha = gitread.resolve_commit(clone, commit)  # a bad commit is an error even for no query
     if topn <= 0 or not tokenize(query):
         return []
-    return load_index(clone, commit, cache_dir, suffixes).query(query, topn)
+    return _index(clone, sha, cache_dir, suffixes).query(query, topn)

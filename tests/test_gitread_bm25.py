@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import bm25s
 import numpy as np
 import pytest
 
@@ -205,13 +206,15 @@ def test_bad_clone_or_commit_is_a_one_line_config_error(repo: Repo, tmp_path: Pa
 
 def test_tokenize_splits_identifiers_and_keeps_compounds():
     assert bm25.tokenize("parseHTTPHeader(get_http_response, x) # Retry 3 times, 404") == [
-        "parse", "http", "header", "get", "http", "response", "retry", "times", "404",
-        "parsehttpheader", "gethttpresponse",
+        "parse", "http", "header", "parsehttpheader", "get", "http", "response",
+        "gethttpresponse", "retry", "times", "404",
     ]
     assert set(bm25.tokenize("ParseHttpHeader parse_http_header")) == {
         "parse", "http", "header", "parsehttpheader"}
+    assert bm25.tokenize("sha256 HTTPServer") == [
+        "sha", "256", "sha256", "http", "server", "httpserver"]
     assert bm25.tokenize("def f(self, cls): return None if x else value") == ["value"]
-    assert bm25.tokenize("") == [] and bm25.tokenize("__init__") == ["init"]
+    assert bm25.tokenize("") == [] and bm25.tokenize("__init__ café") == ["init", "caf"]
 
 
 # --------------------------------------------------------------------------- bm25
@@ -271,6 +274,12 @@ def test_scores_are_bm25s_scores(repo: Repo):
     assert np.allclose(mine, theirs, rtol=1e-5) and mine.max() > 0
     ranked = [index.paths[i] for i in np.argsort(-theirs, kind="stable") if theirs[i] > 0]
     assert index.query(query, 10) == ranked
+    # the index (built through a memo of word ids) holds the tokens `tokenize` gives
+    texts = gitread.read_files(repo.path, repo.commits[1], list(index.paths))
+    plain = bm25s.BM25()
+    plain.index([bm25.tokenize(p + "\n" + texts[p]) for p in index.paths], show_progress=False)
+    assert sorted(plain.vocab_dict) == sorted(index.retriever.vocab_dict)
+    assert np.allclose(plain.get_scores(tokens), theirs, rtol=1e-6)
 
 
 def test_cache_is_reused_and_a_damaged_cache_rebuilt(

@@ -132,7 +132,7 @@ def _build(clone: Path, sha: str, suffixes: tuple[str, ...]) -> RepoIndex:
         for w in itertools.filterfalse(word_ids.__contains__, dict.fromkeys(words)):
             word_ids[w] = tuple([vocab.setdefault(t, len(vocab)) for t in _word_tokens(w)])
         ids.append(list(itertools.chain.from_iterable(map(word_ids.__getitem__, words))))
-    del blobs
+    del blobs, word_ids  # not needed by bm25s: lowers the peak while it builds
     paths = tuple(p for p, _ in files)
     if not vocab:
         return RepoIndex(sha, suffixes, paths)  # files, but not one token in them

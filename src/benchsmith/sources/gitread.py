@@ -114,7 +114,8 @@ def cat_blobs(clone: Path, oids: list[str]) -> dict[str, bytes]:
 
 def read_files(clone: Path, commit: str, paths: list[str]) -> dict[str, str | None]:
     """The text of each path at `commit` (UTF-8, undecodable bytes replaced); None for a path
-    that is not a file there. One `git cat-file --batch` call for all paths."""
+    that is not a file there (absent, a folder, a submodule). One `git cat-file --batch` call
+    for all paths. A symbolic link gives its target's name, as git stores it."""
     check_clone(clone)
     sha = resolve_commit(clone, commit)
     # `<commit>:<path>` names the blob; a path with a newline cannot be named on a batch line

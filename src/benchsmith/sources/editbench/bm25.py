@@ -18,12 +18,17 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bm25s
-import numpy as np
 import orjson
 
 from benchsmith.sources import gitread
+
+if TYPE_CHECKING:
+    import bm25s
+
+# bm25s and numpy are imported when an index is built or loaded (about 0.1 s), so importing
+# this module costs a command that does not use BM25 nothing.
 
 # Bump when tokenizing, scoring parameters or the cache layout change: old caches are rebuilt.
 FORMAT = 1
@@ -84,7 +89,7 @@ class RepoIndex:
             return []
         # the sum over the query's tokens, repeats counted (a few ms for a 10 KB query)
         scores = self.retriever.get_scores(tokens)
-        order = np.argsort(-scores, kind="stable")[:topn]  # stable: ties keep path order
+        order = (-scores).argsort(kind="stable")[:topn]  # stable: ties keep path order
         return [self.paths[i] for i in order if scores[i] > 0]
 
 
@@ -120,6 +125,8 @@ def _build(clone: Path, sha: str, suffixes: tuple[str, ...]) -> RepoIndex:
     paths = tuple(p for p, _ in files)
     if not vocab:
         return RepoIndex(sha, suffixes, paths)  # files, but not one token in them
+    import bm25s
+
     retriever = bm25s.BM25()  # Lucene BM25, k1=1.5, b=0.75; numpy only (no numba, no scipy)
     retriever.index((ids, vocab), show_progress=False)
     return RepoIndex(sha, suffixes, paths, retriever)
@@ -143,6 +150,8 @@ def save_index(index: RepoIndex, cache_dir: Path) -> Path:
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     except OSError:
         return final
+    import bm25s
+
     try:
         if index.retriever is not None:
             index.retriever.save(tmp)  # no corpus: nothing to show progress of
@@ -185,6 +194,9 @@ def read_cached(folder: Path, sha: str, suffixes: tuple[str, ...]) -> RepoIndex 
     meta = _whole(folder, sha, suffixes)
     if meta is None:
         return None
+    import bm25s
+    import numpy as np
+
     try:
         paths = tuple(meta["paths"])
         if not meta["indexed"]:

@@ -112,7 +112,7 @@ def repo(tmp_path: Path) -> Repo:
     files = {"pkg/config_loader.py": CONFIG, "pkg/http_client.py": HTTP,
              "pkg/geometry.py": GEOMETRY_V1, "pkg/__init__.py": "",
              "README.md": "# Widgets\nCacheStore evict_oldest_entry\n",
-             "pkg/latin.py": b'NAME = "caf\xe9"\n'}
+             "pkg/latin.py": b'NAME = "caf\xe9"\n', "docs/a b.txt": "spaced out\n"}
     for rel, text in files.items():
         write(root, rel, text)
     git(root, "add", "-A")
@@ -167,6 +167,8 @@ def test_read_files_at_an_older_commit(repo: Repo):
     assert gitread.read_files(repo.path, "main~1", ["pkg/http_client.py"]) == {
         "pkg/http_client.py": HTTP}
     assert gitread.read_files(repo.path, c2, []) == {}
+    assert gitread.read_files(repo.path, c2, ["docs/a b.txt", "docs/a c.txt", "pkg/x 1"]) == {
+        "docs/a b.txt": "spaced out\n", "docs/a c.txt": None, "pkg/x 1": None}
     assert snapshot(repo.path) == before
 
 
@@ -177,8 +179,8 @@ def test_list_files(repo: Repo):
                                   "pkg/http_client.py", "pkg/latin.py"]
     assert dict(py)["pkg/geometry.py"] == git(repo.path, "rev-parse", f"{c1}:pkg/geometry.py")
     assert [p for p, _ in gitread.list_files(repo.path, c3, suffixes=(".md", ".txt"))] == [
-        "README.md"]
-    assert len(gitread.list_files(repo.path, c3, suffixes=())) == 6  # every file
+        "README.md", "docs/a b.txt"]
+    assert len(gitread.list_files(repo.path, c3, suffixes=())) == 7  # every file
 
 
 @pytest.mark.parametrize("call", [

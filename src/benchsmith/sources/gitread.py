@@ -74,25 +74,30 @@ def ls_tree(clone: Path, sha: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
+_TYPES = (b"blob", b"tree", b"commit", b"tag")
+
+
 def _batch(clone: Path, names: list[str]) -> list[tuple[str, bytes] | None]:
     """One `git cat-file --batch` over object names: each one's (type, content), None if
     missing."""
     if not names:
         return []
-    r = _git(clone, "cat-file", "--batch", data=("\n".join(names) + "\n").encode())
+    # "<type> <size>" for a found object: no name in it, so names with spaces parse alike
+    r = _git(clone, "cat-file", "--batch=%(objecttype) %(objectsize)",
+             data=("\n".join(names) + "\n").encode())
     if r.returncode != 0:
         raise BenchsmithError(f"{clone}: git cat-file failed: {_stderr_line(r)}")
     out: list[tuple[str, bytes] | None] = []
     buf, pos = r.stdout, 0
     while pos < len(buf):
         nl = buf.index(b"\n", pos)
-        header = buf[pos:nl].split()
-        if len(header) != 3:  # "<name> missing" (or "ambiguous")
-            out.append(None)
+        header = buf[pos:nl].split(b" ")
+        if len(header) != 2 or header[0] not in _TYPES or not header[1].isdigit():
+            out.append(None)  # "<name> missing" (or "ambiguous")
             pos = nl + 1
             continue
-        size = int(header[2])
-        out.append((header[1].decode(), buf[nl + 1 : nl + 1 + size]))
+        size = int(header[1])
+        out.append((header[0].decode(), buf[nl + 1 : nl + 1 + size]))
         pos = nl + 1 + size + 1
     if len(out) != len(names):
         raise BenchsmithError(f"{clone}: git cat-file answered {len(out)} of {len(names)} objects")

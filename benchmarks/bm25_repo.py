@@ -41,6 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+import bm25s  # noqa: E402
+
 from benchsmith.sources.editbench import bm25  # noqa: E402
 
 _CONS = "bcdfghjklmnprstvwz"
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res))
         return 0
     ok = {True: "yes", False: "no"}
-    print(f"Python {platform.python_version()}, bm25s {bm25.bm25s.__version__}, "
+    print(f"Python {platform.python_version()}, bm25s {bm25s.__version__}, "
           f"{os.cpu_count()} cores; {res['files']:,} files, {res['mb']:.1f} MB (generated in "
           f"{res['generate_s']:.1f} s); vocabulary {res['vocab']:,}; cache {res['cache_mb']:.0f} MB")
     print("| step | time | peak RSS | target | met |\n|---|--:|--:|---|:-:|")

@@ -164,7 +164,7 @@ def test_read_files_at_an_older_commit(repo: Repo):
     }
     assert gitread.read_files(repo.path, c3[:10], ["pkg/geometry.py", "pkg/http_client.py"]) \
         == {"pkg/geometry.py": GEOMETRY_V2, "pkg/http_client.py": None}
-    assert gitread.read_files(repo.path, "main~1", ["pkg/http_client.py"]) == {
+    assert gitread.read_files(str(repo.path), "main~1", ["pkg/http_client.py"]) == {
         "pkg/http_client.py": HTTP}
     assert gitread.read_files(repo.path, c2, []) == {}
     assert gitread.read_files(repo.path, c2, ["docs/a b.txt", "docs/a c.txt", "pkg/x 1"]) == {

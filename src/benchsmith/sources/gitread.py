@@ -121,6 +121,7 @@ def read_files(clone: Path, commit: str, paths: list[str]) -> dict[str, str | No
     """The text of each path at `commit` (UTF-8, undecodable bytes replaced); None for a path
     that is not a file there (absent, a folder, a submodule). One `git cat-file --batch` call
     for all paths. A symbolic link gives its target's name, as git stores it."""
+    clone = Path(clone)
     check_clone(clone)
     sha = resolve_commit(clone, commit)
     # `<commit>:<path>` names the blob; a path with a newline cannot be named on a batch line
@@ -139,6 +140,7 @@ def list_files(
 ) -> list[tuple[str, str]]:
     """(path, blob id) of the regular files of `commit` whose names end with one of
     `suffixes` (all regular files when `suffixes` is empty), sorted by path."""
+    clone = Path(clone)
     check_clone(clone)
     sha = resolve_commit(clone, commit)
     return sorted(

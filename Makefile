@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/batch_io.py
+	$(BIN)/python benchmarks/bm25_repo.py
 
 clean:
 	rm -rf $(VENV) demo_runs runs build src/*.egg-info

@@ -71,7 +71,7 @@ def build(
         "(checkouts untouched). Without one, oracle context is rebuilt from the diffs.",
     ),
     cache_dir: Optional[Path] = typer.Option(
-        None, "--cache-dir", help="Where BM25 indexes are kept (default: the user cache)."),
+        None, "--cache-dir", help="Where BM25 indexes are kept, one per commit (default: ~/.cache/benchsmith/bm25)."),
     quiet: bool = quiet_option(),
     as_json: bool = json_option("the summary"),
 ) -> None:
@@ -110,6 +110,10 @@ def build(
     elif ("bm25" in parts[1]) != use_bm25:
         console.print(f"warning: run id {parts[1]!r} and --use-bm25 "
                       f"{'on' if use_bm25 else 'off'} disagree", markup=False)
+    if use_bm25 and cache_dir is None:
+        from benchsmith.sources.editbench.bm25 import default_cache_dir
+
+        cache_dir = default_cache_dir()
     opts = BuildOptions(pct, not no_pr_mes, not no_issue_mes, use_bm25, topn, repos_dir,
                         cache_dir)
     progress = counting_progress("infbench", console, not quiet)

@@ -135,6 +135,11 @@ def _build(clone: Path, sha: str, suffixes: tuple[str, ...]) -> RepoIndex:
 # --------------------------------------------------------------------------- the cache
 
 
+def default_cache_dir() -> Path:
+    """`~/.cache/benchsmith/bm25`: indexes are kept per commit, shared by every build."""
+    return Path.home() / ".cache" / "benchsmith" / "bm25"
+
+
 def cache_path(cache_dir: Path, sha: str, suffixes: tuple[str, ...] = (".py",)) -> Path:
     """The cache folder of the index of commit `sha` (full id) for these suffixes."""
     key = hashlib.sha256(repr((FORMAT, tuple(suffixes))).encode()).hexdigest()[:12]

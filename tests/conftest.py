@@ -24,6 +24,7 @@ pytest_plugins = [
     "batch_executor_support",
     "repo_structure_support",
     "rollouts_support",
+    "infbench_support",
 ]
 
 

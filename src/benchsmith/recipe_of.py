@@ -26,7 +26,8 @@ def context_for(cfg: RunConfig, echo: Any = None) -> RecipeContext:
     slots = []
     for m in cfg.models_by_call():
         params, _dropped = m.request_params()
-        slots.append(ModelSlot(m.name, params))
+        window = m.max_context_tokens or (cfg.local.n_ctx if cfg.provider == "local" else None)
+        slots.append(ModelSlot(m.name, params, window))
     oa = cfg.openai
     cache = None
     if oa.prompt_cache_enabled and cfg.provider != "local":

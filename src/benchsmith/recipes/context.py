@@ -15,10 +15,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ModelSlot:
-    """One model a recipe may ask: its name and the parameters sent with every request."""
+    """One model a recipe may ask: its name, the parameters sent with every request, and its
+    context window in tokens when the config sets one (`model.max_context_tokens`; the
+    local server's n_ctx), so a recipe can shorten a prompt to fit."""
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+    context_tokens: int | None = None
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 infbench files, a base config for the fake server, answers scripted per instance.
 
 An infbench row is built here as the builder writes it (common contract): the first k steps
-are the previous edits, the rest the ground truth; code context is a complete, line-numbered
-file per touched path whose first line names the instance (so a scripted answer can tell
-instances apart), plus, for some rows, a fragment with a gap (not complete).
+are the previous edits, the rest the ground truth; the requirement names the instance (so a
+scripted answer can tell instances apart); code context is a complete, line-numbered file
+per touched path, plus, for some rows, a fragment with a gap (not complete).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from helpers import KEY_ENV, SECRET, request_messages, write_yaml
 DATA = (Path(__file__).resolve().parents[2]
         / "shared/data/realisticeditbench/work_patch_list_from_patch_histories.jsonl.gz")
 _PATH = re.compile(r"^diff --git a/(\S+) b/", re.MULTILINE)
-_MARK = re.compile(r"^1 # instance (\S+) file", re.MULTILINE)
+_MARK = re.compile(r"^<requirement>\nFinish (\S+):", re.MULTILINE)
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +61,8 @@ def infbench_row(row: dict[str, Any], info_pct: float, *, file_lines: int = 12,
     if fragment:
         files.append({"path": "docs/fragment.txt",
                       "content": "10 some line\n11 another\n...\n40 far away"})
-    requirement = f"Finish pull request {row['pull_number']} of {row['repo']}."
+    requirement = (f"Finish {row['instance_id']}: pull request {row['pull_number']} of "
+                   f"{row['repo']}.")
     return {
         "instance_id": row["instance_id"], "repo": row["repo"],
         "pull_number": row["pull_number"], "base_commit": None, "info_pct": info_pct,
@@ -79,7 +80,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def instance_of(body: dict[str, Any] | None) -> str | None:
-    """The instance a request asks about (its first context file names it)."""
+    """The instance a request asks about (its requirement names it)."""
     msgs = request_messages(body)
     m = _MARK.search(str(msgs[0]["content"])) if msgs else None
     return m.group(1) if m else None

@@ -60,7 +60,9 @@ def run(
     timeout: Optional[float] = typer.Option(
         None, "--timeout", min=1, help="Per-request timeout in seconds (engine.timeout_s)."),
     mode: str = typer.Option("online", "--mode", help="online, or batch (the Batch API)."),
-    results_dir: Path = typer.Option(Path("experiment_results"), "--results-dir"),
+    results_dir: Path = typer.Option(
+        Path("experiment_results"), "--results-dir",
+        help="Results tree: {model}/T={temperature}/n={n}/{dataset_stem}.jsonl."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir",
                                   help="Where each model's run (ledger) is kept."),
     model_table: Optional[Path] = typer.Option(
@@ -147,7 +149,8 @@ def merge_results(
     temperature: float = typer.Option(0.0, "--temperature", help="Its T= folder."),
     n: int = typer.Option(1, "--n", min=1, help="Its n= folder."),
     run_id: str = typer.Option("0.2", "--run-id", help="The run id of the files to merge."),
-    results_dir: Path = typer.Option(Path("experiment_results"), "--results-dir"),
+    results_dir: Path = typer.Option(Path("experiment_results"), "--results-dir",
+                                     help="Results tree of `infbench run`."),
     force: bool = typer.Option(False, "--force", help="Replace an existing merged file."),
 ) -> None:
     """Merge per-repository results files `{owner-repo}-task-instances_{run_id}.jsonl` of one
@@ -176,8 +179,10 @@ def merge_results(
 @infbench_app.command("score", context_settings=_EXTRA)
 def score(
     ctx: typer.Context,
-    results_dir: Path = typer.Option(Path("experiment_results"), "--results-dir"),
-    infbench_dir: Path = typer.Option(Path("infbench"), "--infbench-dir"),
+    results_dir: Path = typer.Option(Path("experiment_results"), "--results-dir",
+                                     help="Results tree of `infbench run`."),
+    infbench_dir: Path = typer.Option(Path("infbench"), "--infbench-dir",
+                                      help="Infbench files holding the ground truth."),
     as_json: bool = json_option("the table"),
 ) -> None:
     """Compare each model_patch with the infbench ground truth: exact match after

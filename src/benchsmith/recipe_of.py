@@ -26,7 +26,11 @@ def context_for(cfg: RunConfig, echo: Any = None) -> RecipeContext:
     slots = []
     for m in cfg.models_by_call():
         params, _dropped = m.request_params()
-        window = m.max_context_tokens or (cfg.local.n_ctx if cfg.provider == "local" else None)
+        window = m.max_context_tokens
+        if cfg.provider == "local":
+            # the local server counts the prompt only against n_ctx (it shortens the output),
+            # while a recipe measures prompt + output reserve against the window
+            window = (window or cfg.local.n_ctx) + m.max_output_tokens
         slots.append(ModelSlot(m.name, params, window))
     oa = cfg.openai
     cache = None

@@ -114,12 +114,22 @@ def test_one_budget_for_all_models(ib: dict[str, Any]) -> None:
     assert res.exit_code == 2, res.output
     assert "gpt-4.1: stopped_budget" in res.stdout and "gpt-4o" not in res.stdout
     assert not ib["server"].requests and not ib["results"].exists()
-    # room for some requests of the first model only: what it spends is gone for the second
-    res = invoke(*run_args(ib, "--model", "gpt-4.1", "gpt-4o", "--dataset-name", "all",
-                           "--run-id", "0.2", "--budget", "0.08"))
-    lines = read_lines(ib["results"] / "gpt-4.1" / "T=0" / "n=1" / "all-task-instances_0.2.jsonl")
-    assert 1 <= len(lines) <= 3 and sum(ln["cost"] for ln in lines) <= 0.08
-    assert len(asked(ib["server"])) >= len(lines)
+    # room for one request's worst case (~$0.05): the first model stops after one answer,
+    # which is appended; the second model is not run
+    args = run_args(ib, "--model", "gpt-4.1", "gpt-4o", "--dataset-name", "all", "--run-id",
+                    "0.2")
+    res = invoke(*args, "--budget", "0.08")
+    assert res.exit_code == 2, res.output
+    assert "gpt-4.1: stopped_budget; appended all-task-instances_0.2.jsonl: +1" in res.stdout
+    assert "gpt-4o" not in res.stdout
+    path = ib["results"] / "gpt-4.1" / "T=0" / "n=1" / "all-task-instances_0.2.jsonl"
+    (line,) = read_lines(path)
+    assert 0 < line["cost"] <= 0.08 and asked(ib["server"]) == [line["instance_id"]]
+    # more money: the same command asks the rest, then the second model
+    res = invoke(*args, "--budget", "1")
+    assert res.exit_code == 0, res.output
+    assert sorted(x["instance_id"] for x in read_lines(path)) == sorted(ib["ids"])
+    assert sorted(asked(ib["server"])) == sorted(ib["ids"] * 2)
 
 
 def test_recipe_on_the_generic_run_path(ib: dict[str, Any]) -> None:
@@ -146,3 +156,4 @@ def test_recipe_on_the_generic_run_path(ib: dict[str, Any]) -> None:
     (rd / "predictions.jsonl").write_text(json.dumps(preds[0]) + "\n")
     (bad,) = [r for r in check_run(rd) if r.name == "predictions"]
     assert not bad.ok and "missing (the ledger has an answer)" in bad.problems[0]
+

@@ -188,3 +188,25 @@ def test_batch_mode(ib: dict[str, Any]) -> None:
     assert not [r for r in ib["server"].requests if r.path.endswith("/chat/completions")]
     (run_dir,) = ib["runs"].iterdir()
     assert ledger_rows(run_dir, "SELECT DISTINCT mode FROM invocations") == [("batch",)]
+
+
+def test_ctrl_c_still_appends_what_was_answered(ib: dict[str, Any], monkeypatch: Any) -> None:
+    """Answers recorded before an interrupt are appended on the way out (here: a run whose
+    answers are all in its ledger, interrupted as it resumes), and the exit code is 130."""
+    from benchsmith import api
+
+    args = run_args(ib, "--model", "gpt-4.1", "--dataset-name", "all", "--run-id", "0.2")
+    assert invoke(*args).exit_code == 0
+    path = ib["results"] / "gpt-4.1" / "T=0" / "n=1" / FILES[0]
+    first = path.read_text()
+    path.unlink()
+
+    def interrupted(*_a: Any, **_k: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "run", interrupted)
+    res = invoke(*args)
+    assert res.exit_code == 130, res.output
+    assert "interrupted; finished instances were appended; continue with: benchsmith" in (
+        res.output)
+    assert path.read_text() == first and len(asked(ib["server"])) == 3

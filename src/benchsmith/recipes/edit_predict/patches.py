@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from benchsmith.recipes.agentless.edits import apply_edits, parse_edits, unified_diff
 
@@ -62,12 +61,9 @@ def bare_diff(text: str) -> str:
         return ""
     out = []
     for line in text[m.start():].split("\n"):
-        if line.startswith(_HEADERS) or line[:1] in (" ", "+", "-") or line == "":
-            out.append(line)
-        elif line.strip().startswith("```"):
-            break
-        else:
-            break
+        if not (line.startswith(_HEADERS) or line[:1] in (" ", "+", "-") or line == ""):
+            break  # prose (or a closing fence) after the diff
+        out.append(line)
     return _ending("\n".join(out))
 
 
@@ -153,7 +149,3 @@ def normalised(patch: str) -> str:
     """The patch with runs of whitespace made one space and blank lines dropped."""
     return "\n".join(" ".join(ln.split()) for ln in patch.split("\n") if ln.strip())
 
-
-def as_record_patch(extracted: Extracted) -> dict[str, Any]:
-    return {"model_patch": extracted.patch, "patch_source": extracted.source,
-            "patch_issues": list(extracted.issues)}

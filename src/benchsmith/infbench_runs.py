@@ -176,7 +176,7 @@ class Plan:
     runs_dir: Path
     base: RunConfig
     sampled: set[str] | None = None
-    mode: str = "online"
+    mode: str | None = None  # None: the base config's openai.use_batch_api
     max_workers: int | None = None
     timeout: float | None = None
     budget: float | None = None

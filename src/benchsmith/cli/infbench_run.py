@@ -59,7 +59,9 @@ def run(
         None, "--max-workers", min=1, help="Requests in flight (engine.concurrency)."),
     timeout: Optional[float] = typer.Option(
         None, "--timeout", min=1, help="Per-request timeout in seconds (engine.timeout_s)."),
-    mode: str = typer.Option("online", "--mode", help="online, or batch (the Batch API)."),
+    mode: Optional[str] = typer.Option(
+        None, "--mode", help="online, or batch (the Batch API); default: the base config's "
+        "openai.use_batch_api, else online."),
     results_dir: Path = typer.Option(
         Path("experiment_results"), "--results-dir",
         help="Results tree: {model}/T={temperature}/n={n}/{dataset_stem}.jsonl."),
@@ -106,7 +108,7 @@ def run(
         if not multi.get("dataset_name"):
             raise ConfigError("command line", "--dataset-name",
                               "give `all`, `owner/repo` or a .jsonl path")
-        if mode not in ("online", "batch"):
+        if mode not in (None, "online", "batch"):
             raise ConfigError("command line", "--mode", "must be online or batch")
         files = resolve_files(multi["dataset_name"], multi.get("run_id", []), infbench_dir)
         base = base_config(config)

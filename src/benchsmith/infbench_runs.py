@@ -180,6 +180,7 @@ class Plan:
     max_workers: int | None = None
     timeout: float | None = None
     budget: float | None = None
+    on_progress: Callable[[Any], None] | None = None  # engine Stats of the running model
 
 
 def base_config(config: Path | None) -> RunConfig:
@@ -232,7 +233,7 @@ def _model_run(plan: Plan, entry: ModelEntry, left: float | None, echo: Echo
     out = ModelOutcome(entry.name, run_dir, "error")
     try:
         summary = api.run(cfg, run_id, resume, mode=plan.mode, echo=echo,
-                          retry_failed=resume)
+                          on_progress=plan.on_progress, retry_failed=resume)
         out.status, out.message = summary.status, summary.message
     finally:  # also on Ctrl-C, a budget stop or an error: keep what was answered
         out.appended = _append(run_dir, todo, folder, entry)

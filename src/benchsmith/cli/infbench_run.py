@@ -11,9 +11,9 @@ from typing import Optional
 
 import typer
 
-from benchsmith.cli.console import STOP_EXIT, err_console, fail
+from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail
 from benchsmith.cli.infbench import infbench_app
-from benchsmith.cli.options import json_option
+from benchsmith.cli.options import json_option, quiet_option
 from benchsmith.errors import BenchsmithError, ConfigError
 
 # Flags that take several values after one flag (`--model A B`), as the original tool's.
@@ -73,6 +73,7 @@ def run(
         None, "--config", "-c", help="Base run config: endpoint, engine, budget, batch."),
     budget: Optional[float] = typer.Option(
         None, "--budget", min=0, help="USD cap for the whole invocation (all models)."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Predict the remaining edits of each instance, per model: one benchsmith run (recipe
     edit_predict) per model, results appended to
@@ -112,14 +113,17 @@ def run(
             raise ConfigError("command line", "--mode", "must be online or batch")
         files = resolve_files(multi["dataset_name"], multi.get("run_id", []), infbench_dir)
         base = base_config(config)
+        progress = RunProgress(console, enabled=not quiet)
         plan = Plan(
             files=files, models=list(dict.fromkeys(multi["model"])),
             table=load_table(model_table), results_dir=results_dir, runs_dir=runs_dir,
             base=base, sampled=read_sampled_ids(sampled_ids_file) if sampled_ids_file else None,
             mode=mode, max_workers=max_workers, timeout=timeout,
             budget=budget if budget is not None else base.budget.max_usd,
+            on_progress=progress.update,
         )
-        outcomes = run_models(plan, say)
+        with progress:
+            outcomes = run_models(plan, say)
     except KeyboardInterrupt:
         again = shlex.join(["benchsmith", *sys.argv[1:]])
         console.print(f"interrupted; finished instances were appended; continue with: {again}",

@@ -25,6 +25,7 @@ pytest_plugins = [
     "repo_structure_support",
     "infbench_support",
     "rollouts_support",
+    "infbench_run_support",
 ]
 
 

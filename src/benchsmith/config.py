@@ -342,3 +342,38 @@ def api_keys(cfg: RunConfig) -> list[str]:
             "(or set openai.api_key_env: null for endpoints without auth)",
         )
     return keys
+
+
+# The variables the original edit-prediction tool reads: several keys (comma-separated, used
+# round-robin) or one, and the endpoint.
+ENV_KEY_NAMES = ("OPENAI_KEYS", "OPENAI_KEY")
+ENV_BASE_URL = "BASE_URL"
+
+
+def with_env_endpoint(cfg: RunConfig) -> RunConfig:
+    """The config with `openai.api_key_env` / `openai.base_url` taken from the environment
+    when the config does not set them: the key variable is OPENAI_KEYS, else OPENAI_KEY (the
+    first that is set; its NAME is kept, never the key), the URL is BASE_URL. The config
+    wins over both."""
+    oa = cfg.openai
+    given = oa.model_fields_set
+    update: dict[str, Any] = {}
+    if "api_key_env" not in given:
+        for name in ENV_KEY_NAMES:
+            if os.environ.get(name, "").strip():
+                update["api_key_env"] = name
+                break
+    url = os.environ.get(ENV_BASE_URL, "").strip()
+    if "base_url" not in given and url:
+        from benchsmith.config_sections import url_problem
+
+        problem = url_problem(url)
+        if problem:
+            raise ConfigError("environment", ENV_BASE_URL, problem)
+        update["base_url"] = url
+    if not update:
+        return cfg
+    new = cfg.model_copy(update={"openai": oa.model_copy(update=update)})
+    new._deprecations = cfg.deprecations
+    new._options_key = cfg.options_key
+    return new

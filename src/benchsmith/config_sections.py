@@ -31,7 +31,10 @@ class FieldMap(_Strict):
     )
 
 
-SOURCES = ("humaneval", "swebench_verified", "swebench_lite", "swebench", "refactorbench_py", "jsonl")
+SOURCES = (
+    "humaneval", "swebench_verified", "swebench_lite", "swebench", "refactorbench_py", "infbench",
+    "jsonl",
+)
 # Sources no file is read for; never a dataset name's default.
 GENERATED, RUN = "generated", "run"
 MAX_SLOTS = 10_000_000
@@ -42,12 +45,13 @@ class DatasetConfig(_Strict):
 
     source: (
         Literal["humaneval", "swebench_verified", "swebench_lite", "swebench", "refactorbench_py",
-                "jsonl", "generated", "run"]
+                "infbench", "jsonl", "generated", "run"]
         | None
     ) = Field(
         None,
         description="Loader; default: the dataset's name when it is a known source "
-        "(humaneval, swebench_verified, swebench_lite, swebench, refactorbench_py), else jsonl. "
+        "(humaneval, swebench_verified, swebench_lite, swebench, refactorbench_py, infbench), "
+        "else jsonl. "
         "`generated`: `count` numbered task slots; `run`: the records of another run.",
     )
     path: str | None = Field(

@@ -26,7 +26,12 @@ def context_for(cfg: RunConfig, echo: Any = None) -> RecipeContext:
     slots = []
     for m in cfg.models_by_call():
         params, _dropped = m.request_params()
-        slots.append(ModelSlot(m.name, params))
+        window = m.max_context_tokens
+        if cfg.provider == "local":
+            # the local server counts the prompt only against n_ctx (it shortens the output),
+            # while a recipe measures prompt + output reserve against the window
+            window = (window or cfg.local.n_ctx) + m.max_output_tokens
+        slots.append(ModelSlot(m.name, params, window))
     oa = cfg.openai
     cache = None
     if oa.prompt_cache_enabled and cfg.provider != "local":

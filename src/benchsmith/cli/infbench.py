@@ -18,7 +18,8 @@ DATA = "../shared/data/realisticeditbench/work_patch_list_from_patch_histories.j
 infbench_app = command_group(
     "infbench",
     "Edit-history benches (RealisticEditBench): build infbench files (the first steps of a "
-    "pull request's edits as history, the rest to predict) and merge them.",
+    "pull request's edits as history, the rest to predict), merge them, run models on them "
+    "(results per model), merge and score the results.",
     f"benchsmith infbench build --bench {DATA} --save-path "
     "infbench/all-task-instances_0.2.jsonl --info-pct 0.2",
 )
@@ -195,5 +196,7 @@ def merge_infbench(
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add this module's commands (and the prediction runs') to the app."""
+    import benchsmith.cli.infbench_run  # noqa: F401 - attaches its commands to the group
+
     app.add_typer(infbench_app, name="infbench")

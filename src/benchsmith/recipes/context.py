@@ -15,10 +15,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ModelSlot:
-    """One model a recipe may ask: its name and the parameters sent with every request."""
+    """One model a recipe may ask: its name, the parameters sent with every request, and its
+    context window in tokens when the config sets one (`model.max_context_tokens`; with the
+    local server, its n_ctx plus the output cap, since only the prompt counts there), so a
+    recipe can shorten a prompt until prompt + max_output_tokens fits."""
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+    context_tokens: int | None = None
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,10 @@ def unregister(name: str) -> None:
 
 def _builtins() -> Iterable[RecipeSpec]:
     from benchsmith.recipes.agentless import BUGFIX, TESTGEN
+    from benchsmith.recipes.edit_predict import RECIPE as EDIT_PREDICT
     from benchsmith.recipes.plans import RECIPE as PLANS
 
-    return (PLANS, BUGFIX, TESTGEN)
+    return (PLANS, BUGFIX, TESTGEN, EDIT_PREDICT)
 
 
 def builtin_names() -> list[str]:

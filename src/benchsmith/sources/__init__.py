@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 from benchsmith.config_sections import DatasetConfig, FieldMap
 from benchsmith.errors import ConfigError
 from benchsmith.records import Task
-from benchsmith.sources import generated, humaneval, jsonl, refactorbench, run_records, swebench
+from benchsmith.sources import (
+    generated, humaneval, infbench, jsonl, refactorbench, run_records, swebench,
+)
 from benchsmith.sources.rows import iter_file, iter_hf
 from benchsmith.sources.select import select_tasks
 
@@ -19,6 +21,7 @@ _FIELDS: dict[str, FieldMap] = {
     "swebench_lite": swebench.FIELDS,
     "swebench": swebench.FIELDS,
     "refactorbench_py": refactorbench.FIELDS,
+    "infbench": infbench.FIELDS,
 }
 
 

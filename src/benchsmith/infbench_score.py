@@ -1,0 +1,149 @@
+"""`infbench merge-results` and `infbench score`: results files merged per run id, and
+predicted patches compared with the infbench ground truth.
+
+Score, per instance (the first choice when a line holds several): `exact` when the patch
+equals the ground truth after whitespace is normalised (runs of blanks made one, blank lines
+dropped); `similarity`, difflib's ratio between the sequences of changed (+/-) lines of the
+two (headers left out, whitespace normalised; 1.0 when both change nothing). Grouped per
+model, T=, n= folder and run id; an instance counted once per group.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from benchsmith.errors import ConfigError
+from benchsmith.infbench_results import number, read_results
+from benchsmith.recipes.edit_predict.patches import changed_lines, normalised
+from benchsmith.sources.editbench import names
+from benchsmith.sources.rows import iter_file
+from benchsmith.store.rundir import atomic_write_jsonl
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    out: Path
+    files: int
+    lines: int
+    duplicates: dict[str, int]  # instance id -> lines dropped (the first line is kept)
+
+
+def merge_results(results_dir: Path, model: str, temperature: float, n: int, run_id: str,
+                  repos: list[str] | None = None, force: bool = False) -> MergeReport:
+    """Merge `{owner-repo}-task-instances_{run_id}.jsonl` of one T=/n= folder into
+    `all-task-instances_{run_id}.jsonl` (atomic write); the first line of an id is kept."""
+    names.check_run_id(run_id)
+    folder = results_dir / model / f"T={number(temperature)}" / f"n={n}"
+    out = folder / f"all{names.MARK}{run_id}.jsonl"
+    if repos:
+        files = [folder / f"{names.repo_slug(r)}{names.MARK}{run_id}.jsonl" for r in repos]
+        for f in files:
+            if not f.is_file():
+                raise ConfigError(str(f), "--repos", "no results file for this repository")
+    else:
+        files = sorted(p for p in folder.glob(f"*{names.MARK}{run_id}.jsonl")
+                       if p != out and (names.split_name(p) or ("", ""))[1] == run_id)
+    if not files:
+        raise ConfigError(str(folder), "--run-id", f"no per-repository results files of run "
+                          f"id {run_id} here; check --model-name, --temperature and --n")
+    if out.exists() and not force:
+        raise ConfigError(str(out), "", "already exists; pass --force to replace it")
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    dups: dict[str, int] = {}
+    for f in files:
+        got, _notes = read_results(f)
+        for r in got:
+            iid = r["instance_id"]
+            if iid in seen:
+                dups[iid] = dups.get(iid, 0) + 1
+                continue
+            seen.add(iid)
+            rows.append(r)
+    atomic_write_jsonl(out, rows)
+    return MergeReport(out, len(files), len(rows), dups)
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    model: str
+    temperature: str
+    n: str
+    run_id: str
+    instances: int
+    exact_pct: float
+    mean_similarity: float
+    empty_patches: int
+    no_ground_truth: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def similarity(pred: str, truth: str) -> float:
+    a, b = changed_lines(pred), changed_lines(truth)
+    if not a and not b:
+        return 1.0
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def exact(pred: str, truth: str) -> bool:
+    return normalised(pred) == normalised(truth)
+
+
+def _truths(infbench_dir: Path, stem: str, run_id: str, cache: dict[Path, dict[str, str]]
+            ) -> dict[str, str]:
+    """instance id -> ground truth, from the infbench file of the same name, else the `all`
+    file of the run id."""
+    for path in (infbench_dir / f"{stem}.jsonl", infbench_dir / f"all{names.MARK}{run_id}.jsonl"):
+        if path in cache:
+            return cache[path]
+        if path.is_file():
+            cache[path] = {str(r.get("instance_id")): str(r.get("ground_truth") or "")
+                           for _ln, r in iter_file(path, "--infbench-dir")}
+            return cache[path]
+    return {}
+
+
+def _first(value: Any) -> str:
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return value if isinstance(value, str) else ""
+
+
+def score(results_dir: Path, infbench_dir: Path, models: list[str] | None = None,
+          run_ids: list[str] | None = None) -> list[ScoreRow]:
+    if not results_dir.is_dir():
+        raise ConfigError(str(results_dir), "--results-dir", "no results folder here")
+    groups: dict[tuple[str, str, str, str], dict[str, tuple[str, str | None]]] = {}
+    cache: dict[Path, dict[str, str]] = {}
+    for path in sorted(results_dir.rglob(f"*{names.MARK}*.jsonl")):
+        rel = path.relative_to(results_dir).parts
+        if len(rel) < 4 or not rel[-3].startswith("T=") or not rel[-2].startswith("n="):
+            continue
+        model = "/".join(rel[:-3])
+        parts = names.split_name(path)
+        if parts is None or (models and model not in models) or (
+                run_ids and parts[1] not in run_ids):
+            continue
+        truths = _truths(infbench_dir, names.stem_of(path), parts[1], cache)
+        group = groups.setdefault((model, rel[-3][2:], rel[-2][2:], parts[1]), {})
+        rows, _notes = read_results(path)
+        for r in rows:
+            group.setdefault(r["instance_id"], (_first(r.get("model_patch")),
+                                                truths.get(r["instance_id"])))
+    out = []
+    for (model, t, n, rid), items in sorted(groups.items()):
+        scored = [(p, g) for p, g in items.values() if g is not None]
+        k = len(scored)
+        out.append(ScoreRow(
+            model, t, n, rid, len(items),
+            round(100.0 * sum(exact(p, g) for p, g in scored) / k, 2) if k else 0.0,
+            round(sum(similarity(p, g) for p, g in scored) / k, 4) if k else 0.0,
+            sum(not p.strip() for p, _g in items.values()),
+            len(items) - k,
+        ))
+    return out

@@ -130,6 +130,22 @@ FAILED testing/logging/test_formatter.py::test_coloredlogformatter - TypeError: 
 ========================= 1 failed, 3 passed in 0.08s ==========================
 """
 
+# scikit-learn__scikit-learn-10297 run as SWE-bench runs sklearn (`--tb=no`): only the
+# short summary line names the exception
+PYTEST_TB_NO = """\
+============================= test session starts ==============================
+collected 32 items
+
+sklearn/linear_model/tests/test_ridge.py ...............F................ [100%]
+
+==================================== PASSES ====================================
+=========================== short test summary info ============================
+PASSED sklearn/linear_model/tests/test_ridge.py::test_ridge
+PASSED sklearn/linear_model/tests/test_ridge.py::test_ridge_singular
+FAILED sklearn/linear_model/tests/test_ridge.py::test_ridge_classifier_cv_store_cv_values - TypeError: __init__() got an unexpected keyword argument 'store_cv_values'
+=================== 1 failed, 31 passed, 1 warning in 1.06s ====================
+"""
+
 # psf__requests-2317: the test module cannot import a name the patch removed
 PYTEST_IMPORT = PYTEST_HEAD + """\
 collected 0 items / 1 error

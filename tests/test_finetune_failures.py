@@ -21,6 +21,7 @@ from finetune_logs import (
     PYTEST_NO_TESTS,
     PYTEST_PASS,
     PYTEST_SYNTAX,
+    PYTEST_TB_NO,
     PYTEST_TIMEOUT,
     PYTEST_TYPEERROR,
     SYMPY_ASSERT,
@@ -48,6 +49,9 @@ RUNS = [
     ("pytest-typeerror", PYTEST_TYPEERROR, PYTEST, "exception:TypeError",
      "E       TypeError: __init__() missing 4 required positional arguments: 'lineno', "
      "'msg', 'args', and 'exc_info'"),
+    ("pytest-tb-no", PYTEST_TB_NO, PYTEST, "exception:TypeError",
+     "FAILED sklearn/linear_model/tests/test_ridge.py::test_ridge_classifier_cv_store_cv_values"
+     " - TypeError: __init__() got an unexpected keyword argument 'store_cv_values'"),
     ("pytest-import", PYTEST_IMPORT, PYTEST, "import_error",
      "E   ImportError: cannot import name 'builtin_str' from 'requests.compat' "
      "(/testbed/requests/compat.py)"),
@@ -57,7 +61,7 @@ RUNS = [
     ("pytest-doctest", PYTEST_DOCTEST, PYTEST, "assertion_failure",
      "/testbed/sympy/core/numbers.py:12: DocTestFailure"),
     ("django-fail", DJANGO_FAIL, DJANGO, "assertion_failure",
-     "FAIL: test_ascii_validator (auth_tests.test_validators.UsernameValidatorsTests)"),
+     "AssertionError: ValidationError not raised"),
     ("django-dotted", DJANGO_DOTTED, DJANGO, "exception:ImproperlyConfigured",
      "django.core.exceptions.ImproperlyConfigured: Requested setting "
      "DEFAULT_INDEX_TABLESPACE, but settings are not configured."),
@@ -96,6 +100,12 @@ def test_context_shows_the_failing_assert_and_its_source() -> None:
     ctx = error_context(PYTEST_ASSERT)
     assert ">       assert np.all(is_separable(compound_model) == result[0])" in ctx
     assert "E       assert False" in ctx
+    # unittest's FAIL: header alone says an assertion failed; the context is its header
+    header_only = DJANGO_FAIL.replace("AssertionError: ValidationError not raised",
+                                      "ValidationError not raised")
+    assert categorize(header_only) == "assertion_failure"
+    assert error_context(header_only, 0) == ("FAIL: test_ascii_validator "
+                                             "(auth_tests.test_validators.UsernameValidatorsTests)")
     ctx = error_context(SYMPY_ASSERT)
     assert "    assert not hasattr(b1, '__dict__')\nAssertionError" in ctx
 

@@ -92,11 +92,13 @@ _TRACEBACK = re.compile(r"^Traceback \(most recent call last\):[ \t]*\r?$", re.M
 _TB_END = re.compile(rf"({_NAME})(?::|[ \t]*\r?$)")
 _ASSERT = re.compile(
     r"^(?:E[ \t]+assert\b"  # pytest's rewritten assert
-    r"|FAIL: "  # unittest / Django: a failed assertion (ERROR: is an exception)
     r"|FAILED [^\n]*? - assert\b"
     r"|[^\s:][^:\n]*:\d+: DocTestFailure)",
     re.M,
 )
+# unittest / Django: a failed assertion (ERROR: is an exception); the context is centred on
+# the AssertionError line below it when there is one.
+_FAIL_HEADER = re.compile(r"^FAIL: ", re.M)
 _NO_TESTS = re.compile(
     r"^(?:=+ )?(?:no tests ran\b|collected 0 items\b|Ran 0 tests\b|tests finished: 0 passed, in\b"
     r"|ERROR: file or directory not found:|ERROR: not found:)",
@@ -278,6 +280,10 @@ def _from_tests(text: str) -> Finding | None:
         m = rx.search(text)
         if m:
             note(kind, _line_start(text, m.start()))
+    if "assertion_failure" not in first:
+        m = _FAIL_HEADER.search(text)
+        if m:
+            note("assertion_failure", m.start())
     for kind in ("timeout", "syntax_error", "import_error", "assertion_failure"):
         if kind in first:
             return Finding(kind, text, first[kind])

@@ -1,0 +1,1 @@
+"""Fine-tuning datasets from agent trajectories and benchsmith runs."""

@@ -1,0 +1,185 @@
+"""Trajectory entries (one per attempt) from a benchsmith bug-fixer run or SWE-agent `.traj`
+files, each with a SWE-bench harness evaluation report saying which attempts resolved.
+
+Bug-fixer run (`benchsmith rollout bugfix`): every sample of `output.jsonl` whose repair
+stage answered is an attempt, `attempt` = sample index + 1 (the N of its custom id
+`<instance>__pass<N>`). A sample with a patch is labelled as `harness_eval` says: the
+run report is about `preds.jsonl` (the first good sample per instance, as exported); a
+harness log folder whose `patch.diff` is a sample's patch labels that sample — so evaluating
+each `preds_pass<N>.jsonl` with its own harness run id, and giving `eval_dir` above those
+runs, labels every sample. Samples nothing evaluated are left out (counted in `skipped`). A
+sample whose answer gave no usable patch (status invalid) is a failed attempt with patch "".
+Samples that never got an answer (failed calls, over the context budget, pending) are no
+attempt. Problem statement and repo come from the run's tasks (its ledger), as loaded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchsmith.errors import ConfigError
+from benchsmith.finetune.harness_eval import (
+    Adapted,
+    Evaluations,
+    check_report_matches,
+    find_evaluations,
+    read_json,
+    read_run_report,
+)
+from benchsmith.finetune.swe_agent import adapt_swe_agent
+from benchsmith.store.rundir import existing_run_dir, open_existing_run
+
+BUGFIX_RECIPE = "agentless_bugfix"
+_ROW_FIELDS = {"instance_id": str, "sample": int, "status": str, "localized_files": list}
+
+
+def entries_from_run(run_dir: Path, report: Path, eval_dir: Path | None = None
+                     ) -> list[dict[str, Any]]:
+    """Trajectory entries of a bug-fixer run's attempts (see the module docstring)."""
+    return adapt_run(run_dir, report, eval_dir).entries
+
+
+def entries_from_swe_agent(traj_dir: Path, report: Path, eval_dir: Path | None = None
+                           ) -> list[dict[str, Any]]:
+    """Trajectory entries of SWE-agent `.traj` files (see `finetune.swe_agent`)."""
+    return adapt_swe_agent(traj_dir, report, eval_dir).entries
+
+
+def adapt_run(run_dir: Path, report: Path, eval_dir: Path | None = None) -> Adapted:
+    rd = existing_run_dir(run_dir)
+    _check_bugfix(rd.config_json)
+    rows = _sample_rows(rd.root / "output.jsonl")
+    tasks = _tasks(rd.root)
+    preds = _predictions(rd.root / "preds.jsonl")
+    out_file = rd.root / "output.jsonl"
+    for n, r in rows:
+        if r["instance_id"] not in tasks:
+            raise ConfigError(str(out_file), f"line {n}: instance_id",
+                              f"{r['instance_id']} is not a task of the run's ledger")
+    run_report = read_run_report(Path(report))
+    ids = {r["instance_id"] for _, r in rows}
+    check_report_matches(run_report, preds, ids, f"the run's preds.jsonl ({rd.root})")
+    folders = find_evaluations(Path(eval_dir), ids) if eval_dir is not None else {}
+    evals = Evaluations(run_report, folders)
+
+    entries: list[dict[str, Any]] = []
+    skipped: Counter[str] = Counter()
+    for _, r in sorted(rows, key=lambda nr: (nr[1]["instance_id"], nr[1]["sample"])):
+        iid, status = r["instance_id"], r["status"]
+        patch = r.get("model_patch") or ""
+        if status not in ("ok", "invalid"):
+            skipped[f"rollout {status}"] += 1  # no answer: not an attempt of the model
+            continue
+        if status == "ok" and patch:
+            label = evals.label(iid, patch, submitted=preds.get(iid) == patch)
+            if label is None:
+                skipped["not evaluated"] += 1
+                continue
+            resolved, evaluation, stdout = label.resolved, label.evaluation, label.test_stdout
+        else:
+            resolved, evaluation, stdout = False, "no_patch", None
+        task = tasks[iid]
+        entries.append({
+            "instance_id": iid,
+            "repo": task["repo"],
+            "problem_statement": task["problem_statement"],
+            "patch": patch,
+            "resolved": resolved,
+            "attempt": r["sample"] + 1,
+            "failure_category": None,
+            "test_stdout": stdout,
+            "localised_files": list(r["localized_files"]),
+            "source": f"benchsmith-run:{rd.root}",
+            "run_id": rd.run_id,
+            "custom_id": r.get("custom_id"),
+            "model": r.get("model"),
+            "rollout_status": status,
+            "rollout_reason": r.get("reason"),
+            "evaluation": evaluation,
+        })
+    return Adapted(entries, dict(sorted(skipped.items())))
+
+
+def _check_bugfix(config_json: Path) -> None:
+    data = read_json(config_json, "the run's config snapshot")
+    recipe = data.get("recipe") if isinstance(data, dict) else None
+    if recipe != BUGFIX_RECIPE:
+        raise ConfigError(str(config_json), "recipe",
+                          f"is {recipe!r}, not {BUGFIX_RECIPE}: only a bug-fixer run "
+                          "(`benchsmith rollout bugfix`) has patches to learn from")
+
+
+def _sample_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "missing: the run wrote no outputs yet; finish it "
+                          "(or resume it) first") from None
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot read: {e.strerror or e}") from None
+    rows = []
+    for n, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            raise ConfigError(str(path), f"line {n}", f"not valid JSON ({e})") from None
+        if not isinstance(r, dict):
+            raise ConfigError(str(path), f"line {n}", "not a JSON object")
+        for key, typ in _ROW_FIELDS.items():
+            v = r.get(key)
+            if not isinstance(v, typ) or isinstance(v, bool):
+                raise ConfigError(str(path), f"line {n}: {key}",
+                                  f"missing or not a {typ.__name__}: not a rollout output row")
+        if r.get("model_patch") is not None and not isinstance(r["model_patch"], str):
+            raise ConfigError(str(path), f"line {n}: model_patch", "must be a string or null")
+        rows.append((n, r))
+    return rows
+
+
+def _tasks(run_root: Path) -> dict[str, dict[str, str]]:
+    """instance id -> problem statement and repo, from the ledger's tasks (read only)."""
+    _, ledger = open_existing_run(run_root)
+    try:
+        out: dict[str, dict[str, str]] = {}
+        for t in ledger.tasks():
+            entry = {"problem_statement": t.primary, "repo": str(t.context.get("repo") or "")}
+            if out.setdefault(t.id, entry) != entry:
+                raise ConfigError(str(run_root), "datasets",
+                                  f"two datasets hold {t.id} with different texts; run one "
+                                  "dataset per run to build fine-tuning data from it")
+        return out
+    finally:
+        ledger.close()
+
+
+def _predictions(path: Path) -> dict[str, str]:
+    """preds.jsonl: instance id -> its patch (none when no sample gave one)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot read: {e.strerror or e}") from None
+    out: dict[str, str] = {}
+    for n, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            p = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            raise ConfigError(str(path), f"line {n}", f"not valid JSON ({e})") from None
+        iid = p.get("instance_id") if isinstance(p, dict) else None
+        patch = p.get("model_patch") if isinstance(p, dict) else None
+        if not isinstance(iid, str) or not isinstance(patch, (str, type(None))):
+            raise ConfigError(str(path), f"line {n}",
+                              "expected a SWE-bench prediction {instance_id, model_name_or_path, "
+                              "model_patch}")
+        if patch:
+            out[iid] = patch
+    return out

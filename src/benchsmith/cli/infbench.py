@@ -94,12 +94,13 @@ def build(
         --save-path infbench/all-task-instances_None_body_issue.jsonl
     """
     from benchsmith.sources.editbench.bench import load_bench
-    from benchsmith.sources.editbench.build import BuildOptions, build_infbench
+    from benchsmith.sources.editbench.build import BuildOptions, build_infbench, check_paths
     from benchsmith.sources.editbench.names import split_name
 
     console = err_console()
     try:
         pct = _info_pct(info_pct)
+        check_paths(save_path, repos_dir)
         rows = load_bench(bench)
     except BenchsmithError as e:
         fail(e)

@@ -1,0 +1,62 @@
+"""`infbench build`, `merge-infbench`, `merge-results` and `score` given what a careless or
+hostile user gives them: one `error:` line naming the file or option and the fix, a non-zero
+exit, no traceback, and nothing written (or overwritten) on the way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import run_cli
+from infbench_support import read_jsonl, write_jsonl
+
+STEP = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+y\n"
+GOOD = {"instance_id": "o__r-pull-1", "repo": "o/r", "work_patch_list": [[STEP], [STEP]]}
+
+
+def one_error_line(r) -> str:  # type: ignore[no-untyped-def]
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+def build(bench: Path, save: str | Path, *extra: str):  # type: ignore[no-untyped-def]
+    return run_cli(["infbench", "build", "--bench", str(bench), "--save-path", str(save),
+                    "--info-pct", "0.5", "--quiet", *extra])
+
+
+# --------------------------------------------------------------------------- build
+
+
+@pytest.mark.parametrize("save", [".", ""])
+def test_save_path_without_a_file_name(tmp_path: Path, save: str) -> None:
+    bench = write_jsonl(tmp_path / "b.jsonl", [GOOD])
+    r = run_cli(["infbench", "build", "--bench", str(bench), "--save-path", save,
+                 "--info-pct", "0.5"], cwd=tmp_path)
+    assert "--save-path" in one_error_line(r)
+
+
+def test_save_path_or_its_skipped_list_a_folder_writes_nothing(tmp_path: Path) -> None:
+    bench = write_jsonl(tmp_path / "b.jsonl", [GOOD])
+    folder = tmp_path / "all-task-instances_0.5.jsonl"
+    folder.mkdir()
+    msg = one_error_line(build(bench, folder))
+    assert f"{folder}: --save-path: is a folder" in msg and ".tmp" not in msg, msg
+    save = tmp_path / "sub" / "all-task-instances_0.5.jsonl"
+    Path(f"{save}.skipped.jsonl").mkdir(parents=True)
+    msg = one_error_line(build(bench, save))
+    assert f"{save}.skipped.jsonl: --save-path: is a folder" in msg, msg
+    assert not save.exists()  # not half written: no infbench without its skipped list
+
+
+def test_a_missing_repos_dir_is_an_error_not_a_silent_fallback(tmp_path: Path) -> None:
+    bench = write_jsonl(tmp_path / "b.jsonl", [GOOD])
+    save = tmp_path / "all-task-instances_0.5.jsonl"
+    for bad in (tmp_path / "no-such-dir", write_jsonl(tmp_path / "afile", [])):
+        msg = one_error_line(build(bench, save, "--repos-dir", str(bad)))
+        assert msg.startswith(f"error: {bad}: --repos-dir: ") and "folder" in msg, msg
+        assert not save.exists()
+

@@ -60,3 +60,11 @@ def test_a_missing_repos_dir_is_an_error_not_a_silent_fallback(tmp_path: Path) -
         assert msg.startswith(f"error: {bad}: --repos-dir: ") and "folder" in msg, msg
         assert not save.exists()
 
+
+def test_a_utf8_bom_is_read_like_plain_utf8(tmp_path: Path) -> None:
+    bench = tmp_path / "b.jsonl"
+    bench.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n")
+    save = tmp_path / "o-r-task-instances_0.5.jsonl"
+    r = build(bench, save)
+    assert r.returncode == 0, r.stderr
+    assert [x["instance_id"] for x in read_jsonl(save)] == ["o__r-pull-1"]

@@ -68,3 +68,26 @@ def test_a_utf8_bom_is_read_like_plain_utf8(tmp_path: Path) -> None:
     r = build(bench, save)
     assert r.returncode == 0, r.stderr
     assert [x["instance_id"] for x in read_jsonl(save)] == ["o__r-pull-1"]
+
+
+# --------------------------------------------------------------------------- merges
+
+
+def _per_repo(d: Path, repo: str, run_id: str, ids: list[str]) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    return write_jsonl(d / f"{repo}-task-instances_{run_id}.jsonl",
+                       [{"instance_id": i, "repo": repo, "model_patch": ""} for i in ids])
+
+
+def test_merge_infbench_keeps_an_existing_merged_file_without_force(tmp_path: Path) -> None:
+    d = tmp_path / "infbench"
+    _per_repo(d, "o-r", "0.2", ["a"])
+    built = write_jsonl(d / "all-task-instances_0.2.jsonl", [{"instance_id": "built"}])
+    before = built.read_bytes()
+    args = ["infbench", "merge-infbench", "--infbench-dir", str(d), "--run-id", "0.2"]
+    msg = one_error_line(run_cli(args))
+    assert f"{built}: already exists" in msg and "--force" in msg, msg
+    assert built.read_bytes() == before
+    r = run_cli([*args, "--force"])
+    assert r.returncode == 0, r.stderr
+    assert [x["instance_id"] for x in read_jsonl(built)] == ["a"]

@@ -164,6 +164,7 @@ def merge_infbench(
     ),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Default: <infbench-dir>/all-task-instances_<run_id>.jsonl."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing merged file."),
     as_json: bool = json_option("the summary"),
 ) -> None:
     """Merge the per-repo infbench files of one run id into `all-task-instances_<run_id>.jsonl`
@@ -180,7 +181,7 @@ def merge_infbench(
 
     names = [r for value in repos or [] for r in value.replace(",", " ").split()]
     try:
-        s = merge(infbench_dir, run_id, names or None, out)
+        s = merge(infbench_dir, run_id, names or None, out, force)
     except BenchsmithError as e:
         fail(e)
     if as_json:

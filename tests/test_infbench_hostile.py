@@ -91,3 +91,72 @@ def test_merge_infbench_keeps_an_existing_merged_file_without_force(tmp_path: Pa
     r = run_cli([*args, "--force"])
     assert r.returncode == 0, r.stderr
     assert [x["instance_id"] for x in read_jsonl(built)] == ["a"]
+
+
+@pytest.mark.parametrize("model", ["..", "", "../elsewhere"])
+def test_merge_results_refuses_a_model_name_that_is_no_folder(tmp_path: Path,
+                                                              model: str) -> None:
+    msg = one_error_line(run_cli(["infbench", "merge-results", "--model-name", model,
+                                  "--results-dir", str(tmp_path / "res")]))
+    assert "--model" in msg and "folder name" in msg, msg
+
+
+def test_merge_results_says_which_lines_it_left_out(tmp_path: Path) -> None:
+    folder = tmp_path / "res" / "m" / "T=0" / "n=1"
+    f = _per_repo(folder, "o-r", "0.2", ["a", "b"])
+    with f.open("a") as fh:
+        fh.write("junk\n")
+    r = run_cli(["infbench", "merge-results", "--model-name", "m", "--results-dir",
+                 str(tmp_path / "res")])
+    assert r.returncode == 0, r.stderr
+    assert f"{f}:3: not a result line" in r.stderr and "left out" in r.stderr, r.stderr
+    assert len(read_jsonl(folder / "all-task-instances_0.2.jsonl")) == 2
+
+
+# --------------------------------------------------------------------------- score
+
+
+def _scored(tmp_path: Path, results: list[dict], truths: list[dict] | None) -> list[str]:
+    folder = tmp_path / "res" / "m" / "T=0" / "n=1"
+    folder.mkdir(parents=True)
+    write_jsonl(folder / "o-r-task-instances_0.2.jsonl", results)
+    inf = tmp_path / "infbench"
+    if truths is not None:
+        inf.mkdir()
+        write_jsonl(inf / "o-r-task-instances_0.2.jsonl", truths)
+    return ["infbench", "score", "--results-dir", str(tmp_path / "res"),
+            "--infbench-dir", str(inf)]
+
+
+def test_score_without_the_infbench_files_is_an_error_not_zeros(tmp_path: Path) -> None:
+    args = _scored(tmp_path, [{"instance_id": "a", "model_patch": STEP}], None)
+    msg = one_error_line(run_cli(args))
+    assert "--infbench-dir" in msg and "not found" in msg, msg
+    (tmp_path / "infbench").mkdir()  # a folder without the run's file: nothing to compare
+    msg = one_error_line(run_cli(args))
+    assert "o-r-task-instances_0.2.jsonl" in msg and "ground truth" in msg, msg
+
+
+def test_score_names_a_results_line_without_model_patch(tmp_path: Path) -> None:
+    args = _scored(tmp_path, [{"instance_id": "a", "model_patch": STEP},
+                              {"instance_id": "b", "full_output": "x"}],
+                   [{"instance_id": "a", "ground_truth": STEP},
+                    {"instance_id": "b", "ground_truth": STEP}])
+    msg = one_error_line(run_cli(args))
+    assert "o-r-task-instances_0.2.jsonl: line 2 (b): model_patch: missing" in msg, msg
+
+
+def test_score_names_a_ground_truth_that_is_not_text(tmp_path: Path) -> None:
+    args = _scored(tmp_path, [{"instance_id": "a", "model_patch": STEP}],
+                   [{"instance_id": "a", "ground_truth": 5}])
+    msg = one_error_line(run_cli(args))
+    assert "line 1 (a): ground_truth: " in msg and "infbench build" in msg, msg
+
+
+def test_score_with_filters_matching_nothing_is_an_error(tmp_path: Path) -> None:
+    args = _scored(tmp_path, [{"instance_id": "a", "model_patch": STEP}],
+                   [{"instance_id": "a", "ground_truth": STEP}])
+    r = run_cli([*args, "--model", "m"])
+    assert r.returncode == 0 and "100.00" in r.stdout, r.stderr
+    msg = one_error_line(run_cli([*args, "--model", "typo"]))
+    assert "no results file" in msg and "typo" in msg, msg

@@ -175,6 +175,10 @@ def merge_results(
     except BenchsmithError as e:
         fail(e)
         return
+    console = err_console()
+    for note in rep.notes:
+        console.print(f"note: {note.replace('kept as it is', 'left out of the merge')}",
+                      markup=False)
     typer.echo(f"wrote {rep.out}: {rep.lines} line(s) from {rep.files} file(s)")
     if rep.duplicates:
         shown = ", ".join(sorted(rep.duplicates)[:10])
@@ -213,6 +217,12 @@ def score(
     if not rows:
         typer.echo("no results files")
         return
+    for r in rows:
+        if r.no_ground_truth:
+            err_console().print(
+                f"note: {r.model} T={r.temperature} n={r.n} {r.run_id}: {r.no_ground_truth} "
+                "instance(s) not in the infbench file, not scored (in inst, not in exact%/sim)",
+                markup=False)
     head = f"{'model':<28} {'T':>4} {'n':>3} {'run id':<18} {'inst':>5} {'exact%':>7} " \
            f"{'sim':>6} {'empty':>5}"
     typer.echo(head)

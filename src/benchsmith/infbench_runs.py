@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from benchsmith.infbench_results import (
 from benchsmith.recipes.edit_predict.model_table import ModelEntry, entry_for
 from benchsmith.sources.editbench import names
 from benchsmith.sources.rows import iter_file
+from benchsmith.store.lock import RunInUse, live_holder, run_lock
 from benchsmith.store.rundir import open_existing_run
 
 Echo = Callable[[str], None]
@@ -194,9 +196,40 @@ def base_config(config: Path | None) -> RunConfig:
     return cfg
 
 
+@contextmanager
+def _results_lock(runs_dir: Path, folder: Path, model: str) -> Iterator[None]:
+    """One `infbench run` at a time writes a results folder (whatever its datasets or
+    sampled ids): a second one would ask the same instances and append them twice. The lock
+    is kept in the runs dir (`.results-locks/`), keyed by the folder's real path, so the
+    user's results tree holds results only."""
+    real = str(folder.resolve())
+    key = hashlib.sha256(real.encode()).hexdigest()[:12]
+    root = runs_dir.resolve() / ".results-locks" / f"{_run_name(model, {})[9:-13]}-{key}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(str(root), "--runs-dir", f"cannot create: {e.strerror or e}"
+                          ) from None
+    try:
+        with run_lock(root, "infbench run"):
+            yield
+    except RunInUse:
+        holder = live_holder(root)
+        who = holder.describe() if holder else "another process"
+        raise ConfigError(str(folder), "", f"another `infbench run` of {model} writes these "
+                          f"results ({who}); wait for it to end or stop it, then run again"
+                          ) from None
+
+
 def _model_run(plan: Plan, entry: ModelEntry, left: float | None, echo: Echo
                ) -> ModelOutcome:
     folder = results_folder(plan.results_dir, entry.name, entry.temperature, entry.n)
+    with _results_lock(plan.runs_dir, folder, entry.name):
+        return _model_run_locked(plan, entry, folder, left, echo)
+
+
+def _model_run_locked(plan: Plan, entry: ModelEntry, folder: Path, left: float | None,
+                      echo: Echo) -> ModelOutcome:
     skip: dict[str, list[str]] = {}
     todo: list[InfbenchFile] = []
     for f in plan.files:

@@ -1,0 +1,60 @@
+"""`benchsmith infbench run` given what a careless or hostile user gives it: two runs of one
+model at once, sampled ids that match nothing, secrets in the environment, keys lists with
+empty items, a model the table does not know."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+from fake_openai import Reply
+from helpers import KEY_ENV, cli_env, nonempty_lines, popen_cli, run_cli, wait_for
+from infbench_run_support import read_lines, run_args
+
+ENV = ("OPENAI_KEYS", "OPENAI_KEY", "BASE_URL", "OPENAI_API_KEY")
+
+
+def one_error_line(res: Any) -> str:
+    assert res.exit_code == 1, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    lines = nonempty_lines(res.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    return lines[0]
+
+
+def results_file(ib: dict[str, Any], model: str = "gpt-4.1") -> Path:
+    return ib["results"] / model / "T=0" / "n=1" / "all-task-instances_0.2.jsonl"
+
+
+# --------------------------------------------------------------------------- two at once
+
+
+def test_a_second_run_of_the_same_model_refuses_and_writes_nothing(ib: dict[str, Any]
+                                                                   ) -> None:
+    ib["server"].script = lambda _r, i: Reply.delay(4.0 if i else 0.0)
+    args = [str(a) for a in run_args(ib, "--model", "gpt-4.1", "--dataset-name", "all",
+                                     "--run-id", "0.2", "--max-workers", "1")]
+    env = cli_env(**{KEY_ENV: "sk-test-concurrent"})
+    first = popen_cli(args, env=env, cwd=ib["tmp"])
+    try:
+        path = results_file(ib)
+        # one answered (not yet appended), the next in flight for 4 s
+        wait_for(lambda: len(ib["server"].requests) >= 2, what="the first run asking")
+        ids = ib["tmp"] / "ids.json"
+        ids.write_text(json.dumps({"sampled_instance_ids": ib["ids"][:1]}))
+        for extra in ([], ["--sampled-ids-file", str(ids)]):  # same run, and another one
+            r = run_cli([*args, *extra], env=env, cwd=ib["tmp"])
+            assert r.returncode == 1, (r.stdout, r.stderr)
+            lines = nonempty_lines(r.stderr)
+            assert len(lines) == 1 and "another `infbench run`" in lines[0], r.stderr
+            assert "wait for it" in lines[0] and "Traceback" not in r.stderr
+            assert not path.exists() or path.read_text() == ""
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, (out, err)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    got = [x["instance_id"] for x in read_lines(path)]
+    assert sorted(got) == sorted(ib["ids"])  # each once

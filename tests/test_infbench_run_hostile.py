@@ -11,7 +11,7 @@ from typing import Any
 
 from fake_openai import Reply
 from helpers import KEY_ENV, cli_env, nonempty_lines, popen_cli, run_cli, wait_for
-from infbench_run_support import read_lines, run_args
+from infbench_run_support import invoke, read_lines, run_args
 
 ENV = ("OPENAI_KEYS", "OPENAI_KEY", "BASE_URL", "OPENAI_API_KEY")
 
@@ -58,3 +58,26 @@ def test_a_second_run_of_the_same_model_refuses_and_writes_nothing(ib: dict[str,
             first.kill()
     got = [x["instance_id"] for x in read_lines(path)]
     assert sorted(got) == sorted(ib["ids"])  # each once
+
+
+# --------------------------------------------------------------------------- sampled ids
+
+
+def test_sampled_ids_that_match_no_instance_are_an_error(ib: dict[str, Any]) -> None:
+    ids = ib["tmp"] / "ids.json"
+    ids.write_text(json.dumps({"sampled_instance_ids": ["typo-1", "typo-2"]}))
+    msg = one_error_line(invoke(*run_args(ib, "--model", "gpt-4.1", "--dataset-name", "all",
+                                          "--run-id", "0.2", "--sampled-ids-file", ids)))
+    assert f"{ids}: sampled_instance_ids: none of the 2 ids" in msg, msg
+    assert not ib["server"].requests
+
+
+def test_sampled_ids_partly_unknown_are_noted_and_a_bom_is_read(ib: dict[str, Any]) -> None:
+    ids = ib["tmp"] / "ids.json"
+    body = json.dumps({"sampled_instance_ids": [ib["ids"][0], "typo-1"]})
+    ids.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    res = invoke(*run_args(ib, "--model", "gpt-4.1", "--dataset-name", "all", "--run-id",
+                           "0.2", "--sampled-ids-file", ids))
+    assert res.exit_code == 0, res.output
+    assert "note: 1 of the 2 sampled ids are in no dataset of this run: typo-1" in res.stderr
+    assert [x["instance_id"] for x in read_lines(results_file(ib))] == ib["ids"][:1]

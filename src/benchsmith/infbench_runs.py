@@ -94,7 +94,7 @@ def resolve_files(dataset_names: Sequence[str], run_ids: Sequence[str], infbench
 def read_sampled_ids(path: Path) -> set[str]:
     where = str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is skipped
     except FileNotFoundError:
         raise ConfigError(where, "--sampled-ids-file", "file not found") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -178,6 +178,7 @@ class Plan:
     runs_dir: Path
     base: RunConfig
     sampled: set[str] | None = None
+    sampled_from: str = "--sampled-ids-file"  # the file `sampled` was read from
     mode: str | None = None  # None: the base config's openai.use_batch_api
     max_workers: int | None = None
     timeout: float | None = None
@@ -274,6 +275,23 @@ def _model_run_locked(plan: Plan, entry: ModelEntry, folder: Path, left: float |
     return out
 
 
+def _check_sampled(plan: Plan, echo: Echo) -> None:
+    """Sampled ids in no dataset: an error when that is all of them (a file for other
+    datasets, or a typo), else a note naming the first few."""
+    sampled = plan.sampled or set()
+    known = {i for f in plan.files for i in instance_ids(f)}
+    missing = sorted(sampled - known)
+    if missing and len(missing) == len(sampled) or not sampled:
+        what = f"none of the {len(sampled)} ids" if sampled else "it lists no id, so none"
+        raise ConfigError(plan.sampled_from, "sampled_instance_ids", f"{what} is in the "
+                          f"datasets of this run ({', '.join(f.stem for f in plan.files)}); "
+                          "check the file, --dataset-name and --run-id")
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        echo(f"note: {len(missing)} of the {len(sampled)} sampled ids are in no dataset of "
+             f"this run: {shown}")
+
+
 def run_models(plan: Plan, echo: Echo) -> list[ModelOutcome]:
     """One prediction run per model, in order; stops after a run that stopped (budget, auth,
     Ctrl-C)."""
@@ -287,6 +305,8 @@ def run_models(plan: Plan, echo: Echo) -> list[ModelOutcome]:
             raise ConfigError("model table", f"{e.name}.input_price", "--budget needs this "
                               "model's prices: set input_price and output_price in "
                               "--model-table (USD per 1M tokens)")
+    if plan.sampled is not None:
+        _check_sampled(plan, echo)
     left = plan.budget
     outcomes = []
     for e in entries:

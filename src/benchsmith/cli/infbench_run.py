@@ -118,6 +118,7 @@ def run(
             files=files, models=list(dict.fromkeys(multi["model"])),
             table=load_table(model_table), results_dir=results_dir, runs_dir=runs_dir,
             base=base, sampled=read_sampled_ids(sampled_ids_file) if sampled_ids_file else None,
+            sampled_from=str(sampled_ids_file),
             mode=mode, max_workers=max_workers, timeout=timeout,
             budget=budget if budget is not None else base.budget.max_usd,
             on_progress=progress.update,

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 
 from fake_openai import Reply
 from helpers import KEY_ENV, cli_env, nonempty_lines, popen_cli, run_cli, wait_for
@@ -81,3 +82,57 @@ def test_sampled_ids_partly_unknown_are_noted_and_a_bom_is_read(ib: dict[str, An
     assert res.exit_code == 0, res.output
     assert "note: 1 of the 2 sampled ids are in no dataset of this run: typo-1" in res.stderr
     assert [x["instance_id"] for x in read_lines(results_file(ib))] == ib["ids"][:1]
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@pytest.fixture
+def env_only(ib: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """`ib` without a base config: endpoint and keys from the environment."""
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    return ib
+
+
+def _env_run(ib: dict[str, Any], model: str = "gpt-4.1") -> Any:
+    return invoke("infbench", "run", "--infbench-dir", ib["infbench"], "--results-dir",
+                  ib["results"], "--runs-dir", ib["runs"], "--model", model,
+                  "--dataset-name", "all", "--run-id", "0.2")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/v1?key=sk-live-QUERYSECRET",
+                                 "http://127.0.0.1:9/v1#sk-live-QUERYSECRET",
+                                 "sk-live-QUERYSECRET"])
+def test_a_secret_in_base_url_is_never_echoed(env_only: dict[str, Any],
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              url: str) -> None:
+    monkeypatch.setenv("OPENAI_KEY", "sk-k")
+    monkeypatch.setenv("BASE_URL", url)
+    res = _env_run(env_only)
+    msg = one_error_line(res)
+    assert "BASE_URL" in msg and "QUERYSECRET" not in res.output, res.output
+
+
+def test_empty_items_of_openai_keys(env_only: dict[str, Any],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    ib = env_only
+    monkeypatch.setenv("BASE_URL", ib["server"].base_url)
+    monkeypatch.setenv("OPENAI_KEYS", " , ,")
+    msg = one_error_line(_env_run(ib))
+    assert msg.startswith("error: environment: OPENAI_KEYS: holds no key"), msg
+    # a usable OPENAI_KEY is not hidden by an OPENAI_KEYS of empty items
+    monkeypatch.setenv("OPENAI_KEY", "sk-one")
+    res = _env_run(ib)
+    assert res.exit_code == 0, res.output
+    auth = {r.headers.get("authorization") for r in ib["server"].requests}
+    assert auth == {"Bearer sk-one"}
+
+
+def test_neither_key_variable_set_names_both(env_only: dict[str, Any],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASE_URL", env_only["server"].base_url)
+    monkeypatch.setenv("OPENAI_KEY", "")
+    msg = one_error_line(_env_run(env_only))
+    assert "OPENAI_KEYS" in msg and "OPENAI_KEY" in msg, msg
+

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from benchsmith import api
-from benchsmith.config import RunConfig, parse_config, with_env_endpoint, with_recipe
+from benchsmith.config import (
+    RunConfig,
+    api_keys,
+    parse_config,
+    with_env_endpoint,
+    with_recipe,
+)
 from benchsmith.config_sections import DatasetConfig, ModelConfig, Price
 from benchsmith.errors import ConfigError
 from benchsmith.infbench_results import (
@@ -192,6 +198,15 @@ def base_config(config: Path | None) -> RunConfig:
     the config names one (the original tool's wire; n > 1 needs it)."""
     cfg = api.load_config(config) if config is not None else parse_config({}, file="defaults")
     cfg = with_env_endpoint(cfg)
+    try:  # before any run starts: the key variable holds a key
+        api_keys(cfg)
+    except ConfigError as e:
+        if "api_key_env" in cfg.openai.model_fields_set or not e.problem.startswith("is not"):
+            raise
+        raise ConfigError("environment", "OPENAI_KEYS", "no API key: export "
+                          "OPENAI_KEYS=<key>[,<key>...] or OPENAI_KEY=<key> (or "
+                          f"{cfg.openai.api_key_env}), or set openai.api_key_env in "
+                          "--config") from None
     if "api" not in cfg.openai.model_fields_set:
         cfg = cfg.model_copy(update={"openai": cfg.openai.model_copy(update={"api": "chat"})})
     return cfg

@@ -136,3 +136,13 @@ def test_neither_key_variable_set_names_both(env_only: dict[str, Any],
     msg = one_error_line(_env_run(env_only))
     assert "OPENAI_KEYS" in msg and "OPENAI_KEY" in msg, msg
 
+
+# --------------------------------------------------------------------------- model table
+
+
+def test_a_model_the_table_does_not_name_is_noted(ib: dict[str, Any]) -> None:
+    res = invoke(*run_args(ib, "--model", "gpt-4.l", "--dataset-name", "all", "--run-id",
+                           "0.2"))
+    assert res.exit_code == 0, res.output
+    assert ("note: gpt-4.l is not in the model table: default settings (T=0, top_p 0.95, "
+            "n 1, context 128000), no prices") in res.stderr, res.stderr

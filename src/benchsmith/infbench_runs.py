@@ -313,12 +313,6 @@ def run_models(plan: Plan, echo: Echo) -> list[ModelOutcome]:
     Ctrl-C)."""
     entries = [entry_for(plan.table, m) for m in plan.models]
     for e in entries:
-        if e.name not in plan.table:  # a typo, or a model the table does not list
-            prices = ("no prices" if e.input_price is None or e.output_price is None
-                      else f"${e.input_price}/${e.output_price} per 1M tokens")
-            echo(f"note: {e.name} is not in the model table: default settings "
-                 f"(T={number(e.temperature)}, top_p {e.top_p}, n {e.n}, context "
-                 f"{e.context_limit}), {prices}; add it with --model-table")
         if e.n > 1 and plan.base.openai.api == "responses":
             raise ConfigError("model table", f"{e.name}.n", "n > 1 needs openai.api: chat "
                               "(the Responses API answers one choice per request)")
@@ -329,6 +323,13 @@ def run_models(plan: Plan, echo: Echo) -> list[ModelOutcome]:
                               "--model-table (USD per 1M tokens)")
     if plan.sampled is not None:
         _check_sampled(plan, echo)
+    for e in entries:
+        if e.name not in plan.table:  # a typo, or a model the table does not list
+            prices = ("no prices" if e.input_price is None or e.output_price is None
+                      else f"${e.input_price}/${e.output_price} per 1M tokens")
+            echo(f"note: {e.name} is not in the model table: default settings "
+                 f"(T={number(e.temperature)}, top_p {e.top_p}, n {e.n}, context "
+                 f"{e.context_limit}), {prices}; add it with --model-table")
     left = plan.budget
     outcomes = []
     for e in entries:

@@ -146,3 +146,23 @@ def test_a_model_the_table_does_not_name_is_noted(ib: dict[str, Any]) -> None:
     assert res.exit_code == 0, res.output
     assert ("note: gpt-4.l is not in the model table: default settings (T=0, top_p 0.95, "
             "n 1, context 128000), no prices") in res.stderr, res.stderr
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+@pytest.mark.parametrize("args,option", [
+    (["run", "--max-workers", "0"], "--max-workers"),
+    (["run", "--timeout", "-1"], "--timeout"),
+    (["run", "--budget", "-1"], "--budget"),
+    (["merge-results", "--model-name", "m", "--n", "0"], "--n"),
+    (["build", "--bench", "b.jsonl", "--save-path", "x.jsonl", "--topn", "0"], "--topn"),
+])
+def test_out_of_range_numbers_are_one_line(tmp_path: Path, args: list[str],
+                                           option: str) -> None:
+    if args[0] == "run":
+        args = [*args, "--model", "m", "--dataset-name", "all", "--run-id", "0.2"]
+    r = run_cli(["infbench", *args], cwd=tmp_path)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = nonempty_lines(r.stderr)
+    assert len(lines) == 1 and lines[0].startswith(f"error: {option}: must be "), r.stderr

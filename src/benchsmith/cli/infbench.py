@@ -25,6 +25,12 @@ infbench_app = command_group(
 )
 
 
+def at_least(value: float | None, low: float, option: str) -> None:
+    """A one-line error for a number below its minimum (click's own is a framed box)."""
+    if value is not None and not value >= low:
+        raise ConfigError(option, "", f"must be at least {low:g}, got {value:g}")
+
+
 def _info_pct(value: Optional[str]) -> Optional[float]:
     """A float in (0, 1), or None / "None" (no history: everything is to predict)."""
     if value is None or value.strip() in ("None", "none", ""):
@@ -65,7 +71,7 @@ def build(
         help="Code context: the top-n files by BM25 at base_commit (needs --repos-dir and "
         "base_commit; otherwise oracle, noted per row).",
     ),
-    topn: int = typer.Option(10, "--topn", min=1, help="Files of BM25 context."),
+    topn: int = typer.Option(10, "--topn", help="Files of BM25 context (at least 1)."),
     repos_dir: Optional[Path] = typer.Option(
         None, "--repos-dir",
         help="Folder of local clones named `<owner>__<name>` or `<name>`; read with git only "
@@ -100,6 +106,7 @@ def build(
     console = err_console()
     try:
         pct = _info_pct(info_pct)
+        at_least(topn, 1, "--topn")
         check_paths(save_path, repos_dir)
         rows = load_bench(bench)
     except BenchsmithError as e:

@@ -166,3 +166,36 @@ def test_out_of_range_numbers_are_one_line(tmp_path: Path, args: list[str],
     assert r.returncode == 1, (r.stdout, r.stderr)
     lines = nonempty_lines(r.stderr)
     assert len(lines) == 1 and lines[0].startswith(f"error: {option}: must be "), r.stderr
+
+
+# --------------------------------------------------------------------------- infbench rows
+
+
+@pytest.mark.parametrize("change,expect", [
+    ({"context_files": "x"}, "context_files: must be a list of {path, content}"),
+    ({"context_files": [{"path": "a.py"}]}, "context_files: must be a list of {path, content}"),
+    ({"pre_edits": "diff"}, "pre_edits: must be a list of steps"),
+    ({"prompt": 5}, "prompt: must be a string"),
+    ({"requirement": ["x"]}, "requirement: must be a string"),
+    ({"prompt": None}, "prompt: missing"),
+])
+def test_a_bad_infbench_row_is_named_before_any_run(ib: dict[str, Any], change: dict,
+                                                     expect: str) -> None:
+    path = ib["infbench"] / "all-task-instances_0.2.jsonl"
+    rows = read_lines(path)
+    rows[1].update(change)
+    rows[1] = {k: v for k, v in rows[1].items() if v is not None}
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = invoke(*run_args(ib, "--model", "gpt-4.1", "--dataset-name", "all", "--run-id",
+                           "0.2"))
+    msg = one_error_line(res)
+    assert f"{path}: line 2 ({rows[1]['instance_id']}): {expect}" in msg, msg
+    assert "infbench build" in msg and not ib["server"].requests
+
+
+def test_an_empty_infbench_file_is_an_error(ib: dict[str, Any]) -> None:
+    path = ib["infbench"] / "all-task-instances_0.2.jsonl"
+    path.write_text("")
+    msg = one_error_line(invoke(*run_args(ib, "--model", "gpt-4.1", "--dataset-name", "all",
+                                          "--run-id", "0.2")))
+    assert f"{path}: " in msg and "no instance" in msg, msg

@@ -199,3 +199,22 @@ def test_an_empty_infbench_file_is_an_error(ib: dict[str, Any]) -> None:
     msg = one_error_line(invoke(*run_args(ib, "--model", "gpt-4.1", "--dataset-name", "all",
                                           "--run-id", "0.2")))
     assert f"{path}: " in msg and "no instance" in msg, msg
+
+
+def test_one_file_named_twice_is_asked_once(ib: dict[str, Any]) -> None:
+    path = "infbench/all-task-instances_0.2.jsonl"  # relative: the fixture's cwd is tmp
+    res = invoke(*run_args(ib, "--model", "gpt-4.1", "--dataset-name", "all", path,
+                           "--run-id", "0.2"))
+    assert res.exit_code == 0, res.output
+    assert len(ib["server"].requests) == len(ib["ids"])
+    assert "appended all-task-instances_0.2.jsonl: +3" in res.stdout, res.stdout
+
+
+def test_two_files_with_one_results_name_are_refused(ib: dict[str, Any]) -> None:
+    other = ib["tmp"] / "other" / "all-task-instances_0.2.jsonl"
+    other.parent.mkdir()
+    other.write_bytes((ib["infbench"] / "all-task-instances_0.2.jsonl").read_bytes())
+    msg = one_error_line(invoke(*run_args(ib, "--model", "gpt-4.1", "--dataset-name", "all",
+                                          other, "--run-id", "0.2")))
+    assert "all-task-instances_0.2.jsonl" in msg and "same results file" in msg, msg
+    assert not ib["server"].requests

@@ -82,12 +82,22 @@ def resolve_files(dataset_names: Sequence[str], run_ids: Sequence[str], infbench
         paths.extend(names.infbench_file(infbench_dir, name, r) for r in run_ids)
     out: list[InfbenchFile] = []
     taken: set[str] = set()
+    stems: dict[str, Path] = {}
     for path in dict.fromkeys(paths):
         if not path.is_file():
             raise ConfigError(str(path), "--dataset-name", "no infbench file here; build it "
                               "with `benchsmith infbench build` or check --infbench-dir, "
                               "--dataset-name and --run-id")
+        real = path.resolve()
+        if real in stems.values():
+            continue  # one file named twice (relative and absolute, say): asked once
         stem = names.stem_of(path)
+        if stem in stems:
+            raise ConfigError(str(path), "--dataset-name", f"has the name of {stems[stem]}: "
+                              "both would append to the same results file "
+                              f"({stem}.jsonl); run them one at a time with another "
+                              "--results-dir, or rename one")
+        stems[stem] = real
         ds = re.sub(r"[^A-Za-z0-9_-]", "_", stem)[:120]
         base, i = ds, 1
         while ds in taken:

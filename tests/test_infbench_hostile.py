@@ -160,3 +160,15 @@ def test_score_with_filters_matching_nothing_is_an_error(tmp_path: Path) -> None
     assert r.returncode == 0 and "100.00" in r.stdout, r.stderr
     msg = one_error_line(run_cli([*args, "--model", "typo"]))
     assert "no results file" in msg and "typo" in msg, msg
+
+
+def test_score_names_the_lines_it_cannot_read(tmp_path: Path) -> None:
+    args = _scored(tmp_path, [{"instance_id": "a", "model_patch": STEP}],
+                   [{"instance_id": "a", "ground_truth": STEP}])
+    f = tmp_path / "res" / "m" / "T=0" / "n=1" / "o-r-task-instances_0.2.jsonl"
+    with f.open("a") as fh:
+        fh.write("junk\n{\"instance_id\": \"b\", \"model_pa")
+    r = run_cli(args)
+    assert r.returncode == 0 and "100.00" in r.stdout, r.stderr
+    assert f"note: {f}:2: not a result line" in r.stderr, r.stderr
+    assert f"note: {f}:3: last line cut short" in r.stderr, r.stderr

@@ -11,6 +11,7 @@ model, T=, n= folder and run id; an instance counted once per group.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,10 @@ def _patch(path: Path, ln: int, r: dict[str, Any]) -> str:
 
 
 def score(results_dir: Path, infbench_dir: Path, models: list[str] | None = None,
-          run_ids: list[str] | None = None) -> list[ScoreRow]:
+          run_ids: list[str] | None = None,
+          note: Callable[[str], None] | None = None) -> list[ScoreRow]:
+    """One row per model, T=, n= and run id; `note` hears of lines that are not results
+    (not scored)."""
     if not results_dir.is_dir():
         raise ConfigError(str(results_dir), "--results-dir", "no results folder here")
     if not infbench_dir.is_dir():
@@ -162,7 +166,10 @@ def score(results_dir: Path, infbench_dir: Path, models: list[str] | None = None
             continue
         truths = _truths(infbench_dir, names.stem_of(path), parts[1], cache)
         group = groups.setdefault((model, rel[-3][2:], rel[-2][2:], parts[1]), {})
-        numbered, _notes = read_numbered(path)
+        numbered, notes = read_numbered(path)
+        for text in notes if note else ():
+            note(text.replace("kept as it is", "not scored").replace(
+                ", its instance is asked again", ""))
         for ln, r in numbered:
             group.setdefault(r["instance_id"], (_patch(path, ln, r),
                                                 truths.get(r["instance_id"])))

@@ -212,7 +212,9 @@ def score(
 
     try:
         multi = multi_values(list(ctx.args), ("--model", "--run-id"))
-        rows = score_all(results_dir, infbench_dir, multi.get("model"), multi.get("run_id"))
+        console = err_console()
+        rows = score_all(results_dir, infbench_dir, multi.get("model"), multi.get("run_id"),
+                         lambda m: console.print(f"note: {m}", markup=False))
     except BenchsmithError as e:
         fail(e)
         return

@@ -172,3 +172,11 @@ def test_score_names_the_lines_it_cannot_read(tmp_path: Path) -> None:
     assert r.returncode == 0 and "100.00" in r.stdout, r.stderr
     assert f"note: {f}:2: not a result line" in r.stderr, r.stderr
     assert f"note: {f}:3: last line cut short" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("repo", ["o/..", "../r", "./."])
+def test_a_repo_name_of_dots_is_refused(tmp_path: Path, repo: str) -> None:
+    bench = write_jsonl(tmp_path / "b.jsonl", [{**GOOD, "repo": repo}])
+    msg = one_error_line(build(bench, tmp_path / "o-r-task-instances_0.5.jsonl",
+                               "--repos-dir", str(tmp_path)))
+    assert "repo: must be owner/name" in msg, msg

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fake_openai import Reply
-from helpers import KEY_ENV, cli_env, nonempty_lines, popen_cli, run_cli, wait_for
+from helpers import KEY_ENV, cli_env, nonempty_lines, popen_cli, run_cli, wait_for, write_yaml
 from infbench_run_support import invoke, read_lines, run_args
 
 ENV = ("OPENAI_KEYS", "OPENAI_KEY", "BASE_URL", "OPENAI_API_KEY")
@@ -217,4 +217,20 @@ def test_two_files_with_one_results_name_are_refused(ib: dict[str, Any]) -> None
     msg = one_error_line(invoke(*run_args(ib, "--model", "gpt-4.1", "--dataset-name", "all",
                                           other, "--run-id", "0.2")))
     assert "all-task-instances_0.2.jsonl" in msg and "same results file" in msg, msg
+    assert not ib["server"].requests
+
+
+def test_a_bad_infbench_row_on_the_generic_run_path(ib: dict[str, Any]) -> None:
+    path = ib["infbench"] / "all-task-instances_0.2.jsonl"
+    rows = read_lines(path)
+    rows[0]["context_files"] = "x"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = write_yaml(ib["tmp"] / "x.yaml", {
+        "recipe": "edit_predict", "run_dir": str(ib["runs"]),
+        "datasets": {"ib": {"source": "infbench", "path": str(path)}},
+        "model": {"name": "gpt-4.1", "temperature": 0},
+        "openai": {"base_url": ib["server"].base_url, "api_key_env": KEY_ENV, "api": "chat"},
+    })
+    msg = one_error_line(invoke("run", "--config", config, "--run-id", "G", "--quiet"))
+    assert f"datasets.ib: {rows[0]['instance_id']}: context_files: must be a list" in msg, msg
     assert not ib["server"].requests

@@ -38,6 +38,7 @@ from benchsmith.infbench_results import (
 )
 from benchsmith.recipes.edit_predict.model_table import ModelEntry, entry_for
 from benchsmith.sources.editbench import names
+from benchsmith.sources.infbench import row_problem
 from benchsmith.sources.rows import iter_file
 from benchsmith.store.lock import RunInUse, live_holder, run_lock
 from benchsmith.store.rundir import open_existing_run
@@ -125,34 +126,12 @@ def read_sampled_ids(path: Path) -> set[str]:
     return set(ids)
 
 
-def _row_problem(row: dict[str, Any]) -> tuple[str, str] | None:
-    """(field, problem) of an infbench row a prediction run cannot use, or None."""
-    for key in ("instance_id", "prompt"):
-        if row.get(key) is None:
-            return key, "missing"
-        if not isinstance(row[key], str):
-            return key, f"must be a string, got {type(row[key]).__name__}"
-    req = row.get("requirement")
-    if req is not None and not isinstance(req, str):
-        return "requirement", f"must be a string, got {type(req).__name__}"
-    pre = row.get("pre_edits")
-    if pre is not None and not (isinstance(pre, list) and all(
-            isinstance(step, list) and all(isinstance(d, str) for d in step) for step in pre)):
-        return "pre_edits", "must be a list of steps, each a list of diff strings"
-    files = row.get("context_files")
-    if files is not None and not (isinstance(files, list) and all(
-            isinstance(f, dict) and isinstance(f.get("path"), str)
-            and isinstance(f.get("content"), str) for f in files)):
-        return "context_files", "must be a list of {path, content} (strings)"
-    return None
-
-
 def instance_ids(f: InfbenchFile) -> list[str]:
     """The ids of an infbench file, each row checked; a ConfigError naming the file, the
     line and the field otherwise (and for a file without rows)."""
     out = []
     for line, row in iter_file(f.path, f"datasets.{f.dataset}"):
-        bad = _row_problem(row)
+        bad = row_problem(row)
         if bad is not None:
             iid = row.get("instance_id")
             where = f"{f.path}: line {line}" + (f" ({iid})" if isinstance(iid, str) else "")

@@ -180,3 +180,12 @@ def test_a_repo_name_of_dots_is_refused(tmp_path: Path, repo: str) -> None:
     msg = one_error_line(build(bench, tmp_path / "o-r-task-instances_0.5.jsonl",
                                "--repos-dir", str(tmp_path)))
     assert "repo: must be owner/name" in msg, msg
+
+
+def test_bm25_fallback_note_gives_its_reason_once(tmp_path: Path) -> None:
+    bench = write_jsonl(tmp_path / "b.jsonl", [GOOD])
+    save = tmp_path / "o-r-task-instances_0.5_bm25_5.jsonl"
+    r = build(bench, save, "--use-bm25", "--repos-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    [row] = read_jsonl(save)
+    assert row["context_note"].count("no clone of o/r") == 1, row["context_note"]

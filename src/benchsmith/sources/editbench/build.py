@@ -223,7 +223,10 @@ def _context(row: BenchRow, sp: Split, requirement: str, opts: BuildOptions,
     else:
         ctx = from_diffs(sp.ground_truth_diffs, why)
     if fallback:
-        ctx = Context(ctx.kind, ctx.files, "; ".join(x for x in (fallback, ctx.note) if x))
+        note = ctx.note
+        if why and note.startswith(why):  # the fallback already gave the reason
+            note = note[len(why):].lstrip("; ")
+        ctx = Context(ctx.kind, ctx.files, "; ".join(x for x in (fallback, note) if x))
     return ctx, bool(opts.use_bm25)
 
 

@@ -122,7 +122,7 @@ def test_merge_infbench_with_duplicates(tmp_path: Path) -> None:
     _per_repo(d, "zeta-tools", "0.2", ["dup", "z1"])
     _per_repo(d, "acme-widgets", "0.2_bm25_5", ["other-run"])  # another run id: left alone
     _per_repo(d, "all", "0.2", ["stale"])  # an earlier merge: never an input
-    s = merge_infbench(d, "0.2")
+    s = merge_infbench(d, "0.2", force=True)  # replaces the earlier merge
     assert [f.name for f in s.files] == ["acme-widgets-task-instances_0.2.jsonl",
                                          "zeta-tools-task-instances_0.2.jsonl"]
     assert (s.rows_read, s.written, s.duplicates) == (5, 4, ("dup",))
@@ -136,7 +136,8 @@ def test_merge_infbench_with_duplicates(tmp_path: Path) -> None:
                  "--repos", "zeta/tools", "--out", str(out)])
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"merged 1 file(s), 2 row(s): wrote 2 -> {out}"
-    r = run_cli(["infbench", "merge-infbench", "--infbench-dir", str(d), "--run-id", "0.2"])
+    r = run_cli(["infbench", "merge-infbench", "--infbench-dir", str(d), "--run-id", "0.2",
+                 "--force"])
     assert "duplicates: 1 (first row kept): dup" in r.stdout
 
 

@@ -100,7 +100,7 @@ def test_a_crash_before_the_append_resumes_the_same_run(ib: dict[str, Any]) -> N
     assert res.exit_code == 0 and "(resumed)" in res.output, res.output
     assert len(asked(ib["server"])) == 3  # nothing sent twice
     assert path.read_text() == first
-    assert len(list(ib["runs"].iterdir())) == 1
+    assert len(list(ib["runs"].glob("infbench-*"))) == 1
 
 
 def test_failed_requests_get_no_line_and_are_asked_next_time(ib: dict[str, Any]) -> None:
@@ -186,7 +186,7 @@ def test_batch_mode(ib: dict[str, Any]) -> None:
     assert all(ln["status"] == "ok" and ln["full_output"] for ln in lines)
     assert len(ib["server"].batches) == 1
     assert not [r for r in ib["server"].requests if r.path.endswith("/chat/completions")]
-    (run_dir,) = ib["runs"].iterdir()
+    (run_dir,) = ib["runs"].glob("infbench-*")
     assert ledger_rows(run_dir, "SELECT DISTINCT mode FROM invocations") == [("batch",)]
 
 

@@ -334,6 +334,12 @@ def api_keys(cfg: RunConfig) -> list[str]:
         return ["local"] if cfg.provider == "local" else []
     raw = os.environ.get(cfg.openai.api_key_env, "")
     keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if not keys and raw.strip():
+        raise ConfigError(
+            "environment", cfg.openai.api_key_env,
+            f"holds no key, only commas and blanks; export {cfg.openai.api_key_env}=<key> "
+            "(several: <key1>,<key2>)",
+        )
     if not keys:
         raise ConfigError(
             "environment",
@@ -359,10 +365,12 @@ def with_env_endpoint(cfg: RunConfig) -> RunConfig:
     given = oa.model_fields_set
     update: dict[str, Any] = {}
     if "api_key_env" not in given:
-        for name in ENV_KEY_NAMES:
-            if os.environ.get(name, "").strip():
-                update["api_key_env"] = name
-                break
+        # the first variable holding a key; else the first set at all (only commas or
+        # blanks), so that the error names it
+        held = [n for n in ENV_KEY_NAMES if any(k.strip() for k in os.environ.get(n, "").split(","))]
+        blank = [n for n in ENV_KEY_NAMES if os.environ.get(n, "").strip()]
+        if held or blank:
+            update["api_key_env"] = (held or blank)[0]
     url = os.environ.get(ENV_BASE_URL, "").strip()
     if "base_url" not in given and url:
         from benchsmith.config_sections import url_problem

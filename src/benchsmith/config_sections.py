@@ -286,10 +286,21 @@ class BudgetConfig(_Strict):
     )
 
 
+def _shown(parts: urllib.parse.SplitResult) -> str:
+    """The URL as a message may quote it: scheme, host, port and path only (a query, a
+    fragment or user info may hold a key); "the URL" when it has no scheme and host (a key
+    pasted where the URL belongs)."""
+    if not parts.scheme or not parts.netloc:
+        return "the URL"
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
 def url_problem(url: str) -> str | None:
     """Why `url` cannot be an endpoint base URL, or None. Requests go to `url + "/responses"`,
     so a query or fragment would swallow the path; credentials in it would be written into
-    the run's files (the message never quotes the URL then)."""
+    the run's files. Messages quote the URL without its query, fragment and user info, and
+    not at all when it does not look like one."""
     try:
         parts = urllib.parse.urlsplit(url.strip())
         port = parts.port  # ValueError when out of range or not a number
@@ -297,21 +308,22 @@ def url_problem(url: str) -> str | None:
         if "@" in url:
             return "holds credentials (user:password@); put the key in api_key_env's variable"
         if "port" in str(e).lower():
-            return f"{url}: the port is not a number from 1 to 65535"
-        return f"{url} is not a URL ({e})"
+            return "the port is not a number from 1 to 65535 (the URL is not shown)"
+        return "is not a URL (the value is not shown); give e.g. http://127.0.0.1:8000/v1"
+    shown = _shown(parts)
     if "@" in parts.netloc:
         return ("holds credentials (user:password@), which would be written into the run's "
                 "files; the URL is not shown: remove them and put the key in api_key_env's "
                 "variable")
     if parts.scheme not in ("http", "https"):
-        return f"{url} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
+        return f"{shown} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
     if not parts.hostname:
-        return f"{url} has no host (e.g. http://127.0.0.1:8000/v1)"
+        return f"{shown} has no host (e.g. http://127.0.0.1:8000/v1)"
     if port == 0:
-        return f"{url}: the port is not a number from 1 to 65535"
+        return f"{shown}: the port is not a number from 1 to 65535"
     if parts.query or parts.fragment:
-        return (f"{url} has a query or fragment: requests go to base_url + /responses, so "
-                "give the path only")
+        return (f"{shown} has a query or fragment (not shown): requests go to base_url + "
+                "/responses, so give the path only")
     return None
 
 

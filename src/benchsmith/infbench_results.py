@@ -34,16 +34,26 @@ def number(x: float) -> str:
 
 def results_folder(results_dir: Path, model: str, temperature: float, n: int) -> Path:
     if any(part in ("", ".", "..") for part in model.split("/")):
-        raise ConfigError("--model", model, "is not usable as a folder name")
+        raise ConfigError("--model", repr(model), "is not usable as a folder name (no empty, "
+                          "'.' or '..' parts)")
     return results_dir / model / f"T={number(temperature)}" / f"n={n}"
 
 
 def read_results(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """(result rows, notes on lines that are not results) of a results file; [] if absent."""
+    rows, notes = read_numbered(path)
+    return [r for _n, r in rows], notes
+
+
+def read_numbered(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """`read_results` with each row's line number."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return [], []
+    except IsADirectoryError:
+        raise ConfigError(str(path), "", "is a folder where a results file belongs: move it "
+                          "away or choose another --results-dir") from None
     except OSError as e:
         raise ConfigError(str(path), "", f"cannot read: {e.strerror}") from None
     rows, notes = [], []
@@ -56,7 +66,7 @@ def read_results(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         except orjson.JSONDecodeError:
             row = None
         if isinstance(row, dict) and isinstance(row.get("instance_id"), str):
-            rows.append(row)
+            rows.append((i, row))
         elif i == len(lines):
             notes.append(f"{path}:{i}: last line cut short (a crash?); kept as it is, its "
                          "instance is asked again")

@@ -13,24 +13,34 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchsmith import api
-from benchsmith.config import RunConfig, parse_config, with_env_endpoint, with_recipe
+from benchsmith.config import (
+    RunConfig,
+    api_keys,
+    parse_config,
+    with_env_endpoint,
+    with_recipe,
+)
 from benchsmith.config_sections import DatasetConfig, ModelConfig, Price
 from benchsmith.errors import ConfigError
 from benchsmith.infbench_results import (
     append_lines,
     done_ids,
+    number,
     result_lines,
     results_folder,
 )
 from benchsmith.recipes.edit_predict.model_table import ModelEntry, entry_for
 from benchsmith.sources.editbench import names
+from benchsmith.sources.infbench import row_problem
 from benchsmith.sources.rows import iter_file
+from benchsmith.store.lock import RunInUse, live_holder, run_lock
 from benchsmith.store.rundir import open_existing_run
 
 Echo = Callable[[str], None]
@@ -73,12 +83,22 @@ def resolve_files(dataset_names: Sequence[str], run_ids: Sequence[str], infbench
         paths.extend(names.infbench_file(infbench_dir, name, r) for r in run_ids)
     out: list[InfbenchFile] = []
     taken: set[str] = set()
+    stems: dict[str, Path] = {}
     for path in dict.fromkeys(paths):
         if not path.is_file():
             raise ConfigError(str(path), "--dataset-name", "no infbench file here; build it "
                               "with `benchsmith infbench build` or check --infbench-dir, "
                               "--dataset-name and --run-id")
+        real = path.resolve()
+        if real in stems.values():
+            continue  # one file named twice (relative and absolute, say): asked once
         stem = names.stem_of(path)
+        if stem in stems:
+            raise ConfigError(str(path), "--dataset-name", f"has the name of {stems[stem]}: "
+                              "both would append to the same results file "
+                              f"({stem}.jsonl); run them one at a time with another "
+                              "--results-dir, or rename one")
+        stems[stem] = real
         ds = re.sub(r"[^A-Za-z0-9_-]", "_", stem)[:120]
         base, i = ds, 1
         while ds in taken:
@@ -92,7 +112,7 @@ def resolve_files(dataset_names: Sequence[str], run_ids: Sequence[str], infbench
 def read_sampled_ids(path: Path) -> set[str]:
     where = str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is skipped
     except FileNotFoundError:
         raise ConfigError(where, "--sampled-ids-file", "file not found") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -107,11 +127,20 @@ def read_sampled_ids(path: Path) -> set[str]:
 
 
 def instance_ids(f: InfbenchFile) -> list[str]:
+    """The ids of an infbench file, each row checked; a ConfigError naming the file, the
+    line and the field otherwise (and for a file without rows)."""
     out = []
     for line, row in iter_file(f.path, f"datasets.{f.dataset}"):
-        if not isinstance(row.get("instance_id"), str):
-            raise ConfigError(str(f.path), f"line {line}", "missing field 'instance_id'")
+        bad = row_problem(row)
+        if bad is not None:
+            iid = row.get("instance_id")
+            where = f"{f.path}: line {line}" + (f" ({iid})" if isinstance(iid, str) else "")
+            raise ConfigError(where, bad[0], f"{bad[1]}: not an infbench row; rebuild the "
+                              "file with `benchsmith infbench build`")
         out.append(row["instance_id"])
+    if not out:
+        raise ConfigError(str(f.path), "", "no instance in this infbench file (it is empty); "
+                          "rebuild it with `benchsmith infbench build`")
     return out
 
 
@@ -176,6 +205,7 @@ class Plan:
     runs_dir: Path
     base: RunConfig
     sampled: set[str] | None = None
+    sampled_from: str = "--sampled-ids-file"  # the file `sampled` was read from
     mode: str | None = None  # None: the base config's openai.use_batch_api
     max_workers: int | None = None
     timeout: float | None = None
@@ -189,14 +219,54 @@ def base_config(config: Path | None) -> RunConfig:
     the config names one (the original tool's wire; n > 1 needs it)."""
     cfg = api.load_config(config) if config is not None else parse_config({}, file="defaults")
     cfg = with_env_endpoint(cfg)
+    try:  # before any run starts: the key variable holds a key
+        api_keys(cfg)
+    except ConfigError as e:
+        if "api_key_env" in cfg.openai.model_fields_set or not e.problem.startswith("is not"):
+            raise
+        raise ConfigError("environment", "OPENAI_KEYS", "no API key: export "
+                          "OPENAI_KEYS=<key>[,<key>...] or OPENAI_KEY=<key> (or "
+                          f"{cfg.openai.api_key_env}), or set openai.api_key_env in "
+                          "--config") from None
     if "api" not in cfg.openai.model_fields_set:
         cfg = cfg.model_copy(update={"openai": cfg.openai.model_copy(update={"api": "chat"})})
     return cfg
 
 
+@contextmanager
+def _results_lock(runs_dir: Path, folder: Path, model: str) -> Iterator[None]:
+    """One `infbench run` at a time writes a results folder (whatever its datasets or
+    sampled ids): a second one would ask the same instances and append them twice. The lock
+    is kept in the runs dir (`.results-locks/`), keyed by the folder's real path, so the
+    user's results tree holds results only."""
+    real = str(folder.resolve())
+    key = hashlib.sha256(real.encode()).hexdigest()[:12]
+    root = runs_dir.resolve() / ".results-locks" / f"{_run_name(model, {})[9:-13]}-{key}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(str(root), "--runs-dir", f"cannot create: {e.strerror or e}"
+                          ) from None
+    try:
+        with run_lock(root, "infbench run"):
+            yield
+    except RunInUse:
+        holder = live_holder(root)
+        who = holder.describe() if holder else "another process"
+        raise ConfigError(str(folder), "", f"another `infbench run` of {model} writes these "
+                          f"results ({who}); wait for it to end or stop it, then run again"
+                          ) from None
+
+
 def _model_run(plan: Plan, entry: ModelEntry, left: float | None, echo: Echo
                ) -> ModelOutcome:
     folder = results_folder(plan.results_dir, entry.name, entry.temperature, entry.n)
+    with _results_lock(plan.runs_dir, folder, entry.name):
+        return _model_run_locked(plan, entry, folder, left, echo)
+
+
+def _model_run_locked(plan: Plan, entry: ModelEntry, folder: Path, left: float | None,
+                      echo: Echo) -> ModelOutcome:
     skip: dict[str, list[str]] = {}
     todo: list[InfbenchFile] = []
     for f in plan.files:
@@ -241,6 +311,23 @@ def _model_run(plan: Plan, entry: ModelEntry, left: float | None, echo: Echo
     return out
 
 
+def _check_sampled(plan: Plan, echo: Echo) -> None:
+    """Sampled ids in no dataset: an error when that is all of them (a file for other
+    datasets, or a typo), else a note naming the first few."""
+    sampled = plan.sampled or set()
+    known = {i for f in plan.files for i in instance_ids(f)}
+    missing = sorted(sampled - known)
+    if missing and len(missing) == len(sampled) or not sampled:
+        what = f"none of the {len(sampled)} ids" if sampled else "it lists no id, so none"
+        raise ConfigError(plan.sampled_from, "sampled_instance_ids", f"{what} is in the "
+                          f"datasets of this run ({', '.join(f.stem for f in plan.files)}); "
+                          "check the file, --dataset-name and --run-id")
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        echo(f"note: {len(missing)} of the {len(sampled)} sampled ids are in no dataset of "
+             f"this run: {shown}")
+
+
 def run_models(plan: Plan, echo: Echo) -> list[ModelOutcome]:
     """One prediction run per model, in order; stops after a run that stopped (budget, auth,
     Ctrl-C)."""
@@ -254,6 +341,17 @@ def run_models(plan: Plan, echo: Echo) -> list[ModelOutcome]:
             raise ConfigError("model table", f"{e.name}.input_price", "--budget needs this "
                               "model's prices: set input_price and output_price in "
                               "--model-table (USD per 1M tokens)")
+    for f in plan.files:  # every row checked before any run starts
+        instance_ids(f)
+    if plan.sampled is not None:
+        _check_sampled(plan, echo)
+    for e in entries:
+        if e.name not in plan.table:  # a typo, or a model the table does not list
+            prices = ("no prices" if e.input_price is None or e.output_price is None
+                      else f"${e.input_price}/${e.output_price} per 1M tokens")
+            echo(f"note: {e.name} is not in the model table: default settings "
+                 f"(T={number(e.temperature)}, top_p {e.top_p}, n {e.n}, context "
+                 f"{e.context_limit}), {prices}; add it with --model-table")
     left = plan.budget
     outcomes = []
     for e in entries:

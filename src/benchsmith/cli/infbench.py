@@ -25,6 +25,12 @@ infbench_app = command_group(
 )
 
 
+def at_least(value: float | None, low: float, option: str) -> None:
+    """A one-line error for a number below its minimum (click's own is a framed box)."""
+    if value is not None and not value >= low:
+        raise ConfigError(option, "", f"must be at least {low:g}, got {value:g}")
+
+
 def _info_pct(value: Optional[str]) -> Optional[float]:
     """A float in (0, 1), or None / "None" (no history: everything is to predict)."""
     if value is None or value.strip() in ("None", "none", ""):
@@ -65,7 +71,7 @@ def build(
         help="Code context: the top-n files by BM25 at base_commit (needs --repos-dir and "
         "base_commit; otherwise oracle, noted per row).",
     ),
-    topn: int = typer.Option(10, "--topn", min=1, help="Files of BM25 context."),
+    topn: int = typer.Option(10, "--topn", help="Files of BM25 context (at least 1)."),
     repos_dir: Optional[Path] = typer.Option(
         None, "--repos-dir",
         help="Folder of local clones named `<owner>__<name>` or `<name>`; read with git only "
@@ -94,12 +100,14 @@ def build(
         --save-path infbench/all-task-instances_None_body_issue.jsonl
     """
     from benchsmith.sources.editbench.bench import load_bench
-    from benchsmith.sources.editbench.build import BuildOptions, build_infbench
+    from benchsmith.sources.editbench.build import BuildOptions, build_infbench, check_paths
     from benchsmith.sources.editbench.names import split_name
 
     console = err_console()
     try:
         pct = _info_pct(info_pct)
+        at_least(topn, 1, "--topn")
+        check_paths(save_path, repos_dir)
         rows = load_bench(bench)
     except BenchsmithError as e:
         fail(e)
@@ -163,6 +171,7 @@ def merge_infbench(
     ),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Default: <infbench-dir>/all-task-instances_<run_id>.jsonl."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing merged file."),
     as_json: bool = json_option("the summary"),
 ) -> None:
     """Merge the per-repo infbench files of one run id into `all-task-instances_<run_id>.jsonl`
@@ -179,7 +188,7 @@ def merge_infbench(
 
     names = [r for value in repos or [] for r in value.replace(",", " ").split()]
     try:
-        s = merge(infbench_dir, run_id, names or None, out)
+        s = merge(infbench_dir, run_id, names or None, out, force)
     except BenchsmithError as e:
         fail(e)
     if as_json:

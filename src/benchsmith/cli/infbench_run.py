@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail
-from benchsmith.cli.infbench import infbench_app
+from benchsmith.cli.infbench import at_least, infbench_app
 from benchsmith.cli.options import json_option, quiet_option
 from benchsmith.errors import BenchsmithError, ConfigError
 
@@ -56,9 +56,9 @@ def run(
         None, "--sampled-ids-file",
         help='Only these instances: JSON {"sampled_instance_ids": [...]}.'),
     max_workers: Optional[int] = typer.Option(
-        None, "--max-workers", min=1, help="Requests in flight (engine.concurrency)."),
+        None, "--max-workers", help="Requests in flight (engine.concurrency; at least 1)."),
     timeout: Optional[float] = typer.Option(
-        None, "--timeout", min=1, help="Per-request timeout in seconds (engine.timeout_s)."),
+        None, "--timeout", help="Per-request timeout in seconds (engine.timeout_s; at least 1)."),
     mode: Optional[str] = typer.Option(
         None, "--mode", help="online, or batch (the Batch API); default: the base config's "
         "openai.use_batch_api, else online."),
@@ -72,7 +72,7 @@ def run(
     config: Optional[Path] = typer.Option(
         None, "--config", "-c", help="Base run config: endpoint, engine, budget, batch."),
     budget: Optional[float] = typer.Option(
-        None, "--budget", min=0, help="USD cap for the whole invocation (all models)."),
+        None, "--budget", help="USD cap for the whole invocation (all models)."),
     quiet: bool = quiet_option(),
 ) -> None:
     """Predict the remaining edits of each instance, per model: one benchsmith run (recipe
@@ -103,6 +103,9 @@ def run(
     console = err_console()
     say = lambda m: console.print(m, markup=False)  # noqa: E731
     try:
+        for value, low, option in ((max_workers, 1, "--max-workers"), (timeout, 1, "--timeout"),
+                                   (budget, 0, "--budget")):
+            at_least(value, low, option)
         multi = multi_values(list(ctx.args), ("--model", "--run-id", "--dataset-name"))
         if not multi.get("model"):
             raise ConfigError("command line", "--model", "name at least one model")
@@ -118,6 +121,7 @@ def run(
             files=files, models=list(dict.fromkeys(multi["model"])),
             table=load_table(model_table), results_dir=results_dir, runs_dir=runs_dir,
             base=base, sampled=read_sampled_ids(sampled_ids_file) if sampled_ids_file else None,
+            sampled_from=str(sampled_ids_file),
             mode=mode, max_workers=max_workers, timeout=timeout,
             budget=budget if budget is not None else base.budget.max_usd,
             on_progress=progress.update,
@@ -153,7 +157,7 @@ def merge_results(
     ctx: typer.Context,
     model_name: str = typer.Option(..., "--model-name", help="The model's results folder."),
     temperature: float = typer.Option(0.0, "--temperature", help="Its T= folder."),
-    n: int = typer.Option(1, "--n", min=1, help="Its n= folder."),
+    n: int = typer.Option(1, "--n", help="Its n= folder."),
     run_id: str = typer.Option("0.2", "--run-id", help="The run id of the files to merge."),
     results_dir: Path = typer.Option(Path("experiment_results"), "--results-dir",
                                      help="Results tree of `infbench run`."),
@@ -170,11 +174,16 @@ def merge_results(
     from benchsmith.infbench_score import merge_results as merge
 
     try:
+        at_least(n, 1, "--n")
         repos = multi_values(list(ctx.args), ("--repos",)).get("repos")
         rep = merge(results_dir, model_name, temperature, n, run_id, repos, force)
     except BenchsmithError as e:
         fail(e)
         return
+    console = err_console()
+    for note in rep.notes:
+        console.print(f"note: {note.replace('kept as it is', 'left out of the merge')}",
+                      markup=False)
     typer.echo(f"wrote {rep.out}: {rep.lines} line(s) from {rep.files} file(s)")
     if rep.duplicates:
         shown = ", ".join(sorted(rep.duplicates)[:10])
@@ -203,7 +212,9 @@ def score(
 
     try:
         multi = multi_values(list(ctx.args), ("--model", "--run-id"))
-        rows = score_all(results_dir, infbench_dir, multi.get("model"), multi.get("run_id"))
+        console = err_console()
+        rows = score_all(results_dir, infbench_dir, multi.get("model"), multi.get("run_id"),
+                         lambda m: console.print(f"note: {m}", markup=False))
     except BenchsmithError as e:
         fail(e)
         return
@@ -213,6 +224,12 @@ def score(
     if not rows:
         typer.echo("no results files")
         return
+    for r in rows:
+        if r.no_ground_truth:
+            err_console().print(
+                f"note: {r.model} T={r.temperature} n={r.n} {r.run_id}: {r.no_ground_truth} "
+                "instance(s) not in the infbench file, not scored (in inst, not in exact%/sim)",
+                markup=False)
     head = f"{'model':<28} {'T':>4} {'n':>3} {'run id':<18} {'inst':>5} {'exact%':>7} " \
            f"{'sim':>6} {'empty':>5}"
     typer.echo(head)

@@ -21,7 +21,7 @@ def iter_file(path: Path, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
         return
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
+        with opener(path, "rt", encoding="utf-8-sig") as fh:  # a BOM is skipped
             for n, line in enumerate(fh, 1):
                 if not line.strip():
                     continue

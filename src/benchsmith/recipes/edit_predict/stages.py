@@ -16,12 +16,14 @@ import orjson
 
 from benchsmith.engine.context import DEFAULT_MAX_CONTEXT_TOKENS, estimated_tokens
 from benchsmith.engine.wire import build_body
+from benchsmith.errors import ConfigError
 from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, Stage
 from benchsmith.recipes.edit_predict.options import EditPredictOptions
 from benchsmith.recipes.edit_predict.outputs import check_predictions, status, write_outputs
 from benchsmith.recipes.edit_predict.patches import extract_patch, files_in_prompt
 from benchsmith.records import Task
 from benchsmith.sources.editbench.prompt import render_prompt
+from benchsmith.sources.infbench import row_problem
 
 STAGE = "predict"
 # Bytes a request body may take beyond the chat body measured here (the Responses wrapping,
@@ -41,6 +43,10 @@ def request_tokens(model: str, messages: list[dict[str, str]], params: dict[str,
 
 def _parts(task: Task) -> tuple[str, list[list[str]], list[dict[str, Any]]]:
     c = task.context
+    bad = row_problem({**c, "instance_id": task.id, "prompt": task.primary})
+    if bad is not None:
+        raise ConfigError(f"datasets.{task.dataset}: {task.id}", bad[0], f"{bad[1]}: not an "
+                          "infbench row; rebuild the file with `benchsmith infbench build`")
     requirement = c.get("requirement") or ""
     pre_edits = c.get("pre_edits") or []
     files = c.get("context_files") or []

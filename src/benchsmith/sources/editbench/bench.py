@@ -77,7 +77,8 @@ def parse_row(raw: dict[str, Any], source: str, n: int) -> BenchRow:
     repo = raw.get("repo")
     if repo is None:
         bad("repo", "missing: give the repository as owner/name (e.g. django/django)")
-    if not isinstance(repo, str) or not _REPO.match(repo):
+    if not isinstance(repo, str) or not _REPO.match(repo) or any(
+            part.strip(".") == "" for part in repo.split("/")):  # "o/..": a folder, no repo
         bad("repo", f"must be owner/name (e.g. django/django), got {repo!r:.60}")
     steps = raw.get("work_patch_list")
     if steps is None:

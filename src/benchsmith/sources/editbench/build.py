@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchsmith.errors import BenchsmithError
+from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.sources.editbench import diffs
 from benchsmith.sources.editbench.bench import BenchRow
 from benchsmith.sources.editbench.names import split_name
@@ -223,7 +223,10 @@ def _context(row: BenchRow, sp: Split, requirement: str, opts: BuildOptions,
     else:
         ctx = from_diffs(sp.ground_truth_diffs, why)
     if fallback:
-        ctx = Context(ctx.kind, ctx.files, "; ".join(x for x in (fallback, ctx.note) if x))
+        note = ctx.note
+        if why and note.startswith(why):  # the fallback already gave the reason
+            note = note[len(why):].lstrip("; ")
+        ctx = Context(ctx.kind, ctx.files, "; ".join(x for x in (fallback, note) if x))
     return ctx, bool(opts.use_bm25)
 
 
@@ -255,6 +258,23 @@ def build_row(row: BenchRow, sp: Split, opts: BuildOptions,
 
 def skipped_path_of(save_path: Path) -> Path:
     return save_path.with_name(save_path.name + ".skipped.jsonl")
+
+
+def check_paths(save_path: Path, repos_dir: Path | None) -> None:
+    """Before any work: the two files to write can be files, and --repos-dir is a folder
+    (a mistyped one would otherwise quietly give every row diff-only context)."""
+    if not save_path.name or save_path.name in (".", ".."):
+        raise ConfigError(str(save_path), "--save-path", "needs a file name, e.g. "
+                          "infbench/all-task-instances_0.2.jsonl")
+    for path in (save_path, skipped_path_of(save_path)):
+        if path.is_dir():
+            raise ConfigError(str(path), "--save-path", "is a folder; give a file path, e.g. "
+                              f"{save_path / 'all-task-instances_0.2.jsonl'}")
+    if repos_dir is not None and not repos_dir.expanduser().is_dir():
+        what = "is not a folder" if repos_dir.expanduser().exists() else "folder not found"
+        raise ConfigError(str(repos_dir), "--repos-dir", f"{what}: give the folder holding "
+                          "your clones (`<owner>__<name>` or `<name>`), or leave it out for "
+                          "context rebuilt from the diffs")
 
 
 def build_infbench(rows: Sequence[BenchRow], save_path: Path, opts: BuildOptions,

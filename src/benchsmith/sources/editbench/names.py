@@ -98,11 +98,12 @@ def _inputs(infbench_dir: Path, run_id: str, repos: Sequence[str] | None) -> lis
 
 def merge_infbench(
     infbench_dir: Path, run_id: str, repos: Sequence[str] | None = None,
-    out: Path | None = None,
+    out: Path | None = None, force: bool = False,
 ) -> MergeSummary:
     """Merge the per-repo infbench files of `run_id` (never `all-...`) into
     `all-task-instances_{run_id}.jsonl` (or `out`), atomically; a repeated instance id
-    keeps its first row and is reported."""
+    keeps its first row and is reported. An existing target is replaced only with `force`
+    (it may be the `all` file `infbench build` wrote from the whole bench)."""
     from benchsmith.sources.rows import iter_file
     from benchsmith.store.rundir import atomic_write_jsonl
 
@@ -112,6 +113,11 @@ def merge_infbench(
     target = Path(out) if out else infbench_file(infbench_dir, "all", run_id)
     if any(f.resolve() == target.resolve() for f in files):
         raise ConfigError(str(target), "--out", "is one of the files to merge: pick another")
+    if target.is_dir():
+        raise ConfigError(str(target), "--out", "is a folder; give a file path")
+    if target.exists() and not force:
+        raise ConfigError(str(target), "", "already exists; pass --force to replace it, or "
+                          "--out for another file")
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     dups: list[str] = []

@@ -10,6 +10,7 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -244,3 +245,19 @@ def test_disk_full_resume_hint_is_a_command_that_runs(
     res = run_cli([*words[1:], "--quiet"], env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert {s for _, s in ledger_rows(rd, "SELECT unit_id, state FROM units")} == {"ok"}
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path: Path) -> None:
+    """Datasets are meant to be shared: not mkstemp's owner-only 0600."""
+    from benchsmith.store.rundir import atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "a.json", {"x": 1})
+        with open(tmp_path / "b.json", "w"):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert (stat.S_IMODE((tmp_path / "a.json").stat().st_mode)
+            == stat.S_IMODE((tmp_path / "b.json").stat().st_mode))

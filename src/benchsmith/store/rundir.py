@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import sqlite3
@@ -134,6 +135,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write_chunks(path, (data,))
 
 
+@functools.lru_cache(maxsize=1)
+def _new_file_mode() -> int:
+    """0o666 less the umask: what `open()` would give, as mkstemp's 0600 keeps other users
+    out of datasets meant to be shared."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> int:
     """`atomic_write_bytes` of the concatenated chunks, streamed; returns how many.
 
@@ -147,6 +157,7 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> int:
         raise (file_error(path, e) or e) from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _new_file_mode())
             for chunk in chunks:
                 fh.write(chunk)
                 n += 1

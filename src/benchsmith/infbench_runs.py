@@ -62,6 +62,7 @@ class ModelOutcome:
     appended: dict[str, int] = field(default_factory=dict)  # results file -> lines added
     spent_usd: float = 0.0
     message: str = ""
+    failed: int = 0  # units that ended `failed` (no line: a re-run asks them again)
 
 
 def resolve_files(dataset_names: Sequence[str], run_ids: Sequence[str], infbench_dir: Path
@@ -305,6 +306,7 @@ def _model_run_locked(plan: Plan, entry: ModelEntry, folder: Path, left: float |
         summary = api.run(cfg, run_id, resume, mode=plan.mode, echo=echo,
                           on_progress=plan.on_progress, retry_failed=resume)
         out.status, out.message = summary.status, summary.message
+        out.failed = summary.counts.get("failed", 0)
     finally:  # also on Ctrl-C, a budget stop or an error: keep what was answered
         out.appended = _append(run_dir, todo, folder, entry)
         out.spent_usd = _spent(run_dir) - before

@@ -145,7 +145,7 @@ def run(
             code = STOP_EXIT[o.status]
         elif o.status == "completed_with_failures" and code == 0:
             code = 4
-    if code == 4:
+    if any(o.failed for o in outcomes):
         console.print("failed requests got no line; run the same command again to retry them",
                       markup=False)
     if code:

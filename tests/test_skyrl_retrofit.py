@@ -170,6 +170,7 @@ def test_a_row_without_a_prompt_is_a_one_line_error(tmp_path: Path,
     assert len(lines) == 1 and "Traceback" not in res.output
     assert "prompts.jsonl" in lines[0] and "line 5" in lines[0] and "`prompt`" in lines[0]
     assert not fake_openai.requests and not (tmp_path / "out").exists()
+    assert not (tmp_path / "runs").exists()
 
 
 def test_retrofit_dry_run(tmp_path: Path, fake_openai: FakeOpenAI) -> None:

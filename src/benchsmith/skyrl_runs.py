@@ -109,11 +109,16 @@ def _digest(shape: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _file_digest(path: Path) -> str:
+def _file_digest(path: Path, field: str) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except FileNotFoundError:
+        raise ConfigError(str(path), field, "file not found") from None
+    except OSError as e:
+        raise ConfigError(str(path), field, f"cannot read: {e.strerror or e}") from None
     return h.hexdigest()
 
 
@@ -121,33 +126,27 @@ def run_config(base: RunConfig, req: Request, runs_dir: Path,
                prepared: Path | None) -> tuple[RunConfig, str]:
     """The run's config and its id (skyrl-<mode>-<model>-<hash>)."""
     opts = {**req.options, "mode": req.mode, "out_dir": str(req.out.resolve())}
+    cfg = with_recipe(base, "skyrl_tools", **opts)  # flags over the config's options
+    options = cfg.options()
     if req.mode == "synth":
-        ds = DatasetConfig(source="generated", count=req.n_samples,
-                           seed=int(opts.get("seed", 0)))
+        # the slots' seeds derive from the run's seed too
+        ds = DatasetConfig(source="generated", count=req.n_samples, seed=options.seed)
         source: Any = req.n_samples
     else:
         assert req.input is not None and prepared is not None
         ds = DatasetConfig(source="jsonl", path=str(prepared), fields=FieldMap(
             id=ID_FIELD, primary=PRIMARY_FIELD, context=list(CONTEXT_FIELDS)))
-        source = [_file_digest(req.input), req.limit]
-    cfg = base.model_copy(update={"datasets": {DATASET: ds}, "run_dir": str(runs_dir)})
-    cfg = with_recipe(cfg, "skyrl_tools", **opts)
+        source = [_file_digest(req.input, "--input"), req.limit]
+    cfg = cfg.model_copy(update={"datasets": {DATASET: ds}, "run_dir": str(runs_dir)})
     shaping = {k: v for k, v in cfg.recipe_options.items() if k not in OUTPUT_ONLY}
-    inv = shaping.get("inventory")
+    inv = options.inventory
     shape = {"options": shaping, "model": cfg.model.model_dump(mode="json"),
              "api": cfg.openai.api, "source": source,
-             "inventory": _file_digest(Path(inv)) if inv else None}
+             "inventory": _file_digest(cfg.resolve(inv), "--inventory") if inv else None}
     slug = re.sub(r"[^A-Za-z0-9._-]", "-", req.model).strip(".-")[:60] or "model"
     return cfg, f"skyrl-{req.mode}-{slug}-{_digest(shape)}"
 
 
-def prepare_input(req: Request, run_root: Path) -> tuple[Path, list[dict[str, Any]]]:
-    """retrofit: the input rows read and written into the run dir (before the run opens)."""
-    assert req.input is not None
-    rows = prepared_rows(iter_file(req.input, "--input"), str(req.input), req.limit)
-    path = run_root / INPUT_FILE
-    atomic_write_jsonl(path, rows)
-    return path, rows
 
 
 def _spent(run_dir: Path) -> float:
@@ -168,9 +167,11 @@ def _inputs(base: RunConfig, req: Request, runs_dir: Path) -> tuple[RunConfig, s
     cfg, run_id = run_config(base, req, runs_dir, probe)
     root = runs_dir / run_id
     if req.mode == "retrofit":
+        assert req.input is not None  # read (and refused, if bad) before the run dir is made
+        rows = prepared_rows(iter_file(req.input, "--input"), str(req.input), req.limit)
         claim_run_dir(root, field="--runs-dir")
-        path, _rows = prepare_input(req, root)
-        cfg, _ = run_config(base, req, runs_dir, path)
+        atomic_write_jsonl(root / INPUT_FILE, rows)
+        cfg, _ = run_config(base, req, runs_dir, root / INPUT_FILE)
     return cfg, run_id, root
 
 

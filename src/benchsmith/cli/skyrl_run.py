@@ -59,9 +59,17 @@ def _options(**flags: Any) -> dict[str, Any]:
 
 
 def _weights(text: Optional[str], flag: str) -> Optional[dict[str, float]]:
+    from benchsmith.recipes.skyrl_tools.options import COMPLEXITIES
     from benchsmith.skyrl.allocate import parse_distribution
 
-    return None if text is None else parse_distribution(text, flag)
+    if text is None:
+        return None
+    weights = parse_distribution(text, flag)
+    unknown = [k for k in weights if flag == "--complexities" and k not in COMPLEXITIES]
+    if unknown:
+        raise ConfigError("command line", flag, f"{unknown[0]!r} is not a complexity; use "
+                          f"{', '.join(COMPLEXITIES)} (e.g. simple:0.3,moderate:0.5,complex:0.2)")
+    return weights
 
 
 def _check_choices(api: Optional[str], mode: Optional[str], effort: str) -> None:

@@ -188,6 +188,25 @@ def test_the_same_command_again_resumes_and_sends_nothing_new(
     assert (tmp_path / "out" / "train.jsonl").read_bytes() == before
     assert len(list((tmp_path / "runs").iterdir())) == 1
 
+    # validate-run's skyrl_dataset check fails on files that no longer match the ledger.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rd = run_dir(tmp_path)
+    path = rd / "skyrl" / "train.parquet"
+    table = pq.read_table(path)
+    lost = table.slice(0, 1).to_pylist()[0]["extra_info"]["task_metadata"]["request_id"]
+    rows = table.slice(1).to_pylist()
+    rows[0]["reward_spec"]["ground_truth"] = json.dumps({
+        "tool_sequence": [{"step": 1, "server": "files", "tool": "delete", "params": {}}],
+        "success": {"must_call_tool": ["files.read_file"]}})
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    (bad,) = [r for r in check_run(rd) if not r.ok]
+    assert bad.name == "skyrl_dataset"
+    assert f"skyrl/: the accepted answer {lost} has no row (resume the run to write the " \
+           "files again)" in bad.problems
+    assert any("unknown tool 'delete'" in p for p in bad.problems), bad.problems
+
 
 def test_a_task_without_a_valid_plan_exits_4_and_is_left_out(
     tmp_path: Path, fake_openai: FakeOpenAI

@@ -49,9 +49,9 @@ class SkyrlToolsOptions(BaseModel):
         description="Re-asks of an invalid answer, with its problems fed back.")
     near_duplicate: float = Field(
         0.9, gt=0, le=1,
-        description="synth: a user prompt this similar (rapidfuzz token-sort ratio, 0-1) to "
-        "one already accepted in the run is refused and asked again; 1 refuses only "
-        "identical prompts.")
+        description="synth: a user prompt at least this similar (rapidfuzz token-sort "
+        "ratio, 0-1) to one already accepted in the run is refused and asked again; 1 "
+        "refuses only identical prompts.")
     skip_existing: bool = Field(
         False,
         description="retrofit: rows whose reward_spec.ground_truth already holds a tool "

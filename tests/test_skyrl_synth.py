@@ -303,3 +303,22 @@ def test_dry_run_calls_nothing_and_writes_nothing(tmp_path: Path, fake_openai: F
     assert 'Task slot-00000: domain "' in out and "(the inventory: 3 tools on 2 servers)" in out
     # The same seed gives the same allocation and prompts.
     assert synth(tmp_path, fake_openai, "--dry-run").stdout == out
+
+
+def test_a_refused_reasoning_effort_is_left_out_and_recorded_as_null(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    """An endpoint without reasoning: one warning, every task still answered, and the rows
+    say the answers were made without the effort."""
+    fake_openai.script = synth_script
+    fake_openai.reject_params = ("reasoning",)
+    res = synth(tmp_path, fake_openai)
+    assert res.exit_code == 0, res.output
+    warnings = [ln for ln in res.output.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "refused the reasoning effort" in warnings[0]
+    assert "model gpt-5-mini" in warnings[0]
+    refused = [r for r in fake_openai.requests if "reasoning" in r.body]
+    assert 1 <= len(refused) <= 4  # the first requests in flight
+    assert len(fake_openai.requests) == N + len(refused)
+    rows = check_dataset(tmp_path)
+    assert {r["extra_info"]["task_metadata"]["reasoning_effort"] for r in rows} == {None}

@@ -187,6 +187,11 @@ def test_the_same_command_again_resumes_and_sends_nothing_new(
     assert "(resumed)" in res.output
     assert (tmp_path / "out" / "train.jsonl").read_bytes() == before
     assert len(list((tmp_path / "runs").iterdir())) == 1
+    # An option that shapes no request (the split) changes only the files.
+    res = synth(tmp_path, fake_openai, "--val-fraction", "0.5")
+    assert res.exit_code == 0, res.output
+    assert len(fake_openai.requests) == n and len(list((tmp_path / "runs").iterdir())) == 1
+    assert len(read_parquet(tmp_path / "out" / "validation.parquet")) == N // 2
 
     # validate-run's skyrl_dataset check fails on files that no longer match the ledger.
     import pyarrow as pa

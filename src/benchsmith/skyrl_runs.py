@@ -147,8 +147,6 @@ def run_config(base: RunConfig, req: Request, runs_dir: Path,
     return cfg, f"skyrl-{req.mode}-{slug}-{_digest(shape)}"
 
 
-
-
 def _spent(run_dir: Path) -> float:
     if not (run_dir / "ledger.sqlite").exists():
         return 0.0

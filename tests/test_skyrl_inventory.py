@@ -157,3 +157,19 @@ def test_too_many_names_for_one_strict_schema(tmp_path):
     _load(tmp_path, {"servers": [server("a")]})  # 1 + 300 + 300 + 3 enum values: fine
     err = _error(tmp_path, {"servers": [server("a"), server("b")]})
     assert err.field == "servers" and "1205 names" in err.problem
+
+
+def test_an_unquoted_comma_in_a_yaml_flow_mapping_is_named(tmp_path):
+    path = tmp_path / "tools.yaml"
+    path.write_text(
+        "servers:\n"
+        "  - name: fs\n    description: Files.\n    tools:\n"
+        "      - name: read_file\n        description: Read a file.\n"
+        "        parameters:\n          type: object\n          properties:\n"
+        "            path: {type: string, description: Path of the file, relative to root.}\n",
+        encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_inventory(path)
+    msg = str(e.value)
+    assert "properties.path" in msg and "'relative to root.'" in msg and "quote" in msg
+    assert "\n" not in msg

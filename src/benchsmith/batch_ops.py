@@ -17,6 +17,7 @@ from benchsmith.engine.batch_lines import ENDPOINTS, request_lines, too_big_reas
 from benchsmith.engine.context import ContextLimits, skip_too_long, skip_units
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.local_units import local_stages, settle_local
+from benchsmith.engine.param_fallback import ParamFallback
 from benchsmith.engine.planning import fail_units
 from benchsmith.errors import ConfigError
 from benchsmith.execute import _bounds
@@ -165,10 +166,12 @@ def export_requests(run_dir: str | Path, out: Path, endpoint: str | None = None)
             answered = settle_local(ledger, recipe, _tasks(ledger))
         busy = bstore.units_in_flight(ledger)
         pending = (u for u in ledger.units(state="pending") if u.unit_id not in busy)
+        fallback = ParamFallback()  # parameters refused in ingested lines are left out
+        fallback.load(ledger)
         lines = request_lines(
             pending, load_histories(ledger), api=api, structured=structured,
             price_for=cfg.price_for, multiplier=cfg.batch.price_multiplier,
-            bounds=_bounds(cfg, structured), context=context,
+            bounds=_bounds(cfg, structured), context=context, fallback=fallback,
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")

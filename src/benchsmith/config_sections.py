@@ -122,7 +122,9 @@ class ModelConfig(_Strict):
     seed: int | None = Field(None, description="Dropped for reasoning models.")
     reasoning_effort: (
         Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None
-    ) = Field(None, description="Sent as `reasoning.effort` / `reasoning_effort`.")
+    ) = Field(None, description="Sent as `reasoning.effort` / `reasoning_effort`; an endpoint "
+              "that refuses it (HTTP 400 naming it) gets the request again without it, and "
+              "the model's later requests leave it out (one warning).")
     max_output_tokens: int = Field(
         4000, ge=1, description="Output cap per request; also the budget's worst case."
     )

@@ -55,7 +55,7 @@ async def execute_online(
         ex = OnlineExecutor(
             ledger=ledger, recipe=recipe, tasks=tasks, invocation=inv, settings=settings,
             http=http, budget=budget, limiter=RateLimiter(eng.rpm, eng.tpm), prices=prices,
-            on_progress=on_progress,
+            on_progress=on_progress, echo=echo,
         )
         grace = eng.shutdown_grace_s
 
@@ -87,7 +87,7 @@ async def execute_batch(
         ex = BatchExecutor(
             ledger=ledger, recipe=recipe, tasks=tasks, invocation=inv, settings=settings,
             client=client, budget=budget, workdir=rd.root / "batches", price_for=cfg.price_for,
-            on_progress=on_progress,
+            on_progress=on_progress, echo=echo,
         )
         def first(name: str) -> None:
             echo(f"{name}: stopping; open batches stay on the server and resume picks them up")

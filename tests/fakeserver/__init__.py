@@ -11,6 +11,7 @@ In-process use::
     with FakeOpenAI(latency=0.0) as server:
         server.enqueue(Reply.error(429, headers={"Retry-After": "0.1"}))
         server.script = lambda received, index: Reply.text("hi") if index == 3 else None
+        server.reject_params = ("reasoning",)  # 400 "Unsupported parameter: 'reasoning.effort'"
         ...  # point a client at server.base_url
         assert server.requests[0].headers["Authorization"] == "Bearer sk-test"
 

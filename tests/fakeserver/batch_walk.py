@@ -23,7 +23,7 @@ from .batch_types import (
     _usage_sum,
 )
 from .common import Headers, Received
-from .replies import Reply, _error_body
+from .replies import Reply, _error_body, refusal
 
 
 class _BatchWalk:
@@ -34,6 +34,7 @@ class _BatchWalk:
     errors: list[BaseException]
     max_batch_bytes: int
     max_batch_lines: int
+    reject_params: tuple[str, ...]
     _new_id: Callable[[], str]
     _payload: Callable[..., dict | None]
     _store_file: Callable[..., FakeFile]
@@ -235,8 +236,10 @@ class _BatchWalk:
         cid, body = line["custom_id"], line["body"]
         script = batch.script
         request_id = "req_" + self._new_id()
-        reply: Reply | None = None
-        if cid in script.result_lines:  # written as given by `_write_results`
+        reply: Reply | None = refusal(body, self.reject_params)
+        if reply is not None:  # refused before anything else is looked at
+            pass
+        elif cid in script.result_lines:  # written as given by `_write_results`
             return 500, None, request_id
         if cid in script.http_errors:
             spec = script.http_errors[cid]
@@ -263,7 +266,8 @@ class _BatchWalk:
             return 200, self._payload(received, text, usage, incomplete), request_id
         if reply.kind == "error":
             message = reply.message or "fake error"
-            err = orjson.loads(_error_body(reply.status, message, reply.err_type, reply.code))
+            err = orjson.loads(
+                _error_body(reply.status, message, reply.err_type, reply.code, reply.param))
             return reply.status, err, request_id
         if reply.kind == "raw":
             raw = reply.body or b""

@@ -52,7 +52,8 @@ class _OnlineAPI:
         if kind == "error":
             return web.Response(
                 status=reply.status,
-                body=_error_body(reply.status, reply.message or "fake error", reply.err_type, reply.code),
+                body=_error_body(reply.status, reply.message or "fake error", reply.err_type,
+                                 reply.code, reply.param),
                 headers=reply.headers,
                 content_type=_JSON,
             )

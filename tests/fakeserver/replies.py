@@ -28,6 +28,7 @@ class Reply:
     content_type: str = _JSON
     # ((text, tool calls), ...): one per choice, when scripted (else one, the default answer)
     choices: "tuple[tuple[str, tuple[dict, ...]], ...] | None" = None
+    param: str | None = None  # an error's `param`
 
     @classmethod
     def text(
@@ -67,6 +68,7 @@ class Reply:
         headers: Mapping[str, str] | None = None,
         type: str | None = None,  # noqa: A002 - mirrors the OpenAI field name
         code: str | None = None,
+        param: str | None = None,
     ) -> "Reply":
         """An OpenAI-style error: ``{"error": {"message", "type", "param", "code"}}``."""
         return cls(
@@ -76,6 +78,7 @@ class Reply:
             headers=dict(headers) if headers else None,
             err_type=type,
             code=code,
+            param=param,
         )
 
     @classmethod
@@ -153,15 +156,40 @@ _ERROR_TYPES = {
 }
 
 
-def _error_body(status: int, message: str, type_: str | None, code: str | None) -> bytes:
+def _error_body(
+    status: int, message: str, type_: str | None, code: str | None, param: str | None = None
+) -> bytes:
     dtype, dcode = _ERROR_TYPES.get(status, ("server_error" if status >= 500 else "error", None))
     return orjson.dumps(
         {
             "error": {
                 "message": message,
                 "type": type_ if type_ is not None else dtype,
-                "param": None,
+                "param": param,
                 "code": code if code is not None else dcode,
             }
         }
     )
+
+
+# What real endpoints answer to a body key they refuse (``FakeOpenAI.reject_params``):
+# OpenAI Responses for a model without reasoning, Azure / older servers on Chat.
+_REFUSALS = {
+    "reasoning": ("Unsupported parameter: 'reasoning.effort' is not supported with this "
+                  "model.", "reasoning.effort", "unsupported_parameter"),
+    "reasoning_effort": ("Unrecognized request argument supplied: reasoning_effort", None, None),
+}
+
+
+def refusal(body: Any, keys: "tuple[str, ...] | list[str]") -> "Reply | None":
+    """The 400 a server refusing any of the top-level body ``keys`` answers, or None."""
+    if not isinstance(body, dict):
+        return None
+    for key in keys:
+        if key in body:
+            message, param, code = _REFUSALS.get(key, (
+                f"Unsupported parameter: '{key}' is not supported with this model.", key,
+                "unsupported_parameter"))
+            return Reply.error(400, message, type="invalid_request_error", code=code,
+                               param=param)
+    return None

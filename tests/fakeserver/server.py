@@ -18,7 +18,7 @@ from .answerer import _Answerer
 from .batches_api import _BatchAPI
 from .common import _BATCHES, _CHAT, _FILES, _RESPONSES, Headers, Received
 from .online import _OnlineAPI
-from .replies import Reply
+from .replies import Reply, refusal
 
 
 class FakeOpenAI(_OnlineAPI, _Answerer, _BatchAPI):
@@ -41,6 +41,10 @@ class FakeOpenAI(_OnlineAPI, _Answerer, _BatchAPI):
         self.force_output_tokens = force_output_tokens
         self.models = list(models)
         self.script: Callable[[Received, int], Reply | None] | None = None
+        # Top-level body keys refused with a 400 (online and batch lines), before any
+        # enqueued reply or script: an endpoint without reasoning ("reasoning",
+        # "reasoning_effort"); see replies.refusal for the messages.
+        self.reject_params: tuple[str, ...] = ()
         self.errors: list[BaseException] = []  # exceptions raised by `script`
         self._host = host
         self._want_port = int(port)
@@ -199,6 +203,7 @@ class FakeOpenAI(_OnlineAPI, _Answerer, _BatchAPI):
             self._log.clear()
             self._queue.clear()
             self.script = None
+            self.reject_params = ()
             self.errors.clear()
         self._reset_batches()
 
@@ -224,17 +229,18 @@ class FakeOpenAI(_OnlineAPI, _Answerer, _BatchAPI):
         )
 
         known = path in (_RESPONSES, _CHAT) and method == "POST"
+        refused = refusal(body, self.reject_params) if known else None
         with self._lock:
             index = len(self._log)
             self._log.append(received)
-            queued = self._queue.popleft() if known and self._queue else None
+            queued = self._queue.popleft() if known and self._queue and not refused else None
 
         if not known:
             if path.startswith(_FILES) or path.startswith(_BATCHES):
                 return self._batch_api(received)
             return self._other(received)
 
-        reply = queued
+        reply = refused or queued
         if reply is None and self.script is not None:
             try:
                 reply = self.script(received, index)

@@ -66,6 +66,5 @@ def validate(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
-    # The `synth` and `retrofit` commands (cli/skyrl_run.py) join this group here:
-    # import benchsmith.cli.skyrl_run  # noqa: F401  (added by the integrator)
+    import benchsmith.cli.skyrl_run  # noqa: F401 - attaches `synth` and `retrofit`
     app.add_typer(skyrl_app, name="skyrl")

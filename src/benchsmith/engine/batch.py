@@ -13,6 +13,8 @@ in the provider's batch list before anything is uploaded again. So does a stop s
 (`interrupt`): polling stops at once and open batches are left on the server.
 A server that billed past the worst cases (see engine/budget) makes them count at the ratio
 seen, and stops the run before another file is sent once spend could pass the budget.
+A line refusing the reasoning parameter (engine/param_fallback) is sent again in a later file
+without it, as are the model's other requests from then on.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from benchsmith.engine.budget import Budget, final_stop, overbilled_note
 from benchsmith.engine.context import ContextLimits, skip_too_long, skip_units
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.online import Outcome, Stats
+from benchsmith.engine.param_fallback import ParamFallback
 from benchsmith.engine.planning import fail_units
 from benchsmith.engine.local_units import settle_local
 from benchsmith.engine.reconcile import Reconciler
@@ -62,7 +65,7 @@ class BatchExecutor:
         self, *, ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task], invocation: int,
         settings: BatchSettings, client: BatchApi, budget: Budget, workdir: Path,
         price_for: Callable[[str], Price | None], on_progress: Callable[[Stats], None] | None = None,
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        sleep: Callable[[float], Any] = asyncio.sleep, echo: Callable[[str], None] | None = None,
     ):
         self.ledger = ledger
         self.recipe = recipe
@@ -76,6 +79,7 @@ class BatchExecutor:
         self.on_progress = on_progress or (lambda _s: None)
         self.sleep = sleep
         self.outcome = Outcome()
+        self.fallback = ParamFallback(echo)
         self._loop_task: asyncio.Future[None] | None = None
         self._interrupted = False
 
@@ -174,10 +178,11 @@ class BatchExecutor:
             skip_too_long(self.ledger, self.s.context, scan=False)
         busy = bstore.units_in_flight(self.ledger)
         pending = (u for u in self.ledger.units(state="pending") if u.unit_id not in busy)
+        self.fallback.load(self.ledger)  # parameters refused so far are left out
         lines = request_lines(
             pending, load_histories(self.ledger), api=self.s.api, structured=self.s.structured,
             price_for=self.price_for, multiplier=self.s.cfg.price_multiplier, bounds=self.s.bounds,
-            context=self.s.context,
+            context=self.s.context, fallback=self.fallback,
         )
         try:
             plan = plan_chunks(

@@ -18,6 +18,7 @@ from benchsmith.config_sections import Price
 from benchsmith.engine.budget import Budget
 from benchsmith.engine.context import BYTES_PER_TOKEN, ContextLimits
 from benchsmith.engine.history import UnitHistory
+from benchsmith.engine.param_fallback import ParamFallback
 from benchsmith.engine.unit_machine import max_output_tokens, reserve_usd
 from benchsmith.engine.wire import PATHS, build_body
 from benchsmith.store.ledger import Unit
@@ -54,17 +55,22 @@ def request_lines(
     multiplier: float,
     bounds: tuple[int, int] | None = None,
     context: ContextLimits | None = None,
+    fallback: ParamFallback | None = None,
 ) -> Iterator[Line]:
-    """With `context`, a line whose prompt cannot fit its model says why (`too_long`)."""
+    """With `context`, a line whose prompt cannot fit its model says why (`too_long`);
+    `fallback`: the parameters the endpoint refused, left out."""
     url = endpoint_for(api)
     limits = context.by_model if context is not None else {}
     for u in units:
         spec = u.spec
         h = histories.get(u.unit_id)
         messages = list(h.messages) if h and h.messages else spec["messages"]
+        params = spec["params"]
+        if fallback is not None:
+            params = fallback.params_for(spec["model"], params)
         body = build_body(
             api=api, structured=structured, model=spec["model"], messages=messages,
-            schema=spec["schema"], schema_name=spec["schema_name"], params=spec["params"],
+            schema=spec["schema"], schema_name=spec["schema_name"], params=params,
             bounds=bounds, tools=spec.get("tools"), tool_choice=spec.get("tool_choice"),
             n=spec.get("n", 1),
         )

@@ -10,12 +10,15 @@ or send again after a backoff with jitter, Retry-After honoured). Besides:
              and dispatch stops at once if what is in flight could pass the budget
   signal     SIGINT/SIGTERM (`interrupt`): dispatch stops, requests in flight get a grace
              period to finish and be recorded; then, or on a second signal, `abort`
+  fallback   a 400 refusing the reasoning parameter: sent again at once without it, and the
+             model's later requests leave it out (engine/param_fallback)
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import dataclasses
 import random
 from collections import deque
 from collections.abc import Callable
@@ -34,6 +37,7 @@ from benchsmith.engine.local_units import answer_local
 from benchsmith.engine.online_chain import Children
 from benchsmith.engine.online_request import build_request
 from benchsmith.engine.outcome import http_error_text, judge, stop_message
+from benchsmith.engine.param_fallback import ParamFallback, rejected_param
 from benchsmith.engine.pricing import cost_usd
 from benchsmith.engine.ratelimit import RateLimiter
 from benchsmith.engine.shutdown import Halt
@@ -80,6 +84,7 @@ class OnlineExecutor:
         invocation: int, settings: EngineSettings, http: HttpClient, budget: Budget,
         limiter: RateLimiter, prices: Callable[[str], Price | None],
         on_progress: Callable[[Stats], None] | None = None, rng: random.Random | None = None,
+        echo: Callable[[str], None] | None = None,
     ):
         self.ledger = ledger
         self.recipe = recipe
@@ -99,6 +104,7 @@ class OnlineExecutor:
         self._history: dict[str, UnitHistory] = {}
         self._limits: dict[str, Limits] = {}  # by stage
         self._children = Children(ledger, recipe, tasks, self._history)
+        self.fallback = ParamFallback(echo)
         self._inflight = 0
         self._wake = asyncio.Event()
         self._commits: GroupCommit
@@ -109,6 +115,8 @@ class OnlineExecutor:
     # -- public -------------------------------------------------------------------------
     async def run(self, units: list[Unit]) -> Outcome:
         self._history = load_histories(self.ledger) if units else {}
+        if units:
+            self.fallback.load(self.ledger)  # refusals of earlier invocations hold
         self._children = Children(self.ledger, self.recipe, self.tasks, self._history)
         # A server that overbilled before will again: count worst cases at the ratio seen.
         self.budget.factor = max(self.budget.factor, self.ledger.overbilling()[2])
@@ -215,7 +223,9 @@ class OnlineExecutor:
         while True:
             if self._halt.on:
                 return  # stopping: the unit stays pending
-            req = build_request(self.s, spec, messages, price)
+            params = self.fallback.params_for(spec.model, spec.params)
+            sent = spec if params is spec.params else dataclasses.replace(spec, params=params)
+            req = build_request(self.s, sent, messages, price)
             if req.too_long:
                 # Not a request to send: no chain successor (it would be as long).
                 self.ledger.finish_unit(unit.unit_id, "skipped", req.too_long, None)
@@ -253,6 +263,7 @@ class OnlineExecutor:
                 raise
             self.stats.calls += 1
             retry_after: float | None = None
+            at_once = False
             try:
                 res = await self.http.post(PATHS[self.s.api], req.payload, key)
             except asyncio.CancelledError:
@@ -276,7 +287,13 @@ class OnlineExecutor:
                         messages = reask
                 else:
                     msg = http_error_text(res.status, res.body)
-                    d = next_step(state, http_failure(res.status, msg), limits)
+                    refused = rejected_param(res.status, msg)
+                    if refused is not None and refused in sent.params:
+                        self.fallback.drop(spec.model, refused, msg)
+                        failure, at_once = Failure("fallback", f"HTTP 400: {msg}"), True
+                    else:
+                        failure = http_failure(res.status, msg)
+                    d = next_step(state, failure, limits)
                     self._end(aid, reserve, "http_error", res.status, res.latency_s, Usage(), 0.0,
                               error=f"HTTP {res.status}: {msg}")
                     if d.action == "stop":
@@ -292,7 +309,7 @@ class OnlineExecutor:
                 self._continue_chain(unit, spec)
                 return
             self.stats.retries += 1
-            if d.action == "retry":
+            if d.action == "retry" and not at_once:
                 tries += 1
                 if not await self._halt.pause(backoff_s(self.s, tries - 1, retry_after, self.rng)):
                     return  # stopping: the unit stays pending

@@ -16,6 +16,7 @@ import orjson
 
 from benchsmith.config_sections import Price
 from benchsmith.engine.outcome import judge
+from benchsmith.engine.param_fallback import refused_before, rejected_param
 from benchsmith.engine.planning import child_rows
 from benchsmith.engine.pricing import cost_usd
 from benchsmith.engine.result_status import http_status, read_line_error
@@ -196,8 +197,18 @@ class Reconciler:
             self._failed(unit, attempt_id, Failure("transient", f"batch error: {e.message}"),
                          "batch_error", None, error=e.message)
         else:
-            self._failed(unit, attempt_id, http_failure(e.status, e.message), "http_error",
-                         e.status, error=f"HTTP {e.status}: {e.message}")
+            self._failed(unit, attempt_id, self._http_failure(unit, e.status, e.message),
+                         "http_error", e.status, error=f"HTTP {e.status}: {e.message}")
+
+    def _http_failure(self, unit: Unit | UnitRow, status: int, message: str) -> Failure:
+        """A refused reasoning parameter is a `fallback` the first time for a unit (its next
+        line goes without it, engine/param_fallback); any other error as unit_machine says."""
+        param = rejected_param(status, message)
+        if param is not None and param in unit.spec.get("params", {}):
+            self._sync()
+            if not refused_before(self.ledger, unit.unit_id, param):
+                return Failure("fallback", f"HTTP {status}: {message}")
+        return http_failure(status, message)
 
     def no_custom_id(self, line: dict[str, Any]) -> None:
         """Count (and note) a line that names no request."""

@@ -9,6 +9,8 @@ One rule for the online executor, the batch executor's reconcile and offline ing
              batch lines that never ran (expired, cancelled, missing): sent again, up to
              engine.max_retries; then the unit is `failed`
   fatal      other 4xx: the unit is `failed` with the server's message
+  fallback   a 400 refusing a parameter the request carried (engine/param_fallback.py): sent
+             again at once without it, counted against no limit (the next refusal is fatal)
   stop       401 / 403 / exhausted quota: the whole run stops; the unit stays pending
 
 Both counts are kept across invocations, since the unit was last re-opened (`--retry-failed`
@@ -72,8 +74,9 @@ class UnitState:
 
 @dataclass(frozen=True)
 class Failure:
-    """How an attempt went wrong: kind ('invalid', 'transient', 'fatal' or 'stop') and why
-    ('HTTP 500: message', 'timeout', 'malformed answers', ...); `issues` of an invalid answer."""
+    """How an attempt went wrong: kind ('invalid', 'transient', 'fatal', 'fallback' or
+    'stop') and why ('HTTP 500: message', 'timeout', 'malformed answers', ...); `issues` of
+    an invalid answer."""
 
     kind: str
     why: str
@@ -113,6 +116,8 @@ def next_step(state: UnitState, failure: Failure, limits: Limits) -> Decision:
         return Decision("reask", state)
     if kind == "fatal":
         return Decision("fail", state, failure.why[:500])
+    if kind == "fallback":
+        return Decision("retry", state)
     if kind == "stop":
         return Decision("stop", state, failure.why)
     raise ValueError(f"unknown failure kind {kind!r}")

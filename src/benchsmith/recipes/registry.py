@@ -47,8 +47,9 @@ def _builtins() -> Iterable[RecipeSpec]:
     from benchsmith.recipes.agentless import BUGFIX, TESTGEN
     from benchsmith.recipes.edit_predict import RECIPE as EDIT_PREDICT
     from benchsmith.recipes.plans import RECIPE as PLANS
+    from benchsmith.recipes.skyrl_tools import RECIPE as SKYRL_TOOLS
 
-    return (PLANS, BUGFIX, TESTGEN, EDIT_PREDICT)
+    return (PLANS, BUGFIX, TESTGEN, EDIT_PREDICT, SKYRL_TOOLS)
 
 
 def builtin_names() -> list[str]:

@@ -183,6 +183,10 @@ def _check_parameters(schema: Any, where: str, field: str) -> None:
         if not isinstance(psch, dict):
             raise ConfigError(where, f"{field}.properties.{pname}", "must be a JSON Schema "
                               "mapping, e.g. {type: string}")
+        empty = [k for k, v in psch.items() if v is None]
+        if empty:  # `{description: a, b}` in YAML: the comma made a key of " b"
+            raise ConfigError(where, f"{field}.properties.{pname}", f"key {empty[0]!r} has no "
+                              "value; quote text holding a comma inside {...} in YAML")
     required = schema.get("required", [])
     if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
         raise ConfigError(where, f"{field}.required", "must be a list of parameter names")

@@ -168,6 +168,10 @@ def test_prompt_bounds_and_file_contents() -> None:
     ctx = error_context(ASSERT_STDOUT).strip()
     assert len(ctx) > 10
     assert f"<error>\n{ctx[:10]}\n[... {len(ctx) - 10} more characters cut]\n</error>" in small
+    # no test output: no error section, the rest stays
+    no_output = _entries([{**attempt(row, 1, False, f.patch, "timeout"), "test_stdout": None}])
+    plain = user_prompt(e, PromptBounds(), no_output[0])
+    assert "<error>" not in plain and "Failure category: timeout" in plain
 
 
 def test_split_is_grouped_deterministic_and_seeded() -> None:

@@ -87,8 +87,11 @@ def load_tokenizer(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(str(path), "--tokenizer", "file not found: give a tokenizer.json "
                           "(from a Hugging Face model folder)")
-    from tokenizers import Tokenizer
-
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise ConfigError("--tokenizer", "", "needs the tokenizers package (a benchsmith "
+                          "dependency): pip install tokenizers") from None
     try:
         return Tokenizer.from_file(str(path))
     except Exception as e:  # the Rust side raises its own exception type for any bad file
@@ -108,7 +111,7 @@ def count_tokens(texts: list[str], tokenizer: Any = None) -> list[int]:
     for i in range(0, len(distinct), BATCH):
         chunk = distinct[i:i + BATCH]
         for text, enc in zip(chunk, encode(chunk, add_special_tokens=False)):
-            known[text] = len(enc.ids)
+            known[text] = len(enc)  # the token count, without building the ids list
     return [known[t] for t in texts]
 
 

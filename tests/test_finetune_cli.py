@@ -111,6 +111,9 @@ def test_skip_bad_lines_prints_them_and_counts_them(tmp_path: Path) -> None:
     (["--swe-agent", "S"], "error: --swe-agent: needs --report FILE"),
     (["--trajectories", "nope"], "error: nope: --trajectories: not a directory"),
     (["--trajectories", "T", "-f", "csv"], "error: --format: unknown format 'csv'"),
+    (["--trajectories", "T", "--no-format"], "error: --format: give at least one of chatml, "
+                                             "alpaca, sharegpt, openai, trl, dpo"),
+    (["--trajectories", "T", "--eval-dir", "E"], "error: --eval-dir: goes with --run-dir"),
     (["--trajectories", "T", "--val-fraction", "1"], "error: --val-fraction: 1.0 is outside"),
     (["--trajectories", "T", "--max-patch-chars", "0"], "error: --max-patch-chars: 0 is too "
                                                           "small"),
@@ -118,7 +121,8 @@ def test_skip_bad_lines_prints_them_and_counts_them(tmp_path: Path) -> None:
 def test_build_bad_input_is_one_line(tmp_path: Path, args: list[str], expect: str) -> None:
     trajs = _trajs(tmp_path)
     args = [str(trajs) if a == "T" else a for a in args]
-    fmt = [] if "-f" in args else ["-f", "chatml"]
+    fmt = [] if "-f" in args or "--no-format" in args else ["-f", "chatml"]
+    args = [a for a in args if a != "--no-format"]
     r = run_cli(["finetune", "build", *args, *fmt, "--out", str(tmp_path / "o"), "--quiet"],
                 cwd=tmp_path)
     assert one_error_line(r).startswith(expect)
@@ -247,3 +251,49 @@ def test_check_reports_each_bad_line(tmp_path: Path) -> None:
     assert r.returncode == 1 and "no lines: the file is empty" in r.stdout
     assert one_error_line(run_cli(["finetune", "check", str(tmp_path / "none.jsonl")])) == (
         f"error: {tmp_path / 'none.jsonl'}: file not found: give an OpenAI fine-tuning .jsonl")
+
+
+def test_run_dir_and_swe_agent_go_through_the_adapters_and_the_same_checks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapters are faked at their seam (their own tests run them on real runs): what the
+    CLI passes them, and that their dicts are checked like file lines."""
+    import sys
+    import types
+
+    import benchsmith.finetune
+    from typer.testing import CliRunner
+
+    from benchsmith.cli.app import app
+
+    dicts, _ = scenario()
+    calls = []
+
+    def from_run(run_dir: Path, report: Path, eval_dir: Path | None = None) -> list[dict]:
+        calls.append(("run", run_dir, report, eval_dir))
+        return [{**d, "source": f"benchsmith-run:{run_dir}"} for d in dicts]
+
+    def from_swe_agent(traj_dir: Path, report: Path, eval_dir: Path | None = None) -> list:
+        calls.append(("swe-agent", traj_dir, report, eval_dir))
+        return [{**dicts[0], "resolved": "maybe"}]
+
+    stub = types.ModuleType("benchsmith.finetune.adapters")
+    stub.entries_from_run = from_run  # type: ignore[attr-defined]
+    stub.entries_from_swe_agent = from_swe_agent  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "benchsmith.finetune.adapters", stub)
+    monkeypatch.setattr(benchsmith.finetune, "adapters", stub, raising=False)
+    run, report, logs = tmp_path / "runs" / "r1", tmp_path / "report.json", tmp_path / "logs"
+    out = tmp_path / "ft"
+    res = CliRunner().invoke(app, ["finetune", "build", "--run-dir", str(run), "--report",
+                                   str(report), "--eval-dir", str(logs), "--out", str(out),
+                                   "-f", "trl", "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert calls == [("run", run, report, logs)]
+    s = json.loads((out / "dataset_stats.json").read_text())
+    assert s["sources"] == {f"benchsmith-run:{run}": 17} and s["files"] == [str(run)]
+    assert s["pairs"] == {"positive": 5, "reflection": 2, "preference": 3}
+    res = CliRunner().invoke(app, ["finetune", "build", "--swe-agent", str(tmp_path / "trajs"),
+                                   "--report", str(report), "--out", str(out), "-f", "trl"])
+    assert res.exit_code == 1 and calls[-1] == ("swe-agent", tmp_path / "trajs", report, None)
+    assert res.output.strip() == (f"error: {tmp_path / 'trajs'}: entry 1 "
+                                  f"({dicts[0]['instance_id']}): resolved: must be true or "
+                                  "false, got 'maybe'")

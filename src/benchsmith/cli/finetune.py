@@ -36,8 +36,9 @@ def _load(trajectories: Optional[Path], run_dir: Optional[Path], swe_agent: Opti
                           + (f" (got {', '.join(given)})" if given else ""))
     if trajectories is not None:
         if report is not None or eval_dir is not None:
-            raise ConfigError("--report", "", "goes with --run-dir or --swe-agent; trajectory "
-                              "files carry `resolved` themselves")
+            flag = "--report" if report is not None else "--eval-dir"
+            raise ConfigError(flag, "", "goes with --run-dir or --swe-agent; trajectory "
+                              "files carry `resolved` and `test_stdout` themselves")
         return load_trajectories(trajectories, skip_bad_lines, on_file)
     if report is None:
         raise ConfigError(given[0], "", "needs --report FILE: the SWE-bench evaluation report "
@@ -94,8 +95,8 @@ def build(
         "for failure categories.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    formats: list[str] = typer.Option(
-        ..., "--format", "-f",
+    formats: Optional[list[str]] = typer.Option(
+        None, "--format", "-f",
         help="chatml, alpaca, sharegpt, openai, trl (positive + reflection pairs) or dpo "
         "(preference pairs); repeatable: one sub-folder per format.",
     ),
@@ -152,7 +153,7 @@ def build(
 
     console = err_console()
     opts = BuildOptions(
-        formats=tuple(dict.fromkeys(formats)), val_fraction=val_fraction, seed=seed,
+        formats=tuple(dict.fromkeys(formats or ())), val_fraction=val_fraction, seed=seed,
         reflection=not no_reflection,
         filters=FilterOptions(min_problem_words, max_patch_chars),
         bounds=PromptBounds(max_issue_chars, max_files, max_file_chars,

@@ -51,7 +51,8 @@ def test_each_filter_boundary() -> None:
     assert reason(problem_statement=" ".join(words[:20])) is None
     assert reason(problem_statement=" ".join(words[:19])) == "problem_statement_too_short"
     assert reason(patch=row["patch"] + "x") == "patch_too_long"
-    assert reason(patch="\n  \n" + row["patch"][:-4]) is None  # exactly at the limit
+    assert reason(patch=row["patch"][:-1] + "x") is None  # exactly at the limit
+    assert reason(patch="\n" + row["patch"][:-1]) == "not_a_unified_diff"  # not its start
     assert reason(patch="--- a/x.py\n+++ b/x.py\n") is None  # starts with ---: a diff
     assert reason(patch="Index: x.py\n--- a/x.py\n") == "not_a_unified_diff"
     assert reason(patch=" \n\t") == "empty_patch"

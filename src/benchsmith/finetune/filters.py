@@ -4,7 +4,9 @@ reason when several apply:
 1. `unknown_failure_category`: a failed attempt whose category is `unknown` (the test output
    said nothing the categorizer recognised), so a reflection pair could not say what failed;
 2. `empty_patch`: nothing but whitespace (or null);
-3. `not_a_unified_diff`: after leading whitespace, starts with neither `---` nor `diff --git`;
+3. `not_a_unified_diff`: starts with neither `---` nor `diff --git` (its very first
+   characters, as the issue states it: a patch with text or blank lines before its first
+   header is not one);
 4. `patch_too_long`: more than `max_patch_chars` characters;
 5. `problem_statement_too_short`: fewer than `min_problem_words` whitespace-separated words.
 """
@@ -41,7 +43,7 @@ def reject_reason(e: Entry, opts: FilterOptions) -> str | None:
         return "unknown_failure_category"
     if not e.patch.strip():
         return "empty_patch"
-    if not e.patch.lstrip().startswith(("---", "diff --git")):
+    if not e.patch.startswith(("---", "diff --git")):
         return "not_a_unified_diff"
     if len(e.patch) > opts.max_patch_chars:
         return "patch_too_long"

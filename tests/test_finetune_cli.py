@@ -116,7 +116,9 @@ def test_skip_bad_lines_prints_them_and_counts_them(tmp_path: Path) -> None:
     (["--trajectories", "T", "--eval-dir", "E"], "error: --eval-dir: goes with --run-dir"),
     (["--trajectories", "T", "--val-fraction", "1"], "error: --val-fraction: 1.0 is outside"),
     (["--trajectories", "T", "--max-patch-chars", "0"], "error: --max-patch-chars: 0 is too "
-                                                          "small"),
+                                                          "small: give a number >= 1"),
+    (["--trajectories", "T", "--min-problem-words", "-1"],
+     "error: --min-problem-words: -1 is too small: give a number >= 0"),
 ])
 def test_build_bad_input_is_one_line(tmp_path: Path, args: list[str], expect: str) -> None:
     trajs = _trajs(tmp_path)

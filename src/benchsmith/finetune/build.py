@@ -66,8 +66,9 @@ def check_options(o: BuildOptions) -> None:
               "--max-patch-chars": o.filters.max_patch_chars,
               **{f"--{k.replace('_', '-')}": v for k, v in asdict(o.bounds).items()}}
     for flag, value in checks.items():
-        if value < (0 if flag == "--min-problem-words" else 1):
-            raise ConfigError(flag, "", f"{value} is too small: give a positive number")
+        least = 0 if flag == "--min-problem-words" else 1
+        if value < least:
+            raise ConfigError(flag, "", f"{value} is too small: give a number >= {least}")
     if o.parquet and importlib.util.find_spec("pyarrow") is None:
         raise BenchsmithError(PARQUET_HINT)
 

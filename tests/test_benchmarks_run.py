@@ -34,3 +34,10 @@ def test_throughput_benchmark_runs() -> None:
 def test_infbench_build_benchmark_runs() -> None:
     out = _run("benchmarks/infbench_build.py", "--repeat", "1")
     assert (out["rows"], out["written"]) == (478, 478)
+
+
+def test_finetune_build_benchmark_runs() -> None:
+    out = _run("benchmarks/finetune_build.py", "--entries", "200", "--repeat", "1")
+    assert out["entries"] == 200 and out["tokens"] > 0
+    # 20 cycles of the 5 per-instance patterns R, FR, FFR, FF, RF (10 entries each)
+    assert out["pairs"] == {"positive": 80, "reflection": 60, "preference": 80}

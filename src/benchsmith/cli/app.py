@@ -164,10 +164,11 @@ def status(
 
 def _register_all() -> None:
     from benchsmith.cli import (
-        batch, check, convert, infbench, readable, repo_structure, run_cmd, sections, skyrl,
+        batch, check, convert, finetune, infbench, readable, repo_structure, run_cmd, sections,
+        skyrl,
     )
 
-    for mod in (run_cmd, convert, repo_structure, infbench, skyrl, batch, check, readable,
+    for mod in (run_cmd, convert, repo_structure, infbench, finetune, skyrl, batch, check, readable,
                 sections):
         mod.register(app)
     run_cmd.register_recipe_verbs(app)  # last: a recipe's command never shadows these

@@ -230,8 +230,7 @@ def _find(obj: Any, pattern: str) -> list[Any]:
 
 
 def test_finetune_build_from_the_run_dir(chain: Chain, tmp_path: Path) -> None:
-    """`benchsmith finetune build --run-dir` (the core's CLI): skipped until it is merged."""
-    pytest.importorskip("benchsmith.finetune.build")
+    """`benchsmith finetune build --run-dir`: the chain's last step."""
     out = tmp_path / "ft"
     res = CliRunner().invoke(app, [
         "finetune", "build", "--run-dir", str(chain.run_dir), "--report", str(chain.report),
@@ -240,10 +239,11 @@ def test_finetune_build_from_the_run_dir(chain: Chain, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     rows = _rows(out / "train.jsonl") + _rows(out / "val.jsonl")
     stats = json.loads((out / "dataset_stats.json").read_text())
-    # positive pairs: the resolved attempts (A's gold sample, both of B's); all three pass
-    # the filters (real problem statements, short unified diffs)
-    positives = [v for v in _find(stats, r"^positive") if isinstance(v, int)]
-    assert 3 in positives, stats
+    # the resolved attempts (A's gold sample, both of B's) all pass the filters (real problem
+    # statements, short unified diffs); B's two samples hold the same patch, so one of them
+    # is a repeated positive, counted and left out
+    assert stats["pairs"]["positive"] + stats["duplicate_positives_skipped"] == 3, stats
+    assert stats["duplicate_positives_skipped"] == 1, stats
     assert rows and all(r["messages"][-1]["role"] == "assistant" for r in rows)
     targets = [r["messages"][-1]["content"] for r in rows]
     resolved = {e["patch"] for e in entries_from_run(chain.run_dir, chain.report,

@@ -164,12 +164,12 @@ def status(
 
 def _register_all() -> None:
     from benchsmith.cli import (
-        batch, check, convert, finetune, infbench, readable, repo_structure, run_cmd, sections,
-        skyrl,
+        batch, check, convert, export, finetune, infbench, readable, repo_structure, run_cmd,
+        sections, skyrl,
     )
 
     for mod in (run_cmd, convert, repo_structure, infbench, finetune, skyrl, batch, check, readable,
-                sections):
+                export, sections):
         mod.register(app)
     run_cmd.register_recipe_verbs(app)  # last: a recipe's command never shadows these
 

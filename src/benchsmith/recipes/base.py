@@ -163,6 +163,8 @@ WriteFn = Callable[[Any, Any], None]  # (ledger, rd): write the recipe's own fil
 # (ledger, rd, output_dir or None, include_task_text) -> export.readable.ReadableReport
 ReadableFn = Callable[[Any, Any, Any, bool], Any]
 StatusFn = Callable[[Any], "StatusSummary"]  # ledger -> what `status` adds
+# ledger -> {table name: rows}: what `export` writes besides each dataset's records
+TablesFn = Callable[[Any], "dict[str, list[dict[str, Any]]]"]
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,8 @@ class Recipe:
     status: StatusFn | None = None
     # Which of a dataset's tasks (sorted by id) the recipe asks about (None: all of them).
     select: Callable[[list[Task]], list[Task]] | None = None
+    # Tables `export` adds to the run's datasets (e.g. a rollout's SWE-bench predictions).
+    export_tables: TablesFn | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]

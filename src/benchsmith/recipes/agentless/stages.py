@@ -193,7 +193,21 @@ def agentless_recipe(rc: AgentlessOptions, ctx: RecipeContext, kind: str, versio
         outputs=("output.jsonl", "failures.jsonl", *(("preds.jsonl",) if kind == "bugfix" else ())),
         write_outputs=_writer(second.name, rc.model_name_or_path or model.name),
         select=_task_range(rc.start, rc.end),
+        export_tables=(_predictions(second.name, rc.model_name_or_path or model.name)
+                       if kind == "bugfix" else None),
     )
+
+
+def _predictions(second_stage: str, model_name_or_path: str) -> Any:
+    """`export`'s predictions table: the rows of preds.jsonl, from the ledger."""
+
+    def tables(ledger: Any) -> dict[str, list[dict[str, Any]]]:
+        from benchsmith.recipes.agentless.outputs import jsonl_files, sample_rows
+
+        rows = sample_rows(ledger, second_stage)
+        return {"predictions": jsonl_files(rows, second_stage, model_name_or_path)["preds.jsonl"]}
+
+    return tables
 
 
 def _task_range(start: int | None, end: int | None) -> Any:

@@ -19,7 +19,9 @@ from benchsmith.engine.wire import build_body
 from benchsmith.errors import ConfigError
 from benchsmith.recipes.base import Parsed, Recipe, RequestSpec, Stage
 from benchsmith.recipes.edit_predict.options import EditPredictOptions
-from benchsmith.recipes.edit_predict.outputs import check_predictions, status, write_outputs
+from benchsmith.recipes.edit_predict.outputs import (
+    check_predictions, prediction_rows, status, write_outputs,
+)
 from benchsmith.recipes.edit_predict.patches import extract_patch, files_in_prompt
 from benchsmith.records import Task
 from benchsmith.sources.editbench.prompt import render_prompt
@@ -122,4 +124,5 @@ def edit_predict_recipe(o: EditPredictOptions, ctx: Any, version: str) -> Recipe
         status=status,
         run_checks=(check_predictions,),
         select=select,
+        export_tables=lambda ledger: {"predictions": prediction_rows(ledger)},
     )

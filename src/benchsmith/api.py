@@ -30,7 +30,8 @@ from benchsmith.store.lock import invocations_seen, live_holder, run_lock
 from benchsmith.store.reopen import reopen_units
 from benchsmith.store.rundir import RunDir, existing_run_dir, open_existing_run
 
-__all__ = ["Estimate", "dry_run", "load_config", "read_records", "run", "run_status"]
+__all__ = ["Estimate", "dry_run", "export_datasets", "load_config", "read_records", "run",
+           "run_status"]
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,15 @@ def read_records(
             yield from record_rows(ledger, ds, stage)
     finally:
         ledger.close()
+
+
+def export_datasets(run_dir: str | Path, fmt: str = "jsonl", out: str | Path | None = None) -> Any:
+    """Every dataset of a run (and the recipe's own tables, e.g. predictions) as JSONL,
+    parquet or a `datasets.DatasetDict` ("hf"), with a dataset card; default
+    `<run_dir>/export/<fmt>/`. Read-only on the run. Returns export.datasets.ExportReport."""
+    from benchsmith.export.datasets import export_run
+
+    return export_run(run_dir, fmt, out)
 
 
 def copy_template(dest: Path) -> None:

@@ -35,10 +35,10 @@ def export_cmd(
 
       benchsmith export runs/bugfix_v1 --format hf --out data/bugfix_hf
     """
-    from benchsmith.export.datasets import export_run
+    from benchsmith import api
 
     try:
-        rep = export_run(run_dir, fmt.lower(), out)
+        rep = api.export_datasets(run_dir, fmt.lower(), out)
     except BenchsmithError as e:
         fail(e)
     typer.echo(f"wrote:     {rep.out}  ({rep.format})")

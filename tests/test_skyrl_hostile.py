@@ -1,0 +1,49 @@
+"""`skyrl synth` / `retrofit` / `validate` given what a careless or hostile user gives: every
+bad input is one `error:` line naming the flag, file or field, a non-zero exit, no
+traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from benchsmith.cli.app import app
+from helpers import KEY_ENV, SECRET
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+
+
+def cli(*args: object) -> tuple[int, str]:
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    return res.exit_code, res.output
+
+
+def one_error(code: int, output: str) -> str:
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("error: "), output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+def test_more_samples_than_a_run_can_hold_is_one_line(tmp_path: Path) -> None:
+    line = one_error(*cli("skyrl", "synth", "--out", tmp_path / "o", "--dry-run",
+                          "--n-samples", "99999999999999999999", "--runs-dir", tmp_path))
+    assert "--n-samples" in line and "10,000,000" in line
+
+
+def test_a_bad_domains_list_shows_a_domains_example(tmp_path: Path) -> None:
+    line = one_error(*cli("skyrl", "synth", "--out", tmp_path / "o", "--n-samples", "2",
+                          "--dry-run", "--domains", ",,"))
+    assert "--domains" in line and "complex" not in line and "devops" in line
+
+
+def test_an_unknown_complexity_is_named_before_its_weight(tmp_path: Path) -> None:
+    line = one_error(*cli("skyrl", "synth", "--out", tmp_path / "o", "--n-samples", "2",
+                          "--dry-run", "--complexities", "a:0"))
+    assert "'a' is not a complexity" in line

@@ -4,6 +4,7 @@ traceback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,31 @@ def test_an_unknown_complexity_is_named_before_its_weight(tmp_path: Path) -> Non
     line = one_error(*cli("skyrl", "synth", "--out", tmp_path / "o", "--n-samples", "2",
                           "--dry-run", "--complexities", "a:0"))
     assert "'a' is not a complexity" in line
+
+
+def _rows(tmp_path: Path, *rows: dict) -> Path:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+USER = [{"role": "user", "content": "List the files."}]
+
+
+@pytest.mark.parametrize("prompt, words", [
+    ([{"role": "bogus", "content": "hi"}, *USER], "role 'bogus'"),
+    ([{"role": "system", "content": "Be brief."}], "no user message"),
+    ([{"role": "assistant", "content": "Hello"}], "no user message"),
+])
+def test_retrofit_refuses_a_prompt_its_output_could_not_hold(tmp_path: Path, prompt: list,
+                                                             words: str) -> None:
+    inp = _rows(tmp_path, {"prompt": USER}, {"prompt": prompt})
+    line = one_error(*cli("skyrl", "retrofit", "--input", inp, "--out", tmp_path / "o",
+                          "--dry-run"))
+    assert "rows.jsonl: line 2" in line and words in line
+
+
+def test_retrofit_limit_0_names_the_flag(tmp_path: Path) -> None:
+    line = one_error(*cli("skyrl", "retrofit", "--input", _rows(tmp_path, {"prompt": USER}),
+                          "--out", tmp_path / "o", "--dry-run", "--limit", "0"))
+    assert "--limit" in line

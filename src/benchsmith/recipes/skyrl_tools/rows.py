@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from benchsmith.errors import ConfigError
+from benchsmith.skyrl.check import ROLES as PROMPT_ROLES  # what `skyrl validate` accepts
 
 # The prepared file's fields (source jsonl): fields {id: task_id, primary: prompt_text,
 # context: [row, line]}.
@@ -64,10 +65,20 @@ def prepared_rows(rows: Iterable[tuple[int, dict[str, Any]]], where: str,
         if messages is None:
             raise ConfigError(where, f"line {line}", "`prompt` must be a list of messages "
                               "{role, content} (strings, no other keys), or one string")
+        odd = [m["role"] for m in messages if m["role"] not in PROMPT_ROLES]
+        if odd:
+            raise ConfigError(where, f"line {line}", f"`prompt` has role {odd[0]!r}; a SkyRL "
+                              f"prompt's roles are {', '.join(PROMPT_ROLES)}")
+        if not any(m["role"] == "user" for m in messages):
+            raise ConfigError(where, f"line {line}", "`prompt` has no user message; add the "
+                              "user's request as {role: user, content: ...}")
         text = "\n\n".join(m["content"] for m in messages if m["role"] == "user")
         out.append({ID_FIELD: f"row-{line:07d}", PRIMARY_FIELD: text, "row": row,
                     "line": line})
     if not out:
+        if limit == 0:
+            raise ConfigError("command line", "--limit", "0 leaves no rows to retrofit; give "
+                              "at least 1 (or leave it out for every row)")
         raise ConfigError(where, "--input", "no rows to retrofit")
     return out
 

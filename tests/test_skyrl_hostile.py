@@ -11,7 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from benchsmith.cli.app import app
-from helpers import KEY_ENV, SECRET
+from benchsmith.engine.param_fallback import rejected_param
+from fake_openai import FakeOpenAI
+from helpers import KEY_ENV, SECRET, write_yaml
+from skyrl_runs_support import dataset, write_inventory
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +79,41 @@ def test_retrofit_limit_0_names_the_flag(tmp_path: Path) -> None:
     line = one_error(*cli("skyrl", "retrofit", "--input", _rows(tmp_path, {"prompt": USER}),
                           "--out", tmp_path / "o", "--dry-run", "--limit", "0"))
     assert "--limit" in line
+
+
+def _base(tmp_path: Path, server: FakeOpenAI) -> Path:
+    return write_yaml(tmp_path / "base.yaml", {
+        "openai": {"base_url": server.base_url, "api_key_env": KEY_ENV},
+        "engine": {"concurrency": 2, "max_retries": 1, "timeout_s": 10}})
+
+
+PLAN = {"tool_sequence": [{"step": 1, "server": "files", "tool": "read_file",
+                           "params": {"path": "a.txt"}}],
+        "success": {"must_call_tool": ["files.read_file"]}}
+
+
+def test_skip_existing_with_every_row_planned_asks_nothing_and_writes_them(
+        tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    inp = _rows(tmp_path, *({"prompt": USER, "id": i, "reward_spec": {
+        "method": "rule", "ground_truth": json.dumps(PLAN)}} for i in range(3)))
+    args = ["skyrl", "retrofit", "--config", _base(tmp_path, fake_openai), "--input", inp,
+            "--inventory", write_inventory(tmp_path), "--out", tmp_path / "o",
+            "--runs-dir", tmp_path / "runs", "--skip-existing", "--quiet"]
+    for _ in range(2):  # and again: nothing asked, the same files
+        code, out = cli(*args)
+        assert code == 0, out
+        assert not fake_openai.requests
+        assert sorted(r["id"] for r in dataset(tmp_path / "o")) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("message", [
+    "Unsupported parameter: 'temperature' is not supported with reasoning models.",
+    "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+    "'max_completion_tokens' instead (reasoning models).",
+    "'max_output_tokens' is not supported with reasoning effort high",
+    "Unrecognized request argument supplied: temperature. Note: reasoning_effort is set",
+])
+def test_a_400_refusing_another_parameter_is_no_reasoning_refusal(message: str) -> None:
+    """Sent again without reasoning, such a request would be refused again, and the run's
+    later requests would lose the reasoning effort for nothing."""
+    assert rejected_param(400, message) is None

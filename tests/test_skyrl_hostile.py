@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from benchsmith.cli.app import app
 from benchsmith.engine.param_fallback import rejected_param
+from benchsmith.skyrl.dataset import skyrl_row, validate_file, write_dataset
 from fake_openai import FakeOpenAI
 from helpers import KEY_ENV, SECRET, write_yaml
 from skyrl_runs_support import dataset, write_inventory
@@ -117,3 +118,23 @@ def test_a_400_refusing_another_parameter_is_no_reasoning_refusal(message: str) 
     """Sent again without reasoning, such a request would be refused again, and the run's
     later requests would lose the reasoning effort for nothing."""
     assert rejected_param(400, message) is None
+
+
+@pytest.mark.parametrize("name", ["missing.parquet", "folder.jsonl"])
+def test_validate_a_file_that_is_not_there_is_one_error_line(tmp_path: Path, name: str) -> None:
+    (tmp_path / "folder.jsonl").mkdir()
+    line = one_error(*cli("skyrl", "validate", tmp_path / name))
+    assert str(tmp_path / name) in line
+    assert ("not found" if name.startswith("missing") else "is a folder") in line
+
+
+def test_validate_names_a_byte_order_mark_and_still_checks_the_rows(tmp_path: Path) -> None:
+    write_dataset([skyrl_row({"prompt": USER, "tool_sequence": PLAN["tool_sequence"],
+                              "success": PLAN["success"], "rubric": "r"},
+                             data_source="d", env_class="MCPToolEnv", index=0, split="train",
+                             meta={})], [], tmp_path, jsonl=True)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "train.jsonl").read_bytes())
+    (problem,) = validate_file(bom)
+    assert "line 1: the file starts with a UTF-8 byte order mark" in problem
+    assert "save it as UTF-8 without one" in problem and "utf-8-sig" not in problem

@@ -138,3 +138,15 @@ def test_validate_names_a_byte_order_mark_and_still_checks_the_rows(tmp_path: Pa
     (problem,) = validate_file(bom)
     assert "line 1: the file starts with a UTF-8 byte order mark" in problem
     assert "save it as UTF-8 without one" in problem and "utf-8-sig" not in problem
+
+
+@pytest.mark.parametrize("flag", ["--out", "--runs-dir"])
+def test_a_file_where_a_folder_goes_is_refused_before_any_request(
+        tmp_path: Path, fake_openai: FakeOpenAI, flag: str) -> None:
+    (tmp_path / "afile").write_text("x")
+    paths = {"--out": tmp_path / "o", "--runs-dir": tmp_path / "runs", flag: tmp_path / "afile"}
+    line = one_error(*cli("skyrl", "synth", "--config", _base(tmp_path, fake_openai),
+                          "--inventory", write_inventory(tmp_path), "--n-samples", "1",
+                          "--quiet", *(x for k, v in paths.items() for x in (k, v))))
+    assert flag in line and str(tmp_path / "afile") in line and "folder" in line
+    assert not fake_openai.requests

@@ -105,6 +105,11 @@ def test_skip_existing_with_every_row_planned_asks_nothing_and_writes_them(
         assert code == 0, out
         assert not fake_openai.requests
         assert sorted(r["id"] for r in dataset(tmp_path / "o")) == [0, 1, 2]
+    # Rows without data_source / env_class get the run's, as asked rows do: the files pass
+    # `skyrl validate`.
+    for r in dataset(tmp_path / "o"):
+        assert (r["data_source"], r["env_class"]) == ("benchsmith/skyrl_tools", "MCPToolEnv")
+    assert validate_file(tmp_path / "o" / "train.parquet") == []
 
 
 @pytest.mark.parametrize("message", [

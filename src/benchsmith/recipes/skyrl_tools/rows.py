@@ -83,12 +83,14 @@ def prepared_rows(rows: Iterable[tuple[int, dict[str, Any]]], where: str,
     return out
 
 
-def copied_row(row: dict[str, Any]) -> dict[str, Any]:
+def copied_row(row: dict[str, Any], data_source: str, env_class: str) -> dict[str, Any]:
     """A row that keeps its plan, as written to the output: as it came, but for what the
     dataset's fixed column types need: a string prompt becomes its one user message, a
     ground_truth object its JSON string, and reward_spec keeps method, ground_truth and a
-    string rubric."""
+    string rubric. A row without data_source / env_class gets the run's (as an asked row)."""
     out = dict(row)
+    out["data_source"] = row.get("data_source") or data_source
+    out["env_class"] = row.get("env_class") or env_class
     out["prompt"] = prompt_messages(row.get("prompt"))
     spec = row["reward_spec"]
     gt = spec["ground_truth"]

@@ -155,3 +155,13 @@ def test_a_file_where_a_folder_goes_is_refused_before_any_request(
                           "--quiet", *(x for k, v in paths.items() for x in (k, v))))
     assert flag in line and str(tmp_path / "afile") in line and "folder" in line
     assert not fake_openai.requests
+
+
+@pytest.mark.parametrize("command", ["synth", "retrofit"])
+@pytest.mark.parametrize("model", ["", "  "])
+def test_an_empty_model_name_is_refused(tmp_path: Path, command: str, model: str) -> None:
+    more = (["--n-samples", "1"] if command == "synth"
+            else ["--input", _rows(tmp_path, {"prompt": USER})])
+    line = one_error(*cli("skyrl", command, "--out", tmp_path / "o", "--dry-run",
+                          "--model", model, *more))
+    assert "--model" in line

@@ -68,7 +68,10 @@ def _weights(text: Optional[str], flag: str) -> Optional[dict[str, float]]:
     return weights
 
 
-def _check_choices(api: Optional[str], mode: Optional[str], effort: str) -> None:
+def _check_choices(api: Optional[str], mode: Optional[str], effort: str, model: str) -> None:
+    if not model.strip():
+        raise ConfigError("command line", "--model", "is empty; give the model's name, e.g. "
+                          "--model gpt-5-mini")
     if api not in (None, "responses", "chat"):
         raise ConfigError("command line", "--api", "must be responses or chat")
     if mode not in (None, "online", "batch"):
@@ -208,7 +211,7 @@ def synth(
     from benchsmith.skyrl_runs import Request
 
     try:
-        _check_choices(api, mode, effort)
+        _check_choices(api, mode, effort, model)
         if n_samples > MAX_SLOTS:
             raise ConfigError("command line", "--n-samples", f"{n_samples} is more than one "
                               f"run holds; give at most {MAX_SLOTS:,}")
@@ -275,7 +278,7 @@ def retrofit(
     from benchsmith.skyrl_runs import Request
 
     try:
-        _check_choices(api, mode, effort)
+        _check_choices(api, mode, effort, model)
         req = Request(
             mode="retrofit", out=out, input=input_path.resolve(), limit=limit, model=model,
             reasoning_effort=None if effort == "off" else effort, api=api, base_url=base_url,

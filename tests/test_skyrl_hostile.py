@@ -165,3 +165,21 @@ def test_an_empty_model_name_is_refused(tmp_path: Path, command: str, model: str
     line = one_error(*cli("skyrl", command, "--out", tmp_path / "o", "--dry-run",
                           "--model", model, *more))
     assert "--model" in line
+
+
+@pytest.mark.parametrize("rows, words", [
+    ([{"prompt": USER, "tag": 1}, {"prompt": USER, "tag": "x"}], "column tag"),
+    ([{"prompt": USER, "tag": [1]}, {"prompt": USER, "tag": {"a": 1}}], "column tag"),
+    ([{"prompt": USER, "extra_info": {"repo": 1}}, {"prompt": USER,
+                                                    "extra_info": {"repo": "a/b"}}],
+     "column extra_info.repo"),
+    ([{"prompt": USER}, {"prompt": USER, "extra_info": "notes"}], "line 2: extra_info"),
+    ([{"prompt": USER}, {"prompt": USER, "data_source": 5}], "line 2: data_source"),
+    ([{"prompt": USER}, {"prompt": USER, "env_class": ["x"]}], "line 2: env_class"),
+])
+def test_input_columns_the_output_cannot_hold_stop_retrofit_before_any_request(
+        tmp_path: Path, rows: list, words: str) -> None:
+    """Found when the files are written, after every answer was paid for."""
+    line = one_error(*cli("skyrl", "retrofit", "--input", _rows(tmp_path, *rows), "--out",
+                          tmp_path / "o", "--dry-run"))
+    assert "rows.jsonl" in line and words in line

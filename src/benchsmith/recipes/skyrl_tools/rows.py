@@ -75,6 +75,15 @@ def prepared_rows(rows: Iterable[tuple[int, dict[str, Any]]], where: str,
         text = "\n\n".join(m["content"] for m in messages if m["role"] == "user")
         out.append({ID_FIELD: f"row-{line:07d}", PRIMARY_FIELD: text, "row": row,
                     "line": line})
+    from benchsmith.skyrl.dataset import input_columns_problem
+
+    bad = input_columns_problem([r["row"] for r in out])
+    if bad is not None:
+        i, why = bad
+        if i is None:
+            raise ConfigError(where, "--input", why)
+        raise ConfigError(where, f"line {out[i]['line']}", f"{why} (a SkyRL column has one "
+                          "type in every row)")
     if not out:
         if limit == 0:
             raise ConfigError("command line", "--limit", "0 leaves no rows to retrofit; give "

@@ -184,3 +184,14 @@ def test_long_names_past_strict_modes_enum_characters_are_refused(tmp_path):
     assert err.field == "servers" and "15,000" in err.problem and "characters" in err.problem
     assert "split the inventory" in err.problem
     _load(tmp_path, {"servers": [{"name": "srv", "tools": tools[:250]}]})  # 250 values: fine
+
+
+def test_an_empty_file_and_a_yaml_mistake_say_what_and_where(tmp_path):
+    empty = tmp_path / "tools.yaml"
+    empty.write_text("\n# nothing yet\n")
+    with pytest.raises(ConfigError, match="tools.yaml: the file is empty; list the servers"):
+        load_inventory(empty)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("servers:\n  - name: x\n    tools: [\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML at line \d+"):
+        load_inventory(bad)

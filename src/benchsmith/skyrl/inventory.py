@@ -97,10 +97,17 @@ def load_inventory(path: Path) -> Inventory:
         raise ConfigError(where, "", f"cannot read the inventory: {e}") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(where, "", f"not valid YAML{at}: {e.problem or e.context}") from None
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(where, "", f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                           f"{first}") from None
+    if data is None:
+        raise ConfigError(where, "", "the file is empty; list the servers: servers: [{name, "
+                          "description, tools: [{name, description, parameters}]}]")
     return inventory_from_data(data, where)
 
 

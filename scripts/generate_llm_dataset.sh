@@ -40,7 +40,9 @@ die() {
 
 count() {
   case "$2" in
-    ''|*[!0-9]*|0) die "$1 must be a whole number of at least 1 (got '$2')" 2 ;;
+    *[!0-9]*) die "$1 must be a whole number of at least 1 (got '$2')" 2 ;;
+    *[1-9]*) ;;
+    *) die "$1 must be a whole number of at least 1 (got '$2')" 2 ;;
   esac
 }
 
@@ -77,7 +79,11 @@ case "$OPENAI_BACKEND" in
   responses|chat) ;;
   *) die "OPENAI_BACKEND must be responses or chat (got '$OPENAI_BACKEND')" 2 ;;
 esac
-if [ "$dry" = 0 ] && [ -z "${OPENAI_API_KEY:-}" ]; then
+key_set=0
+case "${OPENAI_API_KEY:-}" in
+  *[![:space:]]*) key_set=1 ;;
+esac
+if [ "$dry" = 0 ] && [ "$key_set" = 0 ]; then
   die "OPENAI_API_KEY is not set; export your API key in it (or run with DRY_RUN=1)"
 fi
 

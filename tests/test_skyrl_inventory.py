@@ -173,3 +173,25 @@ def test_an_unquoted_comma_in_a_yaml_flow_mapping_is_named(tmp_path):
     msg = str(e.value)
     assert "properties.path" in msg and "'relative to root.'" in msg and "quote" in msg
     assert "\n" not in msg
+
+
+def test_long_names_past_strict_modes_enum_characters_are_refused(tmp_path):
+    # 300 tools of 60-character names: one enum of more than 250 values holding more than
+    # 15,000 characters, which strict structured output refuses (a 400 on every request).
+    tools = [{"name": f"t{i:03d}_" + "x" * 55, "parameters": {"type": "object"}}
+             for i in range(300)]
+    err = _error(tmp_path, {"servers": [{"name": "srv", "tools": tools}]})
+    assert err.field == "servers" and "15,000" in err.problem and "characters" in err.problem
+    assert "split the inventory" in err.problem
+    _load(tmp_path, {"servers": [{"name": "srv", "tools": tools[:250]}]})  # 250 values: fine
+
+
+def test_an_empty_file_and_a_yaml_mistake_say_what_and_where(tmp_path):
+    empty = tmp_path / "tools.yaml"
+    empty.write_text("\n# nothing yet\n")
+    with pytest.raises(ConfigError, match="tools.yaml: the file is empty; list the servers"):
+        load_inventory(empty)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("servers:\n  - name: x\n    tools: [\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML at line \d+"):
+        load_inventory(bad)

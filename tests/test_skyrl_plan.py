@@ -285,3 +285,12 @@ def test_empty_texts_and_an_empty_plan():
 def test_many_problems_are_capped_for_the_re_ask():
     steps = [("git", "nope", {})] * 20
     assert len(_problems(steps)) == 12
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity"])
+def test_params_json_with_nan_or_infinity_is_refused(bad):
+    """Python's json reads them, but they are not JSON: a ground truth holding one would not
+    load in a strict JSON reader."""
+    steps = [*GOOD[:2], ("database", "query", f'{{"sql": "SELECT 1", "max_rows": {bad}}}')]
+    (problem,) = _problems(steps)
+    assert problem.startswith(f"step 3: params_json is not a JSON object ({bad} is not JSON")

@@ -72,6 +72,8 @@ def test_help_prints_usage_on_stdout(tmp_path: Path) -> None:
     ("N_SAMPLES", "many", "N_SAMPLES must be a whole number of at least 1 (got 'many')"),
     ("N_SAMPLES", "0", "N_SAMPLES must be a whole number"),
     ("MAX_TOOLS", "-3", "MAX_TOOLS must be a whole number"),
+    ("N_SAMPLES", "00", "N_SAMPLES must be a whole number of at least 1 (got '00')"),
+    ("MAX_TURNS", "000", "MAX_TURNS must be a whole number of at least 1 (got '000')"),
     ("OPENAI_BACKEND", "soap", "OPENAI_BACKEND must be responses or chat (got 'soap')"),
     ("DRY_RUN", "maybe", "DRY_RUN must be 1 or 0 (got 'maybe')"),
 ])
@@ -88,6 +90,12 @@ def test_the_key_is_checked_before_anything_starts(tmp_path: Path) -> None:
     assert res.stderr == ("generate_llm_dataset.sh: OPENAI_API_KEY is not set; export your "
                           "API key in it (or run with DRY_RUN=1)\n")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_blank_key_is_not_a_key(tmp_path: Path) -> None:
+    res = wrapper("out", cwd=tmp_path, OPENAI_API_KEY="  ")
+    assert res.returncode == 1 and res.stderr.startswith(
+        "generate_llm_dataset.sh: OPENAI_API_KEY is not set") and res.stderr.count("\n") == 1
 
 
 def test_benchsmith_not_found(tmp_path: Path) -> None:

@@ -184,8 +184,21 @@ def _started(root: Path) -> bool:
         ledger.close()
 
 
+def _check_folders(req: Request) -> None:
+    """--out and --runs-dir are folders (or can be made): a file there is refused before
+    anything is sent, not when the answers are to be written."""
+    for path, flag in ((req.out, "--out"), (req.runs_dir, "--runs-dir")):
+        p = path.resolve()
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if not p.is_dir():
+            raise ConfigError(str(p), flag, "is a file, not a folder; give a folder for "
+                              f"{flag} (it is made when missing)")
+
+
 def run(req: Request, base: RunConfig, echo: Echo) -> Outcome:
     api_keys(base)  # no key: a one-line error before anything is written
+    _check_folders(req)
     runs_dir = req.runs_dir.resolve()
     cfg, run_id, root = _inputs(base, req, runs_dir)
     started = _started(root)
@@ -231,6 +244,7 @@ class DryReport:
 def dry_run(req: Request, base: RunConfig) -> DryReport:
     """What the command would ask, planned in a scratch folder (nothing is sent, nothing is
     written to --out or --runs-dir)."""
+    _check_folders(req)
     with tempfile.TemporaryDirectory(prefix="benchsmith-skyrl-") as tmp:
         cfg, run_id, _root = _inputs(base, req, Path(tmp))
         rep = api.dry_run(cfg, run_id)

@@ -10,7 +10,7 @@ import typer
 
 from benchsmith.cli.console import fail
 from benchsmith.cli.options import command_group, json_option
-from benchsmith.errors import BenchsmithError
+from benchsmith.errors import BenchsmithError, ConfigError
 
 skyrl_app = command_group(
     "skyrl",
@@ -47,6 +47,11 @@ def validate(
     from benchsmith.skyrl.inventory import load_inventory
 
     try:
+        if file.is_dir():
+            raise ConfigError(str(file), "", "is a folder; give a dataset file (.parquet, "
+                              ".jsonl or .json), e.g. data/skyrl/train.parquet")
+        if not file.exists():
+            raise ConfigError(str(file), "", "file not found")
         inv = load_inventory(inventory) if inventory is not None else None
         report = check_file(file, inv)
     except BenchsmithError as e:

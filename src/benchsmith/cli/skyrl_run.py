@@ -64,15 +64,14 @@ def _weights(text: Optional[str], flag: str) -> Optional[dict[str, float]]:
 
     if text is None:
         return None
-    weights = parse_distribution(text, flag)
-    unknown = [k for k in weights if flag == "--complexities" and k not in COMPLEXITIES]
-    if unknown:
-        raise ConfigError("command line", flag, f"{unknown[0]!r} is not a complexity; use "
-                          f"{', '.join(COMPLEXITIES)} (e.g. simple:0.3,moderate:0.5,complex:0.2)")
+    weights = parse_distribution(text, flag, COMPLEXITIES if flag == "--complexities" else None)
     return weights
 
 
-def _check_choices(api: Optional[str], mode: Optional[str], effort: str) -> None:
+def _check_choices(api: Optional[str], mode: Optional[str], effort: str, model: str) -> None:
+    if not model.strip():
+        raise ConfigError("command line", "--model", "is empty; give the model's name, e.g. "
+                          "--model gpt-5-mini")
     if api not in (None, "responses", "chat"):
         raise ConfigError("command line", "--api", "must be responses or chat")
     if mode not in (None, "online", "batch"):
@@ -208,10 +207,14 @@ def synth(
       benchsmith skyrl synth --out data/skyrl/ --n-samples 20 --api chat --model my-model \\
         --base-url http://localhost:8000/v1 --reasoning-effort off
     """
+    from benchsmith.config_sections import MAX_SLOTS
     from benchsmith.skyrl_runs import Request
 
     try:
-        _check_choices(api, mode, effort)
+        _check_choices(api, mode, effort, model)
+        if n_samples > MAX_SLOTS:
+            raise ConfigError("command line", "--n-samples", f"{n_samples} is more than one "
+                              f"run holds; give at most {MAX_SLOTS:,}")
         req = Request(
             mode="synth", out=out, n_samples=n_samples, model=model,
             reasoning_effort=None if effort == "off" else effort, api=api, base_url=base_url,
@@ -275,7 +278,7 @@ def retrofit(
     from benchsmith.skyrl_runs import Request
 
     try:
-        _check_choices(api, mode, effort)
+        _check_choices(api, mode, effort, model)
         req = Request(
             mode="retrofit", out=out, input=input_path.resolve(), limit=limit, model=model,
             reasoning_effort=None if effort == "off" else effort, api=api, base_url=base_url,

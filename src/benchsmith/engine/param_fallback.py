@@ -39,12 +39,26 @@ ERROR_PREFIX = "HTTP 400: "
 _WIRE = {"reasoning_effort": "the reasoning effort (reasoning.effort / reasoning_effort)"}
 
 
+# The parameter a refusal names: vLLM's `'loc': ('body', 'reasoning')`, else the one after
+# "parameter:", "argument supplied:", "value:" / "value for", else the first quoted name.
+_LOC = re.compile(r"""'loc':\s*\(\s*'body',\s*'([^']+)'""")
+_SUBJECT = re.compile(r"""(?:parameter|argument(?:\s+supplied)?|value(?:\s+for)?)\s*:?\s*"""
+                      r"""['"]?([A-Za-z_][\w.\[\]-]*)""", re.IGNORECASE)
+_QUOTED = re.compile(r"""['"]([A-Za-z_][\w.\[\]-]*)['"]""")
+
+
 def rejected_param(status: int | None, message: str) -> str | None:
-    """The neutral parameter (`reasoning_effort`) a 400 answer refuses, or None."""
+    """The neutral parameter (`reasoning_effort`) a 400 answer refuses, or None. The
+    parameter the message refuses must be the reasoning one: a refusal of `temperature`
+    "with reasoning models" is not one (sent again without reasoning, it would fail again)."""
     if status != 400 or not _REFUSAL.search(message):
         return None
+    named = _LOC.search(message) or _SUBJECT.search(message) or _QUOTED.search(message)
     for param, pattern in _PATTERNS.items():
-        if pattern.search(message):
+        if named is not None:
+            if pattern.fullmatch(named.group(1)):
+                return param
+        elif pattern.search(message):
             return param
     return None
 

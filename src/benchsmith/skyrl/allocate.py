@@ -14,22 +14,32 @@ from fractions import Fraction
 from benchsmith.errors import ConfigError
 
 
-def parse_distribution(text: str, field: str) -> dict[str, float]:
+COMPLEXITY_EXAMPLE = "simple:0.3,moderate:0.5,complex:0.2"
+DOMAIN_EXAMPLE = "devops,data analysis or devops:2,data analysis:1"
+
+
+def parse_distribution(text: str, field: str,
+                       allowed: tuple[str, ...] | None = None) -> dict[str, float]:
     """`name:weight,name:weight,...` (a name without a weight counts 1) -> normalised weights
-    summing to 1, in the order given. `field` names the flag in errors."""
+    summing to 1, in the order given. `field` names the flag in errors; `allowed`, when
+    given, the only names it may hold (the complexities)."""
+    example = COMPLEXITY_EXAMPLE if allowed else DOMAIN_EXAMPLE
     weights: dict[str, float] = {}
     for part in text.split(","):
         name, sep, raw = (x.strip() for x in part.partition(":"))
         if not name:
             raise ConfigError("command line", field, f"{text!r} has an empty name; write "
-                              "e.g. simple:0.3,moderate:0.5,complex:0.2")
+                              f"e.g. {example}")
+        if allowed is not None and name not in allowed:
+            raise ConfigError("command line", field, f"{name!r} is not a complexity; use "
+                              f"{', '.join(allowed)} (e.g. {example})")
         if name in weights:
             raise ConfigError("command line", field, f"{name!r} is given twice")
         try:
             w = float(raw) if sep else 1.0
         except ValueError:
             raise ConfigError("command line", field, f"{name}:{raw} is not name:number; write "
-                              "e.g. simple:0.3,moderate:0.5,complex:0.2") from None
+                              f"e.g. {example}") from None
         weights[name] = w
     return normalise(weights, field)
 

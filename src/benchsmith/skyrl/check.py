@@ -80,6 +80,10 @@ def _read(path: Path) -> tuple[list[tuple[str, Any]], list[str]]:
             return [], [f"not valid JSON: {e.msg} at line {e.lineno}"]
         return [(f"row {i}", r) for i, r in enumerate(data)], []
     rows, problems = [], []
+    if text.startswith("\ufeff"):  # rows are checked all the same
+        problems.append("line 1: the file starts with a UTF-8 byte order mark, which JSON "
+                        "readers may refuse; save it as UTF-8 without one")
+        text = text[1:]
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue

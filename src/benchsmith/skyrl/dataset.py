@@ -179,6 +179,35 @@ def dataset_schema(rows: list[dict[str, Any]]) -> Any:
     return pa.schema([(k, _arrow(pa, t)) for k, t in fields.items()])
 
 
+def input_columns_problem(rows: list[dict[str, Any]]) -> tuple[int | None, str] | None:
+    """Whether retrofit input rows can become output rows, checked before anything is sent:
+    (row index or None for a whole column, why) or None. data_source / env_class must be
+    strings, extra_info a mapping, and the columns the rows bring beyond the SkyRL ones (at
+    the top level or in extra_info) one type each."""
+    reduced = []
+    for i, row in enumerate(rows):
+        for col in ("data_source", "env_class"):
+            if row.get(col) is not None and not isinstance(row[col], str):
+                return i, f"{col}: expected a string, got {type(row[col]).__name__}"
+        info = row.get("extra_info")
+        if info is not None and not isinstance(info, dict):
+            return i, f"extra_info: expected a mapping, got {type(info).__name__}"
+        extra = {k: v for k, v in row.items() if k not in ROW_FIELDS}
+        extra["extra_info"] = {k: v for k, v in (info or {}).items()
+                               if k not in EXTRA_INFO["struct"]}
+        reduced.append(extra)
+    try:
+        schema = dataset_schema(reduced)
+    except BenchsmithError as e:
+        return None, str(e)
+    fields = {"struct": _fields(schema)}
+    for i, row in enumerate(reduced):
+        why = _misfit(row, fields, "")
+        if why is not None:
+            return i, why
+    return None
+
+
 def _arrow(pa: Any, t: Any) -> Any:
     if t == "string":
         return pa.string()

@@ -29,9 +29,13 @@ from benchsmith.errors import ConfigError
 
 SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# Strict structured output allows at most 1000 enum values in one schema; the answer schema
-# holds each server once and each tool name twice (step tool, server.tool), plus 3 complexities.
+# Strict structured output's size limits (OpenAI's Structured Outputs guide): at most 1000
+# enum values in one schema, and a string enum of more than 250 values may hold at most
+# 15,000 characters; property names and enum values together at most 120,000 characters.
 MAX_ENUM_VALUES = 1000
+BIG_ENUM = 250
+MAX_BIG_ENUM_CHARS = 15_000
+MAX_SCHEMA_CHARS = 120_000
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,17 @@ def load_inventory(path: Path) -> Inventory:
         raise ConfigError(where, "", f"cannot read the inventory: {e}") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(where, "", f"not valid YAML{at}: {e.problem or e.context}") from None
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(where, "", f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                           f"{first}") from None
+    if data is None:
+        raise ConfigError(where, "", "the file is empty; list the servers: servers: [{name, "
+                          "description, tools: [{name, description, parameters}]}]")
     return inventory_from_data(data, where)
 
 
@@ -130,12 +141,48 @@ def inventory_from_data(data: Any, where: str) -> Inventory:
             tools.append(Tool(tname, _description(td, where, tf), td["parameters"]))
         servers.append(Server(name, _description(sd, where, field), tuple(tools)))
     inv = Inventory(tuple(servers))
-    n_enum = len(inv.servers) + len(inv.tool_names()) + len(inv.qualified_names()) + 3
+    _check_strict_limits(inv, where)
+    return inv
+
+
+def _check_strict_limits(inv: Inventory, where: str) -> None:
+    """The answer schema (which names the servers and tools as enums) within strict mode's
+    size limits: past them every request would be refused with a 400."""
+    from benchsmith.skyrl.plan import answer_schema
+
+    enums: list[list[str]] = []
+    names: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("enum"), list):
+                enums.append([str(v) for v in node["enum"]])
+            if isinstance(node.get("properties"), dict):
+                names.extend(node["properties"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(answer_schema(inv, with_task=True))
+    fix = "split the inventory into smaller files"
+    n_enum = sum(len(e) for e in enums)
     if n_enum > MAX_ENUM_VALUES:
         raise ConfigError(where, "servers", f"{n_enum} names in the answer schema's enums; "
-                          f"strict structured output allows {MAX_ENUM_VALUES}: split the "
-                          "inventory into smaller files")
-    return inv
+                          f"strict structured output allows {MAX_ENUM_VALUES}: {fix}")
+    for e in enums:
+        chars = sum(len(v) for v in e)
+        if len(e) > BIG_ENUM and chars > MAX_BIG_ENUM_CHARS:
+            raise ConfigError(where, "servers", f"an enum of the answer schema has {len(e)} "
+                              f"names of {chars:,} characters in all; strict structured output "
+                              f"allows {MAX_BIG_ENUM_CHARS:,} characters in an enum of more "
+                              f"than {BIG_ENUM} values: use shorter names or {fix}")
+    total = sum(len(v) for e in enums for v in e) + sum(len(n) for n in names)
+    if total > MAX_SCHEMA_CHARS:
+        raise ConfigError(where, "servers", f"the answer schema's names and enum values hold "
+                          f"{total:,} characters; strict structured output allows "
+                          f"{MAX_SCHEMA_CHARS:,}: use shorter names or {fix}")
 
 
 def _keys(obj: Any, where: str, field: str, required: set[str], optional: set[str]) -> None:

@@ -124,10 +124,16 @@ def parse_answer(text: str, inv: Inventory, *, with_task: bool, max_tools: int |
 def _params(text: str) -> dict[str, Any] | str:
     """The parsed arguments, or why they are not a JSON object."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         return e.msg
+    except ValueError as e:
+        return str(e)
     return value if isinstance(value, dict) else f"a JSON {_json_type(value)}"
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON; write a number or null")
 
 
 def _from_root(problem: str) -> str:

@@ -94,7 +94,7 @@ def dataset_rows(ledger: Any, o: SkyrlToolsOptions, run_id: str) -> Rows:
             out.rows.append(retrofitted(row, u.result[0]["sample"], o, meta))
             out.asked += 1
         elif has_plan(row):
-            out.rows.append(copied_row(row))
+            out.rows.append(copied_row(row, o.data_source, o.env_class))
             out.copied += 1
         else:
             out.missing.append(t.id)

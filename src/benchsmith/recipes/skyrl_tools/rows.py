@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from benchsmith.errors import ConfigError
+from benchsmith.skyrl.check import ROLES as PROMPT_ROLES  # what `skyrl validate` accepts
 
 # The prepared file's fields (source jsonl): fields {id: task_id, primary: prompt_text,
 # context: [row, line]}.
@@ -64,20 +65,41 @@ def prepared_rows(rows: Iterable[tuple[int, dict[str, Any]]], where: str,
         if messages is None:
             raise ConfigError(where, f"line {line}", "`prompt` must be a list of messages "
                               "{role, content} (strings, no other keys), or one string")
+        odd = [m["role"] for m in messages if m["role"] not in PROMPT_ROLES]
+        if odd:
+            raise ConfigError(where, f"line {line}", f"`prompt` has role {odd[0]!r}; a SkyRL "
+                              f"prompt's roles are {', '.join(PROMPT_ROLES)}")
+        if not any(m["role"] == "user" for m in messages):
+            raise ConfigError(where, f"line {line}", "`prompt` has no user message; add the "
+                              "user's request as {role: user, content: ...}")
         text = "\n\n".join(m["content"] for m in messages if m["role"] == "user")
         out.append({ID_FIELD: f"row-{line:07d}", PRIMARY_FIELD: text, "row": row,
                     "line": line})
+    from benchsmith.skyrl.dataset import input_columns_problem
+
+    bad = input_columns_problem([r["row"] for r in out])
+    if bad is not None:
+        i, why = bad
+        if i is None:
+            raise ConfigError(where, "--input", why)
+        raise ConfigError(where, f"line {out[i]['line']}", f"{why} (a SkyRL column has one "
+                          "type in every row)")
     if not out:
+        if limit == 0:
+            raise ConfigError("command line", "--limit", "0 leaves no rows to retrofit; give "
+                              "at least 1 (or leave it out for every row)")
         raise ConfigError(where, "--input", "no rows to retrofit")
     return out
 
 
-def copied_row(row: dict[str, Any]) -> dict[str, Any]:
+def copied_row(row: dict[str, Any], data_source: str, env_class: str) -> dict[str, Any]:
     """A row that keeps its plan, as written to the output: as it came, but for what the
     dataset's fixed column types need: a string prompt becomes its one user message, a
     ground_truth object its JSON string, and reward_spec keeps method, ground_truth and a
-    string rubric."""
+    string rubric. A row without data_source / env_class gets the run's (as an asked row)."""
     out = dict(row)
+    out["data_source"] = row.get("data_source") or data_source
+    out["env_class"] = row.get("env_class") or env_class
     out["prompt"] = prompt_messages(row.get("prompt"))
     spec = row["reward_spec"]
     gt = spec["ground_truth"]

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from finetune_support import attempt, lite_rows, scenario, write_jsonl
 from helpers import run_cli
 
+from benchsmith.finetune.build import BuildOptions, build
 from benchsmith.finetune.split import split_instances
+from benchsmith.finetune.trajectories import entries_from_dicts
 
 
 def _one_error_line(r) -> str:  # type: ignore[no-untyped-def]
@@ -42,3 +45,63 @@ def test_a_single_instance_goes_to_train_whatever_the_val_fraction(tmp_path: Pat
     assert r.returncode == 0, r.stderr
     assert (out / "train.jsonl").read_text().count("\n") == 1
     assert (out / "val.jsonl").read_text() == ""
+
+
+def _build(trajs: Path, out: Path, *formats: str, extra: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    args = ["finetune", "build", "--trajectories", str(trajs), "--out", str(out), "-q"]
+    for f in formats:
+        args += ["--format", f]
+    return run_cli(args + list(extra))
+
+
+def _files(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def test_a_rebuild_removes_the_files_of_the_earlier_build(tmp_path: Path) -> None:
+    trajs, out = _trajs(tmp_path), tmp_path / "ft"
+    assert _build(trajs, out, "openai", "dpo").returncode == 0
+    (out / "notes.txt").write_text("mine")  # not a build's file: kept
+    r = _build(trajs, out, "chatml")
+    assert r.returncode == 0, r.stderr
+    # no openai/ or dpo/ folder left to be taken for this build's output
+    assert _files(out) == ["dataset_stats.json", "notes.txt", "train.jsonl", "val.jsonl"]
+    assert _build(trajs, out, "trl", "dpo").returncode == 0
+    assert _files(out) == ["dataset_stats.json", "dpo/train.jsonl", "dpo/val.jsonl",
+                           "notes.txt", "trl/train.jsonl", "trl/val.jsonl"]
+
+
+def test_out_cannot_be_the_trajectories_folder(tmp_path: Path) -> None:
+    trajs = _trajs(tmp_path)
+    line = _one_error_line(_build(trajs, trajs, "openai"))
+    assert line.startswith("error: --out: ") and str(trajs) in line
+    assert "another folder" in line
+    assert sorted(p.name for p in trajs.iterdir()) == ["a.jsonl"]
+    # a sub-folder is fine: sub-folders are not read
+    assert _build(trajs, trajs / "ft", "openai").returncode == 0
+    assert _build(trajs, trajs / "ft", "openai").returncode == 0
+
+
+def test_parquet_copies_of_an_earlier_build_do_not_stay(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    trajs, out = _trajs(tmp_path), tmp_path / "ft"
+    assert _build(trajs, out, "chatml", extra=("--parquet",)).returncode == 0
+    assert "train.parquet" in _files(out)
+    assert _build(trajs, out, "chatml").returncode == 0
+    assert _files(out) == ["dataset_stats.json", "train.jsonl", "val.jsonl"]
+
+
+def test_an_interrupted_build_leaves_no_stats_and_no_earlier_files(tmp_path: Path) -> None:
+    dicts, _ = scenario()
+    loaded = entries_from_dicts(dicts, "scenario")
+    out = tmp_path / "ft"
+    build(loaded, BuildOptions(formats=("openai", "dpo", "chatml")), out)
+
+    def stop(done: int, total: int, what: str) -> None:
+        if what == "trl":  # the first format written, the second not yet
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build(loaded, BuildOptions(formats=("sharegpt", "trl")), out, stop)
+    # only whole files of the new build; no dataset_stats.json says it is unfinished
+    assert _files(out) == ["sharegpt/train.jsonl", "sharegpt/val.jsonl"]

@@ -163,6 +163,10 @@ def build(
     progress = counting_progress("finetune build", console, not quiet)
     try:
         check_options(opts)
+        if trajectories is not None and out.resolve() == trajectories.resolve():
+            raise ConfigError("--out", "", f"{out} is the --trajectories folder: a later build "
+                              "would read its train.jsonl and val.jsonl as trajectories; give "
+                              "another folder (a sub-folder is fine)")
         with progress:
             task = progress.add_task("build", total=None, info="reading")
             loaded = _load(trajectories, run_dir, swe_agent, report, eval_dir, skip_bad_lines,
@@ -173,8 +177,9 @@ def build(
                                                           info=what),
             )
     except KeyboardInterrupt:
-        console.print("interrupted; files already written are whole (run the command again)",
-                      markup=False)
+        state = ("still holds the earlier build" if (out / "dataset_stats.json").exists() else
+                 "holds an unfinished build (no dataset_stats.json)")
+        console.print(f"interrupted: {out} {state}; run the command again", markup=False)
         raise typer.Exit(130) from None
     except BenchsmithError as e:
         fail(e)

@@ -5,6 +5,7 @@ types."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from finetune_support import attempt, lite_rows, scenario, write_jsonl
 from helpers import run_cli
 
 from benchsmith.finetune.build import BuildOptions, build
+from benchsmith.finetune.harness_eval import OUTCOME_KEYS, read_run_report
 from benchsmith.finetune.split import split_instances
 from benchsmith.finetune.trajectories import entries_from_dicts
 
@@ -105,3 +107,24 @@ def test_an_interrupted_build_leaves_no_stats_and_no_earlier_files(tmp_path: Pat
         build(loaded, BuildOptions(formats=("sharegpt", "trl")), out, stop)
     # only whole files of the new build; no dataset_stats.json says it is unfinished
     assert _files(out) == ["sharegpt/train.jsonl", "sharegpt/val.jsonl"]
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    """Windows editors save UTF-8 with a BOM: trajectories, training files and reports."""
+    trajs = _trajs(tmp_path)
+    a = trajs / "a.jsonl"
+    a.write_bytes(BOM + a.read_bytes())
+    out = tmp_path / "ft"
+    r = _build(trajs, out, "openai", extra=("--val-fraction", "0"))
+    assert r.returncode == 0, r.stderr
+    train = out / "train.jsonl"
+    train.write_bytes(BOM + train.read_bytes())
+    r = run_cli(["finetune", "stats", str(train), "--json"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["rows"] == train.read_bytes().count(b"\n")
+    report = tmp_path / "report.json"
+    report.write_bytes(BOM + json.dumps({k: [] for k in OUTCOME_KEYS}).encode())
+    assert read_run_report(report).outcome == {}

@@ -77,7 +77,7 @@ def read_json(path: Path, what: str) -> Any:
     except OSError as e:
         raise ConfigError(str(path), "", f"cannot read: {e.strerror or e}") from None
     try:
-        return orjson.loads(raw)
+        return orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))  # a UTF-8 byte order mark
     except orjson.JSONDecodeError as e:
         raise ConfigError(str(path), "", f"not valid JSON ({e}); expected {what}") from None
 

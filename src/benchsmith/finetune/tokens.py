@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from benchsmith.errors import ConfigError
+from benchsmith.finetune.trajectories import BOM
 
 SKIPPED_KEYS = frozenset({"metadata", "role", "from"})
 ESTIMATE = "estimate: UTF-8 bytes / 4 per string (no --tokenizer given)"
@@ -72,6 +73,8 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     except (OSError, EOFError) as e:
         raise ConfigError(str(path), "", f"cannot read: {e}") from None
     for n, line in lines:
+        if n == 1:
+            line = line.removeprefix(BOM)  # a UTF-8 byte order mark is not JSON
         if not line.strip():
             continue
         try:

@@ -38,6 +38,7 @@ from benchsmith.finetune.failures import categorize
 REQUIRED = ("instance_id", "problem_statement", "patch", "resolved", "attempt")
 KNOWN = frozenset(REQUIRED + ("repo", "failure_category", "test_stdout", "localised_files",
                               "file_contents", "source"))
+BOM = b"\xef\xbb\xbf"
 SCHEMA_HINT = "an entry needs instance_id, problem_statement, patch, resolved, attempt"
 
 
@@ -173,7 +174,9 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     opener: Any = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
-            yield from enumerate(fh, 1)
+            for n, line in enumerate(fh, 1):
+                # a UTF-8 byte order mark (Windows editors write one) is not JSON
+                yield n, line.removeprefix(BOM) if n == 1 else line
     except (OSError, EOFError) as e:
         raise ConfigError(str(path), "", f"cannot read: {e}") from None
 

@@ -6,11 +6,12 @@ types."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from finetune_support import attempt, lite_rows, scenario, write_jsonl
-from helpers import run_cli
+from helpers import cli_env, run_cli
 
 from benchsmith.finetune.build import BuildOptions, build
 from benchsmith.finetune.harness_eval import OUTCOME_KEYS, read_run_report
@@ -128,3 +129,25 @@ def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     report.write_bytes(BOM + json.dumps({k: [] for k in OUTCOME_KEYS}).encode())
     assert read_run_report(report).outcome == {}
+
+
+@pytest.mark.parametrize("price", ["nan", "inf", "-1"])
+def test_a_price_that_is_not_a_finite_number_is_refused(tmp_path: Path, price: str) -> None:
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"text": "abc"}\n')
+    line = _one_error_line(run_cli(["finetune", "stats", str(train), "--price-per-1m", price]))
+    assert line.startswith("error: --price-per-1m: ") and "USD per 1M tokens" in line
+
+
+def test_a_broken_pyarrow_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    fake = tmp_path / "site" / "pyarrow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ImportError("libarrow.so.1500: cannot open")\n')
+    env = cli_env(PYTHONPATH=os.pathsep.join([str(fake.parent), os.environ.get(
+        "PYTHONPATH", "")]))
+    trajs, out = _trajs(tmp_path), tmp_path / "ft"
+    r = run_cli(["finetune", "build", "--trajectories", str(trajs), "--out", str(out),
+                 "--format", "openai", "--parquet"], env=env)
+    line = _one_error_line(r)
+    assert "--parquet" in line and "libarrow.so.1500" in line and "pip install" in line
+    assert not out.exists()

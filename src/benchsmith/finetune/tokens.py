@@ -14,6 +14,7 @@ Cost = tokens x epochs x price per 1M tokens / 1e6.
 from __future__ import annotations
 
 import gzip
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,8 +122,9 @@ def count_tokens(texts: list[str], tokenizer: Any = None) -> list[int]:
 def stats(file: Path, tokenizer: Path | None = None, price_per_1m: float = 3.0,
           epochs: int = 3) -> TokenStats:
     """Rows, tokens (total, mean, max per row) and the training cost of `file`."""
-    if price_per_1m < 0:
-        raise ConfigError("--price-per-1m", "", f"{price_per_1m} is negative")
+    if not math.isfinite(price_per_1m) or price_per_1m < 0:
+        raise ConfigError("--price-per-1m", "", f"{price_per_1m}: give the training price in "
+                          "USD per 1M tokens, a number >= 0 (e.g. 3.0)")
     if epochs < 1:
         raise ConfigError("--epochs", "", f"{epochs}: give at least 1")
     tok = load_tokenizer(tokenizer) if tokenizer is not None else None

@@ -76,6 +76,14 @@ def check_options(o: BuildOptions) -> None:
             raise ConfigError(flag, "", f"{value} is too small: give a number >= {least}")
     if o.parquet and importlib.util.find_spec("pyarrow") is None:
         raise BenchsmithError(PARQUET_HINT)
+    if o.parquet:
+        try:  # installed but broken (a missing shared library): refuse before writing
+            import pyarrow.parquet  # noqa: F401
+        except ImportError as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise BenchsmithError(f"--parquet: pyarrow is installed but does not load ({why}); "
+                                  "reinstall it: pip install --force-reinstall "
+                                  "'benchsmith[parquet]'") from None
 
 
 def format_dir(out_dir: Path, fmt: str, formats: tuple[str, ...]) -> Path:

@@ -13,10 +13,12 @@ import pytest
 from finetune_support import attempt, lite_rows, scenario, write_jsonl
 from helpers import cli_env, run_cli
 
+from benchsmith.errors import ConfigError
 from benchsmith.finetune.build import BuildOptions, build
 from benchsmith.finetune.harness_eval import OUTCOME_KEYS, read_run_report
 from benchsmith.finetune.split import split_instances
-from benchsmith.finetune.trajectories import entries_from_dicts
+from benchsmith.finetune.swe_agent import read_trajectory
+from benchsmith.finetune.trajectories import entries_from_dicts, entry_from_dict
 
 
 def _one_error_line(r) -> str:  # type: ignore[no-untyped-def]
@@ -151,3 +153,32 @@ def test_a_broken_pyarrow_is_one_line_and_writes_nothing(tmp_path: Path) -> None
     line = _one_error_line(r)
     assert "--parquet" in line and "libarrow.so.1500" in line and "pip install" in line
     assert not out.exists()
+
+
+def test_a_report_count_of_the_wrong_type_is_refused(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({**{k: [] for k in OUTCOME_KEYS}, "resolved_instances": "0"}))
+    with pytest.raises(ConfigError) as ei:
+        read_run_report(report)
+    assert (ei.value.field, "must be a whole number") == ("resolved_instances", str(ei.value)[
+        -len("must be a whole number"):])
+
+
+def test_a_traj_that_is_not_json_says_what_it_expected_once(tmp_path: Path) -> None:
+    bad = tmp_path / "astropy__astropy-12907.traj"
+    bad.write_text("not json")
+    with pytest.raises(ConfigError) as ei:
+        read_trajectory(bad)
+    assert "expected expected" not in str(ei.value)
+    assert "expected a SWE-agent trajectory" in str(ei.value)
+
+
+@pytest.mark.parametrize("field,value,says", [
+    ("problem_statement", None, "got null"), ("patch", ["a"], "got an array"),
+    ("failure_category", 3, "got a number"), ("repo", {"a": 1}, "got an object"),
+])
+def test_a_wrong_type_is_named_as_json_names_it(field: str, value: object, says: str) -> None:
+    (row,) = lite_rows(1)
+    with pytest.raises(ConfigError) as ei:
+        entry_from_dict({**attempt(row, 1, False), field: value}, "t.jsonl: line 1")
+    assert str(ei.value).endswith(says), str(ei.value)

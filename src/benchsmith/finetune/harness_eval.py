@@ -95,6 +95,8 @@ def read_run_report(path: Path) -> RunReport:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ConfigError(str(path), key, "must be a list of instance ids")
         count = data.get(_COUNTS[key])
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+            raise ConfigError(str(path), _COUNTS[key], f"is {count!r:.20}: must be a whole number")
         if isinstance(count, int) and count != len(ids):
             raise ConfigError(str(path), _COUNTS[key],
                               f"is {count} but {key} lists {len(ids)}: the file was edited")

@@ -182,3 +182,27 @@ def test_a_wrong_type_is_named_as_json_names_it(field: str, value: object, says:
     with pytest.raises(ConfigError) as ei:
         entry_from_dict({**attempt(row, 1, False), field: value}, "t.jsonl: line 1")
     assert str(ei.value).endswith(says), str(ei.value)
+
+
+def test_paths_of_the_wrong_kind_say_what_they_are(tmp_path: Path) -> None:
+    trajs, afile = _trajs(tmp_path), tmp_path / "afile"
+    afile.write_text("x")
+    line = _one_error_line(_build(trajs, afile, "openai"))
+    assert line == f"error: --out: {afile} is a file: give a folder for the dataset"
+    line = _one_error_line(_build(tmp_path / "nope", tmp_path / "ft", "openai"))
+    assert "does not exist" in line and str(tmp_path / "nope") in line
+    line = _one_error_line(_build(afile, tmp_path / "ft", "openai"))
+    assert "is a file" in line and "folder" in line
+    for cmd in ("stats", "check"):
+        line = _one_error_line(run_cli(["finetune", cmd, str(trajs)]))
+        assert line.startswith(f"error: {trajs}: is a folder: give a"), line
+
+
+def test_a_jsonl_gz_that_is_not_gzip_says_how_to_fix_it(tmp_path: Path) -> None:
+    trajs = _trajs(tmp_path)
+    (trajs / "a.jsonl").rename(trajs / "a.jsonl.gz")
+    line = _one_error_line(_build(trajs, tmp_path / "ft", "openai"))
+    assert line.startswith(f"error: {trajs / 'a.jsonl.gz'}: ") and "not gzip" in line
+    assert "rename it to .jsonl" in line
+    line = _one_error_line(run_cli(["finetune", "stats", str(trajs / "a.jsonl.gz")]))
+    assert "not gzip" in line and "rename it to .jsonl" in line

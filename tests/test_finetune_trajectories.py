@@ -173,7 +173,7 @@ def test_adapter_dicts_are_checked_like_file_lines() -> None:
 
 
 def test_a_missing_or_empty_folder_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--trajectories: not a directory"):
+    with pytest.raises(ConfigError, match="--trajectories: does not exist"):
         load_trajectories(tmp_path / "nope")
     with pytest.raises(ConfigError, match="--trajectories: holds no \\*.jsonl or \\*.jsonl.gz"):
         load_trajectories(tmp_path)

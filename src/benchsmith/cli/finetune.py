@@ -163,6 +163,8 @@ def build(
     progress = counting_progress("finetune build", console, not quiet)
     try:
         check_options(opts)
+        if out.exists() and not out.is_dir():
+            raise ConfigError("--out", "", f"{out} is a file: give a folder for the dataset")
         if trajectories is not None and out.resolve() == trajectories.resolve():
             raise ConfigError("--out", "", f"{out} is the --trajectories folder: a later build "
                               "would read its train.jsonl and val.jsonl as trajectories; give "

@@ -93,7 +93,8 @@ def line_problem(line: bytes) -> str | None:
 
 def check_file(path: Path) -> CheckResult:
     if not path.is_file():
-        raise ConfigError(str(path), "", "file not found: give an OpenAI fine-tuning .jsonl")
+        what = "is a folder" if path.is_dir() else "file not found"
+        raise ConfigError(str(path), "", f"{what}: give an OpenAI fine-tuning .jsonl")
     try:
         data = path.read_bytes()
     except OSError as e:

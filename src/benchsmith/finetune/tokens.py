@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from benchsmith.errors import ConfigError
-from benchsmith.finetune.trajectories import BOM
+from benchsmith.finetune.trajectories import BOM, read_error
 
 SKIPPED_KEYS = frozenset({"metadata", "role", "from"})
 ESTIMATE = "estimate: UTF-8 bytes / 4 per string (no --tokenizer given)"
@@ -66,13 +66,14 @@ def row_strings(row: dict[str, Any]) -> list[str]:
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     if not path.is_file():
-        raise ConfigError(str(path), "", "file not found: give a train.jsonl or val.jsonl")
+        what = "is a folder" if path.is_dir() else "file not found"
+        raise ConfigError(str(path), "", f"{what}: give a train.jsonl or val.jsonl")
     opener: Any = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
             lines = list(enumerate(fh, 1))
     except (OSError, EOFError) as e:
-        raise ConfigError(str(path), "", f"cannot read: {e}") from None
+        raise read_error(path, e) from None
     for n, line in lines:
         if n == 1:
             line = line.removeprefix(BOM)  # a UTF-8 byte order mark is not JSON

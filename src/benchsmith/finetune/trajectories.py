@@ -191,14 +191,23 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 # a UTF-8 byte order mark (Windows editors write one) is not JSON
                 yield n, line.removeprefix(BOM) if n == 1 else line
     except (OSError, EOFError) as e:
-        raise ConfigError(str(path), "", f"cannot read: {e}") from None
+        raise read_error(path, e) from None
+
+
+def read_error(path: Path, e: Exception) -> ConfigError:
+    """A file that cannot be read, in one line; a .gz name on plain text says so."""
+    if isinstance(e, gzip.BadGzipFile):
+        return ConfigError(str(path), "", "not gzip-compressed though named .gz: rename it "
+                           "to .jsonl, or compress it with gzip")
+    return ConfigError(str(path), "", f"cannot read: {e}")
 
 
 def trajectory_files(directory: Path) -> list[Path]:
     """The directory's `*.jsonl` and `*.jsonl.gz` files (not its sub-folders), by name."""
     if not directory.is_dir():
+        what = "is a file" if directory.exists() else "does not exist"
         raise ConfigError(str(directory), "--trajectories",
-                          "not a directory: give the folder holding the *.jsonl files")
+                          f"{what}: give the folder holding the *.jsonl files")
     files = sorted(p for p in directory.iterdir()
                    if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))
     if not files:

@@ -99,6 +99,9 @@ def check_file(path: Path) -> CheckResult:
         data = path.read_bytes()
     except OSError as e:
         raise ConfigError(str(path), "", f"cannot read: {e}") from None
+    if data.startswith(b"\x1f\x8b"):
+        raise ConfigError(str(path), "", "gzip-compressed: OpenAI takes a plain .jsonl; gunzip "
+                          "it and check that")
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()  # the newline that ends the last line

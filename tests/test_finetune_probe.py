@@ -15,6 +15,7 @@ from helpers import cli_env, run_cli
 
 from benchsmith.errors import ConfigError
 from benchsmith.finetune.build import BuildOptions, build
+from benchsmith.finetune.failures import categorize
 from benchsmith.finetune.harness_eval import OUTCOME_KEYS, read_run_report
 from benchsmith.finetune.split import split_instances
 from benchsmith.finetune.swe_agent import read_trajectory
@@ -206,3 +207,15 @@ def test_a_jsonl_gz_that_is_not_gzip_says_how_to_fix_it(tmp_path: Path) -> None:
     assert "rename it to .jsonl" in line
     line = _one_error_line(run_cli(["finetune", "stats", str(trajs / "a.jsonl.gz")]))
     assert "not gzip" in line and "rename it to .jsonl" in line
+
+
+def test_check_on_a_gzip_file_is_one_line_not_one_per_line(tmp_path: Path) -> None:
+    gz = write_jsonl(tmp_path / "train.jsonl.gz", [{"messages": []}] * 50)
+    line = _one_error_line(run_cli(["finetune", "check", str(gz)]))
+    assert line.startswith(f"error: {gz}: ") and "gunzip" in line
+
+
+def test_an_exception_name_from_test_output_is_bounded() -> None:
+    # output no test run writes, but a trajectory file can hold anything
+    cat = categorize("E   " + "Error" * 100_000 + ": boom\n", None)
+    assert len(cat) <= 120

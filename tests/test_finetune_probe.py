@@ -13,6 +13,7 @@ import pytest
 from finetune_support import attempt, lite_rows, scenario, write_jsonl
 from helpers import cli_env, run_cli
 
+from benchsmith.cli.finetune import interrupted_note
 from benchsmith.errors import ConfigError
 from benchsmith.finetune.build import BuildOptions, build
 from benchsmith.finetune.failures import categorize
@@ -219,3 +220,15 @@ def test_an_exception_name_from_test_output_is_bounded() -> None:
     # output no test run writes, but a trajectory file can hold anything
     cat = categorize("E   " + "Error" * 100_000 + ": boom\n", None)
     assert len(cat) <= 120
+
+
+def test_the_interrupt_note_says_what_the_out_folder_holds(tmp_path: Path) -> None:
+    out = tmp_path / "ft"
+    assert interrupted_note(out) == f"interrupted: nothing written to {out}"
+    out.mkdir()
+    assert interrupted_note(out) == f"interrupted: nothing written to {out}"
+    (out / "train.jsonl").write_text("")
+    assert interrupted_note(out) == (f"interrupted: {out} holds an unfinished build (no "
+                                     "dataset_stats.json); run the command again")
+    (out / "dataset_stats.json").write_text("{}")
+    assert interrupted_note(out) == f"interrupted: {out} still holds the earlier build"

@@ -53,6 +53,17 @@ def _load(trajectories: Optional[Path], run_dir: Optional[Path], swe_agent: Opti
     return entries_from_dicts(dicts, where, skip_bad_lines)
 
 
+def interrupted_note(out: Path) -> str:
+    """What a Ctrl-C left in `out`: a build removes the earlier one's dataset_stats.json
+    before its first file and writes its own last."""
+    if (out / "dataset_stats.json").is_file():
+        return f"interrupted: {out} still holds the earlier build"
+    if not out.is_dir() or not any(out.iterdir()):
+        return f"interrupted: nothing written to {out}"
+    return (f"interrupted: {out} holds an unfinished build (no dataset_stats.json); run the "
+            "command again")
+
+
 def _counts(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items() if v) or "none"
 
@@ -179,9 +190,7 @@ def build(
                                                           info=what),
             )
     except KeyboardInterrupt:
-        state = ("still holds the earlier build" if (out / "dataset_stats.json").exists() else
-                 "holds an unfinished build (no dataset_stats.json)")
-        console.print(f"interrupted: {out} {state}; run the command again", markup=False)
+        console.print(interrupted_note(out), markup=False)
         raise typer.Exit(130) from None
     except BenchsmithError as e:
         fail(e)

@@ -109,7 +109,7 @@ def test_skip_bad_lines_prints_them_and_counts_them(tmp_path: Path) -> None:
     (["--trajectories", "T", "--report", "r.json"], "error: --report: goes with --run-dir"),
     (["--run-dir", "R"], "error: --run-dir: needs --report FILE"),
     (["--swe-agent", "S"], "error: --swe-agent: needs --report FILE"),
-    (["--trajectories", "nope"], "error: nope: --trajectories: not a directory"),
+    (["--trajectories", "nope"], "error: nope: --trajectories: does not exist"),
     (["--trajectories", "T", "-f", "csv"], "error: --format: unknown format 'csv'"),
     (["--trajectories", "T", "--no-format"], "error: --format: give at least one of chatml, "
                                              "alpaca, sharegpt, openai, trl, dpo"),

@@ -89,15 +89,15 @@ GOOD_LINE = 2  # the bad line follows one good line in each case below
     ({"attempt": "2"}, "attempt", "must be an integer >= 0"),
     ({"attempt": -1}, "attempt", "must be an integer >= 0"),
     ({"attempt": True}, "attempt", "must be an integer >= 0"),
-    ({"patch": ["diff"]}, "patch", "must be a unified diff string (or null), got list"),
-    ({"problem_statement": None}, "problem_statement", "must be a string, got NoneType"),
-    ({"repo": 3}, "repo", "must be a string such as django/django, got int"),
-    ({"failure_category": 5}, "failure_category", "must be a string or null, got int"),
-    ({"test_stdout": ["a"]}, "test_stdout", "must be a string or null, got list"),
+    ({"patch": ["diff"]}, "patch", "must be a unified diff string (or null), got an array"),
+    ({"problem_statement": None}, "problem_statement", "must be a string, got null"),
+    ({"repo": 3}, "repo", "must be a string such as django/django, got a number"),
+    ({"failure_category": 5}, "failure_category", "must be a string or null, got a number"),
+    ({"test_stdout": ["a"]}, "test_stdout", "must be a string or null, got an array"),
     ({"localised_files": "a.py"}, "localised_files", "must be a list of file paths"),
     ({"localised_files": [1]}, "localised_files", "must be a list of file paths"),
     ({"file_contents": {"a.py": 1}}, "file_contents", "must be an object {path: file text}"),
-    ({"source": 7}, "source", "must be a string, got int"),
+    ({"source": 7}, "source", "must be a string, got a number"),
 ])
 def test_a_bad_field_is_one_line_naming_file_line_and_field(
         tmp_path: Path, change: dict, field: str, problem: str) -> None:
@@ -131,7 +131,7 @@ def test_bad_json_a_non_object_and_a_repeated_attempt_name_their_line(tmp_path: 
     good = json.dumps(attempt(row, 1, True))
     for text, expect in [
         (f"{good}\n{{\"instance_id\": \n", f"{path}: line 2: not valid JSON"),
-        (f"{good}\n\n[1, 2]\n", f"{path}: line 3: must be a JSON object, got list"),
+        (f"{good}\n\n[1, 2]\n", f"{path}: line 3: must be a JSON object, got an array"),
         (f"{good}\n{good}\n", f"{path}: line 2 ({iid}): attempt: attempt 1 of this instance "
                               f"is already at {path}: line 1; number each attempt once"),
     ]:
@@ -173,7 +173,7 @@ def test_adapter_dicts_are_checked_like_file_lines() -> None:
 
 
 def test_a_missing_or_empty_folder_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--trajectories: not a directory"):
+    with pytest.raises(ConfigError, match="--trajectories: does not exist"):
         load_trajectories(tmp_path / "nope")
     with pytest.raises(ConfigError, match="--trajectories: holds no \\*.jsonl or \\*.jsonl.gz"):
         load_trajectories(tmp_path)

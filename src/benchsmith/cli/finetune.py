@@ -53,6 +53,17 @@ def _load(trajectories: Optional[Path], run_dir: Optional[Path], swe_agent: Opti
     return entries_from_dicts(dicts, where, skip_bad_lines)
 
 
+def interrupted_note(out: Path) -> str:
+    """What a Ctrl-C left in `out`: a build removes the earlier one's dataset_stats.json
+    before its first file and writes its own last."""
+    if (out / "dataset_stats.json").is_file():
+        return f"interrupted: {out} still holds the earlier build"
+    if not out.is_dir() or not any(out.iterdir()):
+        return f"interrupted: nothing written to {out}"
+    return (f"interrupted: {out} holds an unfinished build (no dataset_stats.json); run the "
+            "command again")
+
+
 def _counts(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items() if v) or "none"
 
@@ -163,6 +174,12 @@ def build(
     progress = counting_progress("finetune build", console, not quiet)
     try:
         check_options(opts)
+        if out.exists() and not out.is_dir():
+            raise ConfigError("--out", "", f"{out} is a file: give a folder for the dataset")
+        if trajectories is not None and out.resolve() == trajectories.resolve():
+            raise ConfigError("--out", "", f"{out} is the --trajectories folder: a later build "
+                              "would read its train.jsonl and val.jsonl as trajectories; give "
+                              "another folder (a sub-folder is fine)")
         with progress:
             task = progress.add_task("build", total=None, info="reading")
             loaded = _load(trajectories, run_dir, swe_agent, report, eval_dir, skip_bad_lines,
@@ -173,8 +190,7 @@ def build(
                                                           info=what),
             )
     except KeyboardInterrupt:
-        console.print("interrupted; files already written are whole (run the command again)",
-                      markup=False)
+        console.print(interrupted_note(out), markup=False)
         raise typer.Exit(130) from None
     except BenchsmithError as e:
         fail(e)

@@ -6,12 +6,17 @@ sub-folder per format (`<out>/chatml/train.jsonl`, `<out>/dpo/val.jsonl`, ...).
 `dataset_stats.json` is always `<out>/dataset_stats.json`. With `parquet`, a `.parquet`
 copy of each file sits next to it. Rows are ordered by instance id, then pair type and
 attempt (trainers shuffle).
+
+A build first removes the files an earlier build listed in its `dataset_stats.json` (and
+their parquet copies), then that file itself, and writes `dataset_stats.json` last: a folder
+never mixes two builds' files, and one without `dataset_stats.json` holds an unfinished build.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import io
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -71,10 +76,46 @@ def check_options(o: BuildOptions) -> None:
             raise ConfigError(flag, "", f"{value} is too small: give a number >= {least}")
     if o.parquet and importlib.util.find_spec("pyarrow") is None:
         raise BenchsmithError(PARQUET_HINT)
+    if o.parquet:
+        try:  # installed but broken (a missing shared library): refuse before writing
+            import pyarrow.parquet  # noqa: F401
+        except ImportError as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise BenchsmithError(f"--parquet: pyarrow is installed but does not load ({why}); "
+                                  "reinstall it: pip install --force-reinstall "
+                                  "'benchsmith[parquet]'") from None
 
 
 def format_dir(out_dir: Path, fmt: str, formats: tuple[str, ...]) -> Path:
     return out_dir if len(formats) == 1 else out_dir / fmt
+
+
+def _earlier_files(out_dir: Path) -> list[Path]:
+    """The data files the build recorded in `out_dir/dataset_stats.json` wrote (none when
+    there is no such file or it is not a build's)."""
+    try:
+        old = json.loads((out_dir / STATS_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    fmts = old.get("formats") if isinstance(old, dict) else None
+    if not isinstance(fmts, dict):
+        return []
+    names = tuple(f for f in fmts if f in FORMATS)
+    return [format_dir(out_dir, f, names) / f"{side}{ext}" for f in names
+            for side in ("train", "val") for ext in (".jsonl", ".parquet")]
+
+
+def _remove_earlier_build(out_dir: Path) -> None:
+    """Remove an earlier build's files, `dataset_stats.json` last; its emptied format
+    folders too."""
+    files = _earlier_files(out_dir)
+    for path in [*files, out_dir / STATS_NAME]:
+        path.unlink(missing_ok=True)
+    for folder in {p.parent for p in files} - {out_dir}:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty: holds files of the user's
 
 
 def _parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
@@ -129,6 +170,7 @@ def build(loaded: Loaded, options: BuildOptions, out_dir: Path,
     ps = make_pairs(kept.kept, options.bounds, options.reflection)
     split = split_instances({p.instance_id for p in ps.pairs}, options.val_fraction,
                             options.seed)
+    _remove_earlier_build(out_dir)
     files: list[Path] = []
     per_format: dict[str, Any] = {}
     for i, fmt in enumerate(options.formats):

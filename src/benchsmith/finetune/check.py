@@ -93,11 +93,15 @@ def line_problem(line: bytes) -> str | None:
 
 def check_file(path: Path) -> CheckResult:
     if not path.is_file():
-        raise ConfigError(str(path), "", "file not found: give an OpenAI fine-tuning .jsonl")
+        what = "is a folder" if path.is_dir() else "file not found"
+        raise ConfigError(str(path), "", f"{what}: give an OpenAI fine-tuning .jsonl")
     try:
         data = path.read_bytes()
     except OSError as e:
         raise ConfigError(str(path), "", f"cannot read: {e}") from None
+    if data.startswith(b"\x1f\x8b"):
+        raise ConfigError(str(path), "", "gzip-compressed: OpenAI takes a plain .jsonl; gunzip "
+                          "it and check that")
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()  # the newline that ends the last line

@@ -48,6 +48,7 @@ CATEGORIES = ("patch_apply_failure", "timeout", "syntax_error", "import_error",
 
 MAX_LINE_CHARS = 400  # one line of error context
 MAX_CONTEXT_CHARS = 4000  # the whole error context
+MAX_NAME_CHARS = 100  # an exception class name
 
 # Markers found anywhere (run_instance.log prefixes them with time and level); the patterns
 # are anchored at line starts.
@@ -244,6 +245,8 @@ def _line_start(text: str, pos: int) -> int:
 
 def _kind(name: str) -> str:
     short = name.rsplit(".", 1)[-1]
+    if len(short) > MAX_NAME_CHARS:
+        return "unknown"  # no exception class is named so: not a category to count by
     if "Timeout" in short:
         return "timeout"
     if short in _SYNTAX:

@@ -77,7 +77,7 @@ def read_json(path: Path, what: str) -> Any:
     except OSError as e:
         raise ConfigError(str(path), "", f"cannot read: {e.strerror or e}") from None
     try:
-        return orjson.loads(raw)
+        return orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))  # a UTF-8 byte order mark
     except orjson.JSONDecodeError as e:
         raise ConfigError(str(path), "", f"not valid JSON ({e}); expected {what}") from None
 
@@ -95,6 +95,8 @@ def read_run_report(path: Path) -> RunReport:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ConfigError(str(path), key, "must be a list of instance ids")
         count = data.get(_COUNTS[key])
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+            raise ConfigError(str(path), _COUNTS[key], f"is {count!r:.20}: must be a whole number")
         if isinstance(count, int) and count != len(ids):
             raise ConfigError(str(path), _COUNTS[key],
                               f"is {count} but {key} lists {len(ids)}: the file was edited")

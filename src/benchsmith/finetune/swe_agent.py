@@ -103,7 +103,7 @@ def _trajectories(root: Path) -> dict[str, dict[str, Any]]:
 
 def read_trajectory(path: Path) -> dict[str, Any]:
     """The parts of one `.traj` file an entry needs; one-line errors naming the field."""
-    data = read_json(path, _TRAJ_SHAPE)
+    data = read_json(path, _TRAJ_SHAPE.removeprefix("expected "))
     where = str(path)
     if not isinstance(data, dict):
         raise ConfigError(where, "", f"not a JSON object; {_TRAJ_SHAPE}")

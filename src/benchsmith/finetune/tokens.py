@@ -14,6 +14,7 @@ Cost = tokens x epochs x price per 1M tokens / 1e6.
 from __future__ import annotations
 
 import gzip
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 
 from benchsmith.errors import ConfigError
+from benchsmith.finetune.trajectories import BOM, read_error
 
 SKIPPED_KEYS = frozenset({"metadata", "role", "from"})
 ESTIMATE = "estimate: UTF-8 bytes / 4 per string (no --tokenizer given)"
@@ -64,14 +66,17 @@ def row_strings(row: dict[str, Any]) -> list[str]:
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     if not path.is_file():
-        raise ConfigError(str(path), "", "file not found: give a train.jsonl or val.jsonl")
+        what = "is a folder" if path.is_dir() else "file not found"
+        raise ConfigError(str(path), "", f"{what}: give a train.jsonl or val.jsonl")
     opener: Any = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
             lines = list(enumerate(fh, 1))
     except (OSError, EOFError) as e:
-        raise ConfigError(str(path), "", f"cannot read: {e}") from None
+        raise read_error(path, e) from None
     for n, line in lines:
+        if n == 1:
+            line = line.removeprefix(BOM)  # a UTF-8 byte order mark is not JSON
         if not line.strip():
             continue
         try:
@@ -118,8 +123,9 @@ def count_tokens(texts: list[str], tokenizer: Any = None) -> list[int]:
 def stats(file: Path, tokenizer: Path | None = None, price_per_1m: float = 3.0,
           epochs: int = 3) -> TokenStats:
     """Rows, tokens (total, mean, max per row) and the training cost of `file`."""
-    if price_per_1m < 0:
-        raise ConfigError("--price-per-1m", "", f"{price_per_1m} is negative")
+    if not math.isfinite(price_per_1m) or price_per_1m < 0:
+        raise ConfigError("--price-per-1m", "", f"{price_per_1m}: give the training price in "
+                          "USD per 1M tokens, a number >= 0 (e.g. 3.0)")
     if epochs < 1:
         raise ConfigError("--epochs", "", f"{epochs}: give at least 1")
     tok = load_tokenizer(tokenizer) if tokenizer is not None else None

@@ -38,6 +38,7 @@ from benchsmith.finetune.failures import categorize
 REQUIRED = ("instance_id", "problem_statement", "patch", "resolved", "attempt")
 KNOWN = frozenset(REQUIRED + ("repo", "failure_category", "test_stdout", "localised_files",
                               "file_contents", "source"))
+BOM = b"\xef\xbb\xbf"
 SCHEMA_HINT = "an entry needs instance_id, problem_statement, patch, resolved, attempt"
 
 
@@ -68,6 +69,19 @@ class Loaded:
     files: tuple[str, ...] = ()
 
 
+def json_type(value: Any) -> str:
+    """A parsed JSON value's type as JSON names it ("null", "an array"), for errors."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    for typ, name in ((str, "a string"), ((int, float), "a number"), (list, "an array"),
+                      (dict, "an object")):
+        if isinstance(value, typ):
+            return name
+    return type(value).__name__
+
+
 def _label(where: str, iid: Any) -> str:
     return f"{where} ({iid})" if isinstance(iid, str) and iid.strip() else where
 
@@ -77,7 +91,7 @@ def entry_from_dict(raw: Any, where: str, default_source: str = "",
     """One checked entry; a ConfigError naming `where` (file and line), the field and the
     fix otherwise."""
     if not isinstance(raw, dict):
-        raise ConfigError(where, "", f"must be a JSON object, got {type(raw).__name__}")
+        raise ConfigError(where, "", f"must be a JSON object, got {json_type(raw)}")
     iid = raw.get("instance_id")
     label = _label(where, iid)
 
@@ -91,12 +105,12 @@ def entry_from_dict(raw: Any, where: str, default_source: str = "",
         bad("instance_id", f"must be a non-empty string, got {iid!r:.60}")
     problem = raw["problem_statement"]
     if not isinstance(problem, str):
-        bad("problem_statement", f"must be a string, got {type(problem).__name__}")
+        bad("problem_statement", f"must be a string, got {json_type(problem)}")
     patch = raw["patch"]
     if patch is None:
         patch = ""  # SWE-bench's "empty patch": counted by the empty-patch filter
     if not isinstance(patch, str):
-        bad("patch", f"must be a unified diff string (or null), got {type(patch).__name__}")
+        bad("patch", f"must be a unified diff string (or null), got {json_type(patch)}")
     resolved = raw["resolved"]
     if not isinstance(resolved, bool):
         bad("resolved", f"must be true or false, got {resolved!r:.40}")
@@ -106,13 +120,13 @@ def entry_from_dict(raw: Any, where: str, default_source: str = "",
                        f"got {attempt!r:.40}")
     repo = raw.get("repo")
     if repo is not None and not isinstance(repo, str):
-        bad("repo", f"must be a string such as django/django, got {type(repo).__name__}")
+        bad("repo", f"must be a string such as django/django, got {json_type(repo)}")
     category = raw.get("failure_category")
     if category is not None and not isinstance(category, str):
-        bad("failure_category", f"must be a string or null, got {type(category).__name__}")
+        bad("failure_category", f"must be a string or null, got {json_type(category)}")
     stdout = raw.get("test_stdout")
     if stdout is not None and not isinstance(stdout, str):
-        bad("test_stdout", f"must be a string or null, got {type(stdout).__name__}")
+        bad("test_stdout", f"must be a string or null, got {json_type(stdout)}")
     files = raw.get("localised_files")
     if files is None:
         files = []
@@ -126,7 +140,7 @@ def entry_from_dict(raw: Any, where: str, default_source: str = "",
         bad("file_contents", "must be an object {path: file text}")
     source = raw.get("source")
     if source is not None and not isinstance(source, str):
-        bad("source", f"must be a string, got {type(source).__name__}")
+        bad("source", f"must be a string, got {json_type(source)}")
     inferred = False
     if not resolved and not (category or "").strip():
         category, inferred = categorizer(stdout, patch), True
@@ -173,16 +187,27 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     opener: Any = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
-            yield from enumerate(fh, 1)
+            for n, line in enumerate(fh, 1):
+                # a UTF-8 byte order mark (Windows editors write one) is not JSON
+                yield n, line.removeprefix(BOM) if n == 1 else line
     except (OSError, EOFError) as e:
-        raise ConfigError(str(path), "", f"cannot read: {e}") from None
+        raise read_error(path, e) from None
+
+
+def read_error(path: Path, e: Exception) -> ConfigError:
+    """A file that cannot be read, in one line; a .gz name on plain text says so."""
+    if isinstance(e, gzip.BadGzipFile):
+        return ConfigError(str(path), "", "not gzip-compressed though named .gz: rename it "
+                           "to .jsonl, or compress it with gzip")
+    return ConfigError(str(path), "", f"cannot read: {e}")
 
 
 def trajectory_files(directory: Path) -> list[Path]:
     """The directory's `*.jsonl` and `*.jsonl.gz` files (not its sub-folders), by name."""
     if not directory.is_dir():
+        what = "is a file" if directory.exists() else "does not exist"
         raise ConfigError(str(directory), "--trajectories",
-                          "not a directory: give the folder holding the *.jsonl files")
+                          f"{what}: give the folder holding the *.jsonl files")
     files = sorted(p for p in directory.iterdir()
                    if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))
     if not files:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import sqlite3
 import sys
@@ -10,6 +11,7 @@ from typing import Optional
 
 import typer
 
+import benchsmith
 from benchsmith import api
 from benchsmith.cli.console import err_console, fail, live_line, load_config_noting
 from benchsmith.cli.run_cmd import parse_option_flags
@@ -30,6 +32,31 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+
+
+
+def package_version() -> str:
+    """The installed package's version; the source's own when run uninstalled."""
+    try:
+        return importlib.metadata.version("benchsmith")
+    except importlib.metadata.PackageNotFoundError:
+        return benchsmith.__version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"benchsmith {package_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print the version and exit."),
+) -> None:
+    pass
+
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="YAML run config (see init-config).")
 RunIdOpt = typer.Option(

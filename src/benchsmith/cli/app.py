@@ -125,8 +125,9 @@ def dry_run(
         "run_dir": str(rep.run_dir),
         "tasks": rep.tasks,
         "requests": rep.units_pending,
-        "estimate_first_attempts_usd": round(est.first_attempt_usd, 4),
-        "estimate_upper_bound_usd": round(est.upper_bound_usd, 4),
+        # Unknown (a model without a price) is null: 0 would read as free.
+        "estimate_first_attempts_usd": round(est.first_attempt_usd, 4) if est.priced else None,
+        "estimate_upper_bound_usd": round(est.upper_bound_usd, 4) if est.priced else None,
         "priced": est.priced,
     }
     if as_json:

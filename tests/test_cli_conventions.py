@@ -4,9 +4,11 @@ codes as documented, JSON that says "unknown" as null, and a .env file for the k
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
+import typer
 from helpers import cfg_dict, write_yaml
 from typer.testing import CliRunner
 
@@ -44,3 +46,45 @@ def test_dry_run_json_gives_null_for_an_unknown_cost(tmp_path):
     est = json.loads(priced.stdout)
     assert est["priced"] is True
     assert 0 < est["estimate_first_attempts_usd"] <= est["estimate_upper_bound_usd"]
+
+
+def _help(*words: str) -> str:
+    res = CliRunner().invoke(app, [*words, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def _groups_and_commands() -> list[tuple[str, ...]]:
+    out = []
+
+    def walk(group, prefix):
+        for name, cmd in group.commands.items():
+            out.append((*prefix, name))
+            if hasattr(cmd, "commands"):
+                walk(cmd, (*prefix, name))
+
+    walk(typer.main.get_command(app), ())
+    return out
+
+
+def test_help_shows_no_type_for_flags_and_the_real_type_for_values():
+    for words in [(), *_groups_and_commands()]:
+        assert "<bool>" not in _help(*words), f"{' '.join(words)} --help"
+    run = _help("run")
+    assert re.search(r"--quiet\s+-q\s+No progress bar\.", run)
+    assert re.search(r"--json\s+Print the summary", run)
+    assert re.search(r"--config\s+-c\s+<path>", run)
+    assert re.search(r"--option\s+-O\s+NAME=VALUE", run)
+    sections = _help("prepare-sections")
+    assert re.search(r"--section-size\s+<int>", sections)
+    assert re.search(r"--force\s+Rewrite sections", sections)
+    assert "Run ids are <prefix>_section_01, ..." in sections
+
+
+def test_every_command_group_has_an_example():
+    groups = [w for w in _groups_and_commands()
+              if hasattr(typer.main.get_command(app).commands[w[0]], "commands") and len(w) == 1]
+    assert ("rollout",) in groups and ("batch",) in groups
+    for (name,) in groups:
+        text = _help(name)
+        assert re.search(rf"Example:\s+benchsmith {name} \S+", text), f"{name} --help"

@@ -14,6 +14,7 @@ import typer
 import benchsmith
 from benchsmith import api
 from benchsmith.cli.console import err_console, fail, live_line, load_config_noting
+from benchsmith.cli.options import HELP_OPTIONS  # also: flags shown without a type
 from benchsmith.cli.run_cmd import parse_option_flags
 from benchsmith.config import with_recipe
 from benchsmith.errors import BenchsmithError
@@ -26,7 +27,7 @@ app = typer.Typer(
     "  benchsmith init-config my.yaml\n\n"
     "  benchsmith dry-run --config my.yaml\n\n"
     "  benchsmith run --config my.yaml",
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=HELP_OPTIONS,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -96,7 +97,8 @@ def dry_run(
     recipe: Optional[str] = typer.Option(
         None, "--recipe", help="Plan this recipe instead of the config's `recipe`."),
     option: Optional[list[str]] = typer.Option(
-        None, "--option", "-O", help="A recipe option, NAME=VALUE (repeatable)."),
+        None, "--option", "-O", metavar="NAME=VALUE",
+        help="A recipe option, NAME=VALUE (repeatable)."),
 ) -> None:
     """Load tasks, write manifests and tasks.jsonl, print a cost estimate. Calls no model.
 

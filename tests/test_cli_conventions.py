@@ -88,3 +88,19 @@ def test_every_command_group_has_an_example():
     for (name,) in groups:
         text = _help(name)
         assert re.search(rf"Example:\s+benchsmith {name} \S+", text), f"{name} --help"
+
+
+def test_usage_errors_exit_2_and_the_readme_lists_every_exit_code(tmp_path):
+    runner = CliRunner()
+    missing_arg = runner.invoke(app, ["status"])
+    assert missing_arg.exit_code == 2 and "Missing argument" in missing_arg.output
+    missing_opt = runner.invoke(app, ["dry-run"])
+    assert missing_opt.exit_code == 2 and "Missing option" in missing_opt.output
+    bad_input = runner.invoke(app, ["status", str(tmp_path / "no-such-run")])
+    assert bad_input.exit_code == 1
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", readme, re.MULTILINE))
+    assert sorted(table, key=int) == ["0", "1", "2", "3", "4", "130"]
+    assert "budget" in table["2"] and "missing argument" in table["2"]
+    assert "authentication" in table["3"] and "interrupted" in table["130"]

@@ -4,15 +4,19 @@ codes as documented, JSON that says "unknown" as null, and a .env file for the k
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import typer
-from helpers import cfg_dict, write_yaml
+from helpers import KEY_ENV, SECRET, cfg_dict, make_cfg, write_yaml
 from typer.testing import CliRunner
 
 from benchsmith.cli.app import app
+from benchsmith.config import api_keys, env_var
+from benchsmith.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,3 +108,38 @@ def test_usage_errors_exit_2_and_the_readme_lists_every_exit_code(tmp_path):
     assert sorted(table, key=int) == ["0", "1", "2", "3", "4", "130"]
     assert "budget" in table["2"] and "missing argument" in table["2"]
     assert "authentication" in table["3"] and "interrupted" in table["130"]
+
+
+def test_dotenv_of_the_working_directory_gives_the_named_key_never_over_the_environment(
+        tmp_path, monkeypatch):
+    cfg = make_cfg(tmp_path, "http://127.0.0.1:9")  # openai.api_key_env: KEY_ENV
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv("OTHER", raising=False)
+    with pytest.raises(ConfigError, match="is not set"):
+        api_keys(cfg)
+    (tmp_path / ".env").write_text(
+        "# keys for this folder\n\n"
+        f"export {KEY_ENV}=\"{SECRET},sk-two\"  # two keys\n"
+        "OTHER='a # not a comment'\n"
+        "PLAIN = b # a comment\n",
+        encoding="utf-8")
+    assert api_keys(cfg) == [SECRET, "sk-two"]
+    assert env_var("OTHER") == "a # not a comment" and env_var("PLAIN") == "b"
+    assert "OTHER" not in os.environ  # read for the config, never exported
+
+    monkeypatch.setenv(KEY_ENV, "sk-real")
+    assert api_keys(cfg) == ["sk-real"]
+    monkeypatch.setenv(KEY_ENV, "")  # set, even empty: the environment still wins
+    with pytest.raises(ConfigError, match="is not set"):
+        api_keys(cfg)
+
+
+def test_a_bad_dotenv_line_names_the_line_not_its_value(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    (tmp_path / ".env").write_text(f"# ok\n{SECRET}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        api_keys(make_cfg(tmp_path, "http://127.0.0.1:9"))
+    assert str(err.value).endswith(".env: line 2: expected KEY=VALUE (KEY: letters, digits, _)")
+    assert SECRET not in str(err.value)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from benchsmith.dotenv import read_dotenv
 from benchsmith.config_sections import (  # noqa: F401 - re-exported
     REASONING_MODEL_PREFIXES,
     DEFAULT_LOCAL_MODEL,
@@ -328,11 +329,19 @@ def load_config(path: str | Path, recipe: str | None = None) -> RunConfig:
     return parse_config(data, file=str(p), config_dir=str(p.resolve().parent), recipe=recipe)
 
 
+def env_var(name: str) -> str:
+    """An environment variable, else the same name in `.env` of the working directory (the
+    real environment always wins); "" when neither sets it."""
+    if name in os.environ:
+        return os.environ[name]
+    return read_dotenv(Path.cwd() / ".env").get(name, "")
+
+
 def api_keys(cfg: RunConfig) -> list[str]:
     """Read the API key(s) from the environment; comma-separated values are round-robined."""
     if cfg.provider == "local" or not cfg.openai.api_key_env:
         return ["local"] if cfg.provider == "local" else []
-    raw = os.environ.get(cfg.openai.api_key_env, "")
+    raw = env_var(cfg.openai.api_key_env)
     keys = [k.strip() for k in raw.split(",") if k.strip()]
     if not keys and raw.strip():
         raise ConfigError(
@@ -344,7 +353,7 @@ def api_keys(cfg: RunConfig) -> list[str]:
         raise ConfigError(
             "environment",
             cfg.openai.api_key_env,
-            f"is not set; export {cfg.openai.api_key_env}=<key> "
+            f"is not set; export {cfg.openai.api_key_env}=<key> or put it in ./.env "
             "(or set openai.api_key_env: null for endpoints without auth)",
         )
     return keys
@@ -367,11 +376,11 @@ def with_env_endpoint(cfg: RunConfig) -> RunConfig:
     if "api_key_env" not in given:
         # the first variable holding a key; else the first set at all (only commas or
         # blanks), so that the error names it
-        held = [n for n in ENV_KEY_NAMES if any(k.strip() for k in os.environ.get(n, "").split(","))]
-        blank = [n for n in ENV_KEY_NAMES if os.environ.get(n, "").strip()]
+        held = [n for n in ENV_KEY_NAMES if any(k.strip() for k in env_var(n).split(","))]
+        blank = [n for n in ENV_KEY_NAMES if env_var(n).strip()]
         if held or blank:
             update["api_key_env"] = (held or blank)[0]
-    url = os.environ.get(ENV_BASE_URL, "").strip()
+    url = env_var(ENV_BASE_URL).strip()
     if "base_url" not in given and url:
         from benchsmith.config_sections import url_problem
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import sqlite3
 import sys
@@ -10,8 +11,10 @@ from typing import Optional
 
 import typer
 
+import benchsmith
 from benchsmith import api
 from benchsmith.cli.console import err_console, fail, live_line, load_config_noting
+from benchsmith.cli.options import HELP_OPTIONS  # also: flags shown without a type
 from benchsmith.cli.run_cmd import parse_option_flags
 from benchsmith.config import with_recipe
 from benchsmith.errors import BenchsmithError
@@ -24,12 +27,37 @@ app = typer.Typer(
     "  benchsmith init-config my.yaml\n\n"
     "  benchsmith dry-run --config my.yaml\n\n"
     "  benchsmith run --config my.yaml",
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=HELP_OPTIONS,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+
+
+
+def package_version() -> str:
+    """The installed package's version; the source's own when run uninstalled."""
+    try:
+        return importlib.metadata.version("benchsmith")
+    except importlib.metadata.PackageNotFoundError:
+        return benchsmith.__version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"benchsmith {package_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print the version and exit."),
+) -> None:
+    pass
+
 
 ConfigOpt = typer.Option(..., "--config", "-c", help="YAML run config (see init-config).")
 RunIdOpt = typer.Option(
@@ -69,7 +97,8 @@ def dry_run(
     recipe: Optional[str] = typer.Option(
         None, "--recipe", help="Plan this recipe instead of the config's `recipe`."),
     option: Optional[list[str]] = typer.Option(
-        None, "--option", "-O", help="A recipe option, NAME=VALUE (repeatable)."),
+        None, "--option", "-O", metavar="NAME=VALUE",
+        help="A recipe option, NAME=VALUE (repeatable)."),
 ) -> None:
     """Load tasks, write manifests and tasks.jsonl, print a cost estimate. Calls no model.
 
@@ -98,8 +127,9 @@ def dry_run(
         "run_dir": str(rep.run_dir),
         "tasks": rep.tasks,
         "requests": rep.units_pending,
-        "estimate_first_attempts_usd": round(est.first_attempt_usd, 4),
-        "estimate_upper_bound_usd": round(est.upper_bound_usd, 4),
+        # Unknown (a model without a price) is null: 0 would read as free.
+        "estimate_first_attempts_usd": round(est.first_attempt_usd, 4) if est.priced else None,
+        "estimate_upper_bound_usd": round(est.upper_bound_usd, 4) if est.priced else None,
         "priced": est.priced,
     }
     if as_json:

@@ -10,13 +10,13 @@ import typer
 
 from benchsmith import batch_ops
 from benchsmith.cli.console import err_console, fail, live_line
+from benchsmith.cli.options import command_group
 from benchsmith.errors import BenchsmithError
 from benchsmith.store.lock import live_holder
 
-batch_app = typer.Typer(
-    help="Batch API jobs of a run, and offline export/ingest of request files.",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
+batch_app = command_group(
+    "batch", "Batch API jobs of a run, and offline export/ingest of request files.",
+    "benchsmith batch status runs/R", rich_markup_mode="markdown",
 )
 
 RunDirArg = typer.Argument(..., help="The run directory, e.g. runs/R.")

@@ -170,7 +170,7 @@ def merge_infbench(
         "per-repo file of the run id.",
     ),
     out: Optional[Path] = typer.Option(
-        None, "--out", help="Default: <infbench-dir>/all-task-instances_<run_id>.jsonl."),
+        None, "--out", help="Default: `<infbench-dir>/all-task-instances_<run_id>.jsonl`."),
     force: bool = typer.Option(False, "--force", help="Replace an existing merged file."),
     as_json: bool = json_option("the summary"),
 ) -> None:

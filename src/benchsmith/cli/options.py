@@ -3,19 +3,43 @@ keep one name and one meaning across commands."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import typer
+from typer.core import TyperOption
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 
-def command_group(name: str, help: str, example: str) -> typer.Typer:
+def _flags_take_no_value() -> None:
+    """Typer's rich help gives every flag a `<bool>` type, as if it took a value; click's
+    plain help shows none. Show none here too (a flag given a metavar keeps it)."""
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if (self.is_flag or self.count) and self.metavar is None:
+            return None
+        return shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
+
+def command_group(name: str, help: str, example: str, **settings: Any) -> typer.Typer:
     """A `benchsmith <name> ...` group: its help ends with one example; no args shows help."""
     return typer.Typer(
         name=name, help=f"{help}\n\nExample:\n\n  {example}", no_args_is_help=True,
-        context_settings=HELP_OPTIONS,
+        context_settings=HELP_OPTIONS, **settings,
     )
+
+
+def first_example(doc: str) -> str:
+    """The first `benchsmith ...` line of a command's help (its first example)."""
+    found = re.search(r"^\s*(benchsmith .+)$", doc, re.MULTILINE)
+    return found.group(1).strip() if found else ""
 
 
 def limit_option(help: str) -> Any:

@@ -22,6 +22,7 @@ from benchsmith.cli.console import (
     load_config_noting,
     resume_command,
 )
+from benchsmith.cli.options import command_group, first_example
 from benchsmith.config import with_recipe
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.recipes.registry import (
@@ -249,7 +250,8 @@ Examples:
               ("recipe", Optional[str], typer.Option(
                   None, "--recipe", help="Run this recipe instead of the config's `recipe`.")),
               ("option", Optional[list[str]], typer.Option(
-                  None, "--option", "-O", help="A recipe option, NAME=VALUE (repeatable)."))]
+                  None, "--option", "-O", metavar="NAME=VALUE",
+                  help="A recipe option, NAME=VALUE (repeatable)."))]
     return _with_signature(command, params)
 
 
@@ -328,8 +330,10 @@ def register_recipe_verbs(app: typer.Typer) -> None:
         if group:
             key = group[0]
             if key not in groups:
-                groups[key] = typer.Typer(help=spec.cli.group_help, no_args_is_help=True,
-                                          rich_markup_mode="markdown")
+                # The group's example: its first command's first one.
+                groups[key] = command_group(key, spec.cli.group_help,
+                                            first_example(spec.cli.doc),
+                                            rich_markup_mode="markdown")
                 app.add_typer(groups[key], name=key)
                 taken.add((key,))
             target = groups[key]

@@ -28,7 +28,7 @@ def prepare_sections(
     ),
     run_prefix: Optional[str] = typer.Option(
         None, "--run-prefix",
-        help="Run ids are <prefix>_section_01, ...; default: the config's file name.",
+        help="Run ids are `<prefix>_section_01`, ...; default: the config's file name.",
     ),
     dataset: Optional[list[str]] = typer.Option(
         None, "--dataset", metavar="NAME",

@@ -193,6 +193,9 @@ def status(
 
 
 def _register_all() -> None:
+    from benchsmith.cli.options import flags_take_no_value
+
+    flags_take_no_value()
     from benchsmith.cli import (
         batch, check, convert, export, finetune, infbench, readable, repo_structure, run_cmd,
         sections, skyrl,

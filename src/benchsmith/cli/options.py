@@ -12,20 +12,21 @@ from typer.core import TyperOption
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 
-def _flags_take_no_value() -> None:
+def flags_take_no_value() -> None:
     """Typer's rich help gives every flag a `<bool>` type, as if it took a value; click's
-    plain help shows none. Show none here too (a flag given a metavar keeps it)."""
+    plain help shows none. Show none here too (a flag given a metavar keeps it). Called once
+    by the app as it is built; a second call changes nothing."""
     shown = TyperOption.display_type_rich
+    if getattr(shown, "_benchsmith", False):
+        return
 
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         if (self.is_flag or self.count) and self.metavar is None:
             return None
         return shown(self, ctx)
 
+    display_type_rich._benchsmith = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
-
-
-_flags_take_no_value()
 
 
 def command_group(name: str, help: str, example: str, **settings: Any) -> typer.Typer:

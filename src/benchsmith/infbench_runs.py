@@ -36,6 +36,7 @@ from benchsmith.infbench_results import (
     result_lines,
     results_folder,
 )
+from benchsmith.recipes.edit_predict import RECIPE as EDIT_PREDICT
 from benchsmith.recipes.edit_predict.model_table import ModelEntry, entry_for
 from benchsmith.sources.editbench import names
 from benchsmith.sources.infbench import row_problem
@@ -290,7 +291,7 @@ def _model_run_locked(plan: Plan, entry: ModelEntry, folder: Path, left: float |
     datasets = {f.dataset: DatasetConfig(source="infbench", path=str(f.path)) for f in todo}
     cfg = cfg.model_copy(update={"datasets": datasets, "run_dir": str(plan.runs_dir.resolve()),
                                  "engine": engine})
-    cfg = with_recipe(cfg, "edit_predict", n=entry.n, skip=skip)
+    cfg = with_recipe(cfg, EDIT_PREDICT.name, n=entry.n, skip=skip)
     shape = {"model": model_dump, "options": cfg.recipe_options, "api": cfg.openai.api,
              "datasets": {f.dataset: str(f.path) for f in todo}}
     run_id = _run_name(entry.name, shape)

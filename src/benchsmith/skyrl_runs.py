@@ -28,6 +28,7 @@ from benchsmith import api
 from benchsmith.config import RunConfig, api_keys, parse_config, with_recipe
 from benchsmith.config_sections import DatasetConfig, FieldMap, ModelConfig, url_problem
 from benchsmith.errors import ConfigError
+from benchsmith.recipes.skyrl_tools import RECIPE as SKYRL_TOOLS
 from benchsmith.recipes.skyrl_tools.options import COMPLEXITIES, OUTPUT_ONLY
 from benchsmith.recipes.skyrl_tools.rows import (
     CONTEXT_FIELDS,
@@ -126,7 +127,7 @@ def run_config(base: RunConfig, req: Request, runs_dir: Path,
                prepared: Path | None) -> tuple[RunConfig, str]:
     """The run's config and its id (skyrl-<mode>-<model>-<hash>)."""
     opts = {**req.options, "mode": req.mode, "out_dir": str(req.out.resolve())}
-    cfg = with_recipe(base, "skyrl_tools", **opts)  # flags over the config's options
+    cfg = with_recipe(base, SKYRL_TOOLS.name, **opts)  # flags over the config's options
     options = cfg.options()
     if req.mode == "synth":
         # the slots' seeds derive from the run's seed too

@@ -27,13 +27,15 @@ from benchsmith.finetune.harness_eval import (
     Evaluations,
     check_report_matches,
     find_evaluations,
-    read_json,
     read_run_report,
 )
 from benchsmith.finetune.swe_agent import adapt_swe_agent
-from benchsmith.store.rundir import existing_run_dir, open_existing_run
+from benchsmith.recipe_of import recipe_of_run
+from benchsmith.store.rundir import RunDir, existing_run_dir, open_existing_run
 
-BUGFIX_RECIPE = "agentless_bugfix"
+# What this adapter reads of a run: its samples and its SWE-bench predictions. The run's
+# recipe says whether it writes them (a bug fixer's does), not its name.
+RUN_FILES = ("output.jsonl", "preds.jsonl")
 _ROW_FIELDS = {"instance_id": str, "sample": int, "status": str, "localized_files": list}
 
 
@@ -51,7 +53,7 @@ def entries_from_swe_agent(traj_dir: Path, report: Path, eval_dir: Path | None =
 
 def adapt_run(run_dir: Path, report: Path, eval_dir: Path | None = None) -> Adapted:
     rd = existing_run_dir(run_dir)
-    _check_bugfix(rd.config_json)
+    _check_bugfix(rd)
     rows = _sample_rows(rd.root / "output.jsonl")
     tasks = _tasks(rd.root)
     preds = _predictions(rd.root / "preds.jsonl")
@@ -104,13 +106,14 @@ def adapt_run(run_dir: Path, report: Path, eval_dir: Path | None = None) -> Adap
     return Adapted(entries, dict(sorted(skipped.items())))
 
 
-def _check_bugfix(config_json: Path) -> None:
-    data = read_json(config_json, "the run's config snapshot")
-    recipe = data.get("recipe") if isinstance(data, dict) else None
-    if recipe != BUGFIX_RECIPE:
-        raise ConfigError(str(config_json), "recipe",
-                          f"is {recipe!r}, not {BUGFIX_RECIPE}: only a bug-fixer run "
-                          "(`benchsmith rollout bugfix`) has patches to learn from")
+def _check_bugfix(rd: RunDir) -> None:
+    recipe = recipe_of_run(rd.root, rd.config_json)
+    missing = [f for f in RUN_FILES if f not in recipe.outputs]
+    if missing:
+        raise ConfigError(str(rd.config_json), "recipe",
+                          f"is {recipe.name!r}, whose runs write no {' or '.join(missing)}: "
+                          "only a bug-fixer run (`benchsmith rollout bugfix`) has patches to "
+                          "learn from")
 
 
 def _sample_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsmith import api
+from benchsmith.command_runs import model_slug, run_name, spent_usd, with_budget
 from benchsmith.config import (
     RunConfig,
     api_keys,
@@ -162,23 +163,6 @@ def model_config(base: RunConfig, entry: ModelEntry) -> tuple[RunConfig, dict[st
     return cfg, m.model_dump(mode="json")
 
 
-def _run_name(model: str, shape: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
-    slug = re.sub(r"[^A-Za-z0-9._-]", "-", model).strip(".-") or "model"
-    return f"infbench-{slug[:60]}-{digest}"
-
-
-def _spent(run_dir: Path) -> float:
-    if not (run_dir / "ledger.sqlite").exists():
-        return 0.0
-    _rd, ledger = open_existing_run(run_dir)
-    try:
-        settled, unsettled = ledger.spend()
-        return settled + unsettled
-    finally:
-        ledger.close()
-
-
 def _append(run_dir: Path, files: list[InfbenchFile], folder: Path, entry: ModelEntry
             ) -> dict[str, int]:
     """Append the run's finished instances to each results file (ids already there skipped)."""
@@ -243,7 +227,7 @@ def _results_lock(runs_dir: Path, folder: Path, model: str) -> Iterator[None]:
     user's results tree holds results only."""
     real = str(folder.resolve())
     key = hashlib.sha256(real.encode()).hexdigest()[:12]
-    root = runs_dir.resolve() / ".results-locks" / f"{_run_name(model, {})[9:-13]}-{key}"
+    root = runs_dir.resolve() / ".results-locks" / f"{model_slug(model)}-{key}"
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -294,13 +278,12 @@ def _model_run_locked(plan: Plan, entry: ModelEntry, folder: Path, left: float |
     cfg = with_recipe(cfg, EDIT_PREDICT.name, n=entry.n, skip=skip)
     shape = {"model": model_dump, "options": cfg.recipe_options, "api": cfg.openai.api,
              "datasets": {f.dataset: str(f.path) for f in todo}}
-    run_id = _run_name(entry.name, shape)
+    run_id = run_name("infbench", entry.name, shape)
     run_dir = plan.runs_dir.resolve() / run_id
     resume = (run_dir / "ledger.sqlite").exists()
-    before = _spent(run_dir)
+    before = spent_usd(run_dir)
     if left is not None:
-        cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(
-            update={"max_usd": round(before + max(left, 0.0), 10)})})
+        cfg = with_budget(cfg, before, max(left, 0.0))
     echo(f"{entry.name}: run {run_dir}" + (" (resumed)" if resume else ""))
     out = ModelOutcome(entry.name, run_dir, "error")
     try:
@@ -310,7 +293,7 @@ def _model_run_locked(plan: Plan, entry: ModelEntry, folder: Path, left: float |
         out.failed = summary.counts.get("failed", 0)
     finally:  # also on Ctrl-C, a budget stop or an error: keep what was answered
         out.appended = _append(run_dir, todo, folder, entry)
-        out.spent_usd = _spent(run_dir) - before
+        out.spent_usd = spent_usd(run_dir) - before
     return out
 
 

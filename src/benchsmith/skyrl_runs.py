@@ -14,9 +14,7 @@ row with its number), which the run reads as a jsonl dataset: the run keeps its 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsmith import api
+from benchsmith.command_runs import run_name, spent_usd, with_budget
 from benchsmith.config import RunConfig, api_keys, parse_config, with_recipe
 from benchsmith.config_sections import DatasetConfig, FieldMap, ModelConfig, url_problem
 from benchsmith.errors import ConfigError
@@ -106,10 +105,6 @@ def base_config(config: Path | None, req: Request) -> RunConfig:
                                   "multi_model": False})
 
 
-def _digest(shape: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 def _file_digest(path: Path, field: str) -> str:
     h = hashlib.sha256()
     try:
@@ -144,19 +139,7 @@ def run_config(base: RunConfig, req: Request, runs_dir: Path,
     shape = {"options": shaping, "model": cfg.model.model_dump(mode="json"),
              "api": cfg.openai.api, "source": source,
              "inventory": _file_digest(cfg.resolve(inv), "--inventory") if inv else None}
-    slug = re.sub(r"[^A-Za-z0-9._-]", "-", req.model).strip(".-")[:60] or "model"
-    return cfg, f"skyrl-{req.mode}-{slug}-{_digest(shape)}"
-
-
-def _spent(run_dir: Path) -> float:
-    if not (run_dir / "ledger.sqlite").exists():
-        return 0.0
-    _rd, ledger = open_existing_run(run_dir)
-    try:
-        settled, unsettled = ledger.spend()
-        return settled + unsettled
-    finally:
-        ledger.close()
+    return cfg, run_name(f"skyrl-{req.mode}", req.model, shape)
 
 
 def _inputs(base: RunConfig, req: Request, runs_dir: Path) -> tuple[RunConfig, str, Path]:
@@ -203,15 +186,14 @@ def run(req: Request, base: RunConfig, echo: Echo) -> Outcome:
     runs_dir = req.runs_dir.resolve()
     cfg, run_id, root = _inputs(base, req, runs_dir)
     started = _started(root)
-    before = _spent(root)
+    before = spent_usd(root)
     if req.budget is not None:
-        cfg = cfg.model_copy(update={"budget": cfg.budget.model_copy(
-            update={"max_usd": round(before + req.budget, 10)})})
+        cfg = with_budget(cfg, before, req.budget)
     echo(f"run {root}" + (" (resumed)" if started else ""))
     summary = api.run(cfg, run_id, (root / "ledger.sqlite").exists(), mode=req.run_mode,
                       echo=echo, on_progress=req.on_progress, retry_failed=started,
                       retry_invalid=started)
-    out = Outcome(root, summary.status, summary.message, _spent(root) - before)
+    out = Outcome(root, summary.status, summary.message, spent_usd(root) - before)
     for split in ("train", "validation"):
         path = req.out / f"{split}.parquet"
         if path.is_file():

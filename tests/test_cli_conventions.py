@@ -110,6 +110,17 @@ def test_usage_errors_exit_2_and_the_readme_lists_every_exit_code(tmp_path):
     assert "authentication" in table["3"] and "interrupted" in table["130"]
 
 
+def test_commands_of_several_runs_exit_with_the_stop_over_the_failures():
+    """`infbench run` runs one model after another: a later budget stop is what the user
+    must act on first; failures in an earlier run still show when nothing stopped."""
+    from benchsmith.cli.exits import exit_code
+
+    assert exit_code([]) == 0 and exit_code(["completed", "nothing_to_do"]) == 0
+    assert exit_code(["completed_with_failures", "completed"]) == 4
+    assert exit_code(["completed_with_failures", "stopped_budget"]) == 2
+    assert exit_code(["completed", "stopped_auth"]) == 3 and exit_code(["interrupted"]) == 130
+
+
 def test_dotenv_of_the_working_directory_gives_the_named_key_never_over_the_environment(
         tmp_path, monkeypatch):
     cfg = make_cfg(tmp_path, "http://127.0.0.1:9")  # openai.api_key_env: KEY_ENV

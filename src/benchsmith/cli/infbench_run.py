@@ -4,14 +4,13 @@ benchsmith.infbench_runs and benchsmith.infbench_score)."""
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail
+from benchsmith.cli.console import RunProgress, err_console, fail
+from benchsmith.cli.exits import ending, exit_code
 from benchsmith.cli.infbench import at_least, infbench_app
 from benchsmith.cli.options import json_option, quiet_option
 from benchsmith.errors import BenchsmithError, ConfigError
@@ -102,7 +101,7 @@ def run(
 
     console = err_console()
     say = lambda m: console.print(m, markup=False)  # noqa: E731
-    try:
+    with ending(console, config, "finished instances were appended"):
         for value, low, option in ((max_workers, 1, "--max-workers"), (timeout, 1, "--timeout"),
                                    (budget, 0, "--budget")):
             at_least(value, low, option)
@@ -128,23 +127,11 @@ def run(
         )
         with progress:
             outcomes = run_models(plan, say)
-    except KeyboardInterrupt:
-        again = shlex.join(["benchsmith", *sys.argv[1:]])
-        console.print(f"interrupted; finished instances were appended; continue with: {again}",
-                      markup=False)
-        raise typer.Exit(130) from None
-    except BenchsmithError as e:
-        fail(e, config)
-        return
-    code = 0
     for o in outcomes:
         added = ", ".join(f"{Path(p).name}: +{k}" for p, k in o.appended.items()) or "nothing"
         typer.echo(f"{o.model}: {o.status}; appended {added}; spent ${o.spent_usd:.4f}"
                    + (f"; {o.message}" if o.message else ""))
-        if o.status in STOP_EXIT:
-            code = STOP_EXIT[o.status]
-        elif o.status == "completed_with_failures" and code == 0:
-            code = 4
+    code = exit_code(o.status for o in outcomes)
     if any(o.failed for o in outcomes):
         console.print("failed requests got no line; run the same command again to retry them",
                       markup=False)

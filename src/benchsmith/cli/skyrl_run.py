@@ -3,14 +3,13 @@ benchsmith.recipes.skyrl_tools)."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from benchsmith.cli.console import STOP_EXIT, RunProgress, err_console, fail
+from benchsmith.cli.console import RunProgress, err_console, fail
+from benchsmith.cli.exits import FAILURES_EXIT, again, ending, exit_code
 from benchsmith.cli.options import limit_option, quiet_option
 from benchsmith.cli.skyrl import skyrl_app
 from benchsmith.errors import BenchsmithError, ConfigError
@@ -86,7 +85,7 @@ def _execute(req: Any, config: Optional[Path], dry: bool, quiet: bool) -> None:
 
     console = err_console()
     say = lambda m: console.print(m, markup=False)  # noqa: E731
-    try:
+    with ending(console, config, "answers so far are kept"):
         base = base_config(config, req)
         if dry:
             _print_dry(dry_run(req, base), req)
@@ -97,14 +96,6 @@ def _execute(req: Any, config: Optional[Path], dry: bool, quiet: bool) -> None:
         req = replace(req, on_progress=progress.update)
         with progress:
             out = run(req, base, say)
-    except KeyboardInterrupt:
-        again = shlex.join(["benchsmith", *sys.argv[1:]])
-        console.print(f"interrupted; answers so far are kept; continue with: {again}",
-                      markup=False)
-        raise typer.Exit(130) from None
-    except BenchsmithError as e:
-        fail(e, config)
-        return
     typer.echo(f"run:       {out.run_dir}")
     written = ", ".join(f"{p} ({out.rows[p.stem]} rows)" for p in out.files
                         if p.suffix == ".parquet")
@@ -114,13 +105,12 @@ def _execute(req: Any, config: Optional[Path], dry: bool, quiet: bool) -> None:
             typer.echo(f"raw:       {p}")
     typer.echo(f"status:    {out.status}; spent ${out.spent_usd:.4f}"
                + (f"; {out.message}" if out.message else ""))
-    code = STOP_EXIT.get(out.status, 4 if out.status == "completed_with_failures" else 0)
-    if code == 4:
+    code = exit_code([out.status])
+    if code == FAILURES_EXIT:
         console.print("some tasks got no valid plan; run the same command again to ask them "
                       "again", markup=False)
     elif code:
-        console.print(f"continue with: {shlex.join(['benchsmith', *sys.argv[1:]])}",
-                      markup=False)
+        console.print(f"continue with: {again()}", markup=False)
     if code:
         raise typer.Exit(code)
 

@@ -3,13 +3,16 @@ keep one name and one meaning across commands."""
 
 from __future__ import annotations
 
+import inspect
 import re
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import typer
 from typer.core import TyperOption
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def flags_take_no_value() -> None:
@@ -55,3 +58,21 @@ def quiet_option() -> Any:
 def json_option(what: str) -> Any:
     """--json: `what` printed as JSON on stdout instead of text."""
     return typer.Option(False, "--json", help=f"Print {what} as JSON on stdout.")
+
+
+def shared_flags(flags: Sequence[tuple[str, Any, Any]]) -> Callable[[F], F]:
+    """A decorator for commands that take the same flags: `flags` ((parameter, type,
+    typer option), in --help order) follow the command's own parameters, and reach it in
+    its `**kwargs`."""
+
+    def add(fn: F) -> F:
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values()
+               if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        more = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt,
+                                  annotation=typ) for name, typ, opt in flags]
+        fn.__signature__ = inspect.Signature([*own, *more])  # type: ignore[attr-defined]
+        fn.__annotations__ = {**{p.name: p.annotation for p in own},
+                              **{name: typ for name, typ, _ in flags}}
+        return fn
+
+    return add

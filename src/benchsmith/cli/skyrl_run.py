@@ -10,7 +10,7 @@ import typer
 
 from benchsmith.cli.console import RunProgress, err_console, fail
 from benchsmith.cli.exits import FAILURES_EXIT, again, ending, exit_code
-from benchsmith.cli.options import limit_option, quiet_option
+from benchsmith.cli.options import limit_option, quiet_option, shared_flags
 from benchsmith.cli.skyrl import skyrl_app
 from benchsmith.errors import BenchsmithError, ConfigError
 
@@ -50,6 +50,15 @@ DryOpt = typer.Option(False, "--dry-run",
                       "bound if priced); call no model, write nothing.")
 SeedOpt = typer.Option(None, "--seed", help="Seed of the allocation order and the split "
                        "(default 0).")
+# The flags synth and retrofit share, after each one's own: (parameter, type, option).
+SHARED = (
+    ("seed", Optional[int], SeedOpt), ("dry", bool, DryOpt),
+    ("config", Optional[Path], ConfigOpt), ("model", str, ModelOpt), ("effort", str, EffortOpt),
+    ("api", Optional[str], ApiOpt), ("base_url", Optional[str], BaseUrlOpt),
+    ("jsonl", Optional[bool], JsonlOpt), ("val_fraction", Optional[float], ValOpt),
+    ("runs_dir", Path, RunsOpt), ("budget", Optional[float], BudgetOpt),
+    ("mode", Optional[str], ModeOpt), ("quiet", bool, quiet_option()),
+)
 
 
 def _options(**flags: Any) -> dict[str, Any]:
@@ -67,7 +76,8 @@ def _weights(text: Optional[str], flag: str) -> Optional[dict[str, float]]:
     return weights
 
 
-def _check_choices(api: Optional[str], mode: Optional[str], effort: str, model: str) -> None:
+def _check_choices(shared: dict[str, Any]) -> None:
+    api, mode, effort, model = (shared[k] for k in ("api", "mode", "effort", "model"))
     if not model.strip():
         raise ConfigError("command line", "--model", "is empty; give the model's name, e.g. "
                           "--model gpt-5-mini")
@@ -80,9 +90,25 @@ def _check_choices(api: Optional[str], mode: Optional[str], effort: str, model: 
                           f"{', '.join(EFFORTS)}")
 
 
-def _execute(req: Any, config: Optional[Path], dry: bool, quiet: bool) -> None:
+def _request(mode: str, shared: dict[str, Any], options: dict[str, Any], **fields: Any) -> Any:
+    """The command's Request: its own `fields` and recipe `options`, and the shared flags."""
+    from benchsmith.skyrl_runs import Request
+
+    effort = shared["effort"]
+    return Request(
+        mode=mode, model=shared["model"], reasoning_effort=None if effort == "off" else effort,
+        api=shared["api"], base_url=shared["base_url"], runs_dir=shared["runs_dir"],
+        budget=shared["budget"], run_mode=shared["mode"],
+        options=_options(**options, seed=shared["seed"], jsonl=shared["jsonl"],
+                         val_fraction=shared["val_fraction"]),
+        **fields,
+    )
+
+
+def _execute(req: Any, shared: dict[str, Any]) -> None:
     from benchsmith.skyrl_runs import base_config, dry_run, run
 
+    config, dry, quiet = shared["config"], shared["dry"], shared["quiet"]
     console = err_console()
     say = lambda m: console.print(m, markup=False)  # noqa: E731
     with ending(console, config, "answers so far are kept"):
@@ -146,6 +172,7 @@ def _print_dry(rep: Any, req: Any) -> None:
 
 
 @skyrl_app.command("synth")
+@shared_flags(SHARED)
 def synth(
     out: Path = OutOpt,
     n_samples: int = typer.Option(..., "--n-samples", min=1, help="Tasks to synthesize."),
@@ -165,19 +192,7 @@ def synth(
     max_servers: Optional[int] = typer.Option(None, "--max-servers", min=1,
                                               help="Most distinct servers a plan uses "
                                               "(default 3)."),
-    seed: Optional[int] = SeedOpt,
-    dry: bool = DryOpt,
-    config: Optional[Path] = ConfigOpt,
-    model: str = ModelOpt,
-    effort: str = EffortOpt,
-    api: Optional[str] = ApiOpt,
-    base_url: Optional[str] = BaseUrlOpt,
-    jsonl: Optional[bool] = JsonlOpt,
-    val_fraction: Optional[float] = ValOpt,
-    runs_dir: Path = RunsOpt,
-    budget: Optional[float] = BudgetOpt,
-    mode: Optional[str] = ModeOpt,
-    quiet: bool = quiet_option(),
+    **shared: Any,
 ) -> None:
     """Synthesize tool-use tasks with ground-truth MCP tool plans: one request per task,
     strict JSON schema (the inventory's servers and tools as enums), every plan checked
@@ -198,31 +213,25 @@ def synth(
         --base-url http://localhost:8000/v1 --reasoning-effort off
     """
     from benchsmith.config_sections import MAX_SLOTS
-    from benchsmith.skyrl_runs import Request
 
     try:
-        _check_choices(api, mode, effort, model)
+        _check_choices(shared)
         if n_samples > MAX_SLOTS:
             raise ConfigError("command line", "--n-samples", f"{n_samples} is more than one "
                               f"run holds; give at most {MAX_SLOTS:,}")
-        req = Request(
-            mode="synth", out=out, n_samples=n_samples, model=model,
-            reasoning_effort=None if effort == "off" else effort, api=api, base_url=base_url,
-            runs_dir=runs_dir, budget=budget, run_mode=mode,
-            options=_options(
-                inventory=str(inventory.resolve()) if inventory else None,
-                domains=_weights(domains, "--domains"),
-                complexities=_weights(complexities, "--complexities"),
-                max_turns=max_turns, max_tools=max_tools, max_servers=max_servers, seed=seed,
-                jsonl=jsonl, val_fraction=val_fraction),
-        )
+        req = _request("synth", shared, out=out, n_samples=n_samples, options=dict(
+            inventory=str(inventory.resolve()) if inventory else None,
+            domains=_weights(domains, "--domains"),
+            complexities=_weights(complexities, "--complexities"),
+            max_turns=max_turns, max_tools=max_tools, max_servers=max_servers))
     except BenchsmithError as e:
-        fail(e, config)
+        fail(e, shared["config"])
         return
-    _execute(req, config, dry, quiet)
+    _execute(req, shared)
 
 
 @skyrl_app.command("retrofit")
+@shared_flags(SHARED)
 def retrofit(
     input_path: Path = typer.Option(..., "--input", metavar="FILE",
                                     help="SkyRL rows (.jsonl, .jsonl.gz or .parquet), at "
@@ -238,19 +247,7 @@ def retrofit(
                                             help="Most plan steps (default 8)."),
     max_tools: Optional[int] = typer.Option(None, "--max-tools", min=1,
                                             help="Most distinct tools a plan uses (default 5)."),
-    seed: Optional[int] = SeedOpt,
-    dry: bool = DryOpt,
-    config: Optional[Path] = ConfigOpt,
-    model: str = ModelOpt,
-    effort: str = EffortOpt,
-    api: Optional[str] = ApiOpt,
-    base_url: Optional[str] = BaseUrlOpt,
-    jsonl: Optional[bool] = JsonlOpt,
-    val_fraction: Optional[float] = ValOpt,
-    runs_dir: Path = RunsOpt,
-    budget: Optional[float] = BudgetOpt,
-    mode: Optional[str] = ModeOpt,
-    quiet: bool = quiet_option(),
+    **shared: Any,
 ) -> None:
     """Add ground-truth tool plans to existing SkyRL rows: one request per row without a
     plan (every row without --skip-existing), asking for the plan of its prompt; the prompt
@@ -265,20 +262,13 @@ def retrofit(
       benchsmith skyrl retrofit --inventory tools.yaml --input rows.parquet --out data/skyrl/ \\
         --limit 100 --skip-existing --dry-run
     """
-    from benchsmith.skyrl_runs import Request
-
     try:
-        _check_choices(api, mode, effort, model)
-        req = Request(
-            mode="retrofit", out=out, input=input_path.resolve(), limit=limit, model=model,
-            reasoning_effort=None if effort == "off" else effort, api=api, base_url=base_url,
-            runs_dir=runs_dir, budget=budget, run_mode=mode,
-            options=_options(
-                inventory=str(inventory.resolve()) if inventory else None,
-                skip_existing=skip_existing or None, max_turns=max_turns, max_tools=max_tools,
-                seed=seed, jsonl=jsonl, val_fraction=val_fraction),
-        )
+        _check_choices(shared)
+        req = _request("retrofit", shared, out=out, input=input_path.resolve(), limit=limit,
+                       options=dict(inventory=str(inventory.resolve()) if inventory else None,
+                                    skip_existing=skip_existing or None, max_turns=max_turns,
+                                    max_tools=max_tools))
     except BenchsmithError as e:
-        fail(e, config)
+        fail(e, shared["config"])
         return
-    _execute(req, config, dry, quiet)
+    _execute(req, shared)

@@ -22,13 +22,7 @@ from typing import Any
 import orjson
 
 from benchsmith.errors import ConfigError
-from benchsmith.finetune.harness_eval import (
-    Adapted,
-    Evaluations,
-    check_report_matches,
-    find_evaluations,
-    read_run_report,
-)
+from benchsmith.finetune.harness_eval import NO_PATCH, Adapted, read_evaluations
 from benchsmith.finetune.swe_agent import adapt_swe_agent
 from benchsmith.recipe_of import recipe_of_run
 from benchsmith.store.rundir import RunDir, existing_run_dir, open_existing_run
@@ -62,11 +56,8 @@ def adapt_run(run_dir: Path, report: Path, eval_dir: Path | None = None) -> Adap
         if r["instance_id"] not in tasks:
             raise ConfigError(str(out_file), f"line {n}: instance_id",
                               f"{r['instance_id']} is not a task of the run's ledger")
-    run_report = read_run_report(Path(report))
     ids = {r["instance_id"] for _, r in rows}
-    check_report_matches(run_report, preds, ids, f"the run's preds.jsonl ({rd.root})")
-    folders = find_evaluations(Path(eval_dir), ids) if eval_dir is not None else {}
-    evals = Evaluations(run_report, folders)
+    evals = read_evaluations(report, preds, ids, f"the run's preds.jsonl ({rd.root})", eval_dir)
 
     entries: list[dict[str, Any]] = []
     skipped: Counter[str] = Counter()
@@ -76,24 +67,21 @@ def adapt_run(run_dir: Path, report: Path, eval_dir: Path | None = None) -> Adap
         if status not in ("ok", "invalid"):
             skipped[f"rollout {status}"] += 1  # no answer: not an attempt of the model
             continue
-        if status == "ok" and patch:
-            label = evals.label(iid, patch, submitted=preds.get(iid) == patch)
-            if label is None:
-                skipped["not evaluated"] += 1
-                continue
-            resolved, evaluation, stdout = label.resolved, label.evaluation, label.test_stdout
-        else:
-            resolved, evaluation, stdout = False, "no_patch", None
+        label = (evals.label(iid, patch, submitted=preds.get(iid) == patch)
+                 if status == "ok" and patch else NO_PATCH)
+        if label is None:
+            skipped["not evaluated"] += 1
+            continue
         task = tasks[iid]
         entries.append({
             "instance_id": iid,
             "repo": task["repo"],
             "problem_statement": task["problem_statement"],
             "patch": patch,
-            "resolved": resolved,
+            "resolved": label.resolved,
             "attempt": r["sample"] + 1,
             "failure_category": None,
-            "test_stdout": stdout,
+            "test_stdout": label.test_stdout,
             "localised_files": list(r["localized_files"]),
             "source": f"benchsmith-run:{rd.root}",
             "run_id": rd.run_id,
@@ -101,7 +89,7 @@ def adapt_run(run_dir: Path, report: Path, eval_dir: Path | None = None) -> Adap
             "model": r.get("model"),
             "rollout_status": status,
             "rollout_reason": r.get("reason"),
-            "evaluation": evaluation,
+            "evaluation": label.evaluation,
         })
     return Adapted(entries, dict(sorted(skipped.items())))
 

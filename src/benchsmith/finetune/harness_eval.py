@@ -180,6 +180,20 @@ def same_patch(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.strip("\r\n") == b.strip("\r\n")
 
 
+# An attempt with no patch: failed, whatever the harness says of its instance.
+NO_PATCH = Label(False, "no_patch", None)
+
+
+def read_evaluations(report: Path, submitted: dict[str, str], known: set[str], what: str,
+                     eval_dir: Path | None) -> Evaluations:
+    """The run report at `report`, checked to be about `submitted` (`check_report_matches`),
+    and the instance folders of the `known` instances under `eval_dir` (none without it)."""
+    run_report = read_run_report(Path(report))
+    check_report_matches(run_report, submitted, known, what)
+    folders = find_evaluations(Path(eval_dir), known) if eval_dir is not None else {}
+    return Evaluations(run_report, folders)
+
+
 @dataclass(frozen=True)
 class Evaluations:
     """The run report and the instance folders, for labelling attempts."""

@@ -28,14 +28,7 @@ from typing import Any
 import orjson
 
 from benchsmith.errors import ConfigError
-from benchsmith.finetune.harness_eval import (
-    Adapted,
-    Evaluations,
-    check_report_matches,
-    find_evaluations,
-    read_json,
-    read_run_report,
-)
+from benchsmith.finetune.harness_eval import NO_PATCH, Adapted, read_evaluations, read_json
 
 _TRAJ_SHAPE = "expected a SWE-agent trajectory {trajectory, history, info}"
 # The instance templates put the issue text between these, as is.
@@ -47,35 +40,29 @@ _SWE_BENCH_ID = re.compile(r"^(?P<owner>.+?)__(?P<name>.+)-\d+$")
 
 def adapt_swe_agent(traj_dir: Path, report: Path, eval_dir: Path | None = None) -> Adapted:
     trajs = _trajectories(Path(traj_dir))
-    run_report = read_run_report(Path(report))
     submitted = {iid: t["raw_patch"] for iid, t in trajs.items() if t["raw_patch"]}
-    check_report_matches(run_report, submitted, set(trajs), f"the trajectories in {traj_dir}")
-    folders = find_evaluations(Path(eval_dir), set(trajs)) if eval_dir is not None else {}
-    evals = Evaluations(run_report, folders)
+    evals = read_evaluations(report, submitted, set(trajs), f"the trajectories in {traj_dir}",
+                             eval_dir)
     entries: list[dict[str, Any]] = []
     skipped: Counter[str] = Counter()
     for iid, t in sorted(trajs.items()):
-        if t["patch"]:
-            label = evals.label(iid, t["raw_patch"], submitted=True)
-            if label is None:
-                skipped["not evaluated"] += 1
-                continue
-            resolved, evaluation, stdout = label.resolved, label.evaluation, label.test_stdout
-        else:
-            resolved, evaluation, stdout = False, "no_patch", None
+        label = evals.label(iid, t["raw_patch"], submitted=True) if t["patch"] else NO_PATCH
+        if label is None:
+            skipped["not evaluated"] += 1
+            continue
         entries.append({
             "instance_id": iid,
             "repo": t["repo"],
             "problem_statement": t["problem_statement"],
             "patch": t["patch"],
-            "resolved": resolved,
+            "resolved": label.resolved,
             "attempt": 1,
             "failure_category": None,
-            "test_stdout": stdout,
+            "test_stdout": label.test_stdout,
             "localised_files": [],
             "source": f"swe-agent:{t['file']}",
             "exit_status": t["exit_status"],
-            "evaluation": evaluation,
+            "evaluation": label.evaluation,
         })
     return Adapted(entries, dict(sorted(skipped.items())))
 

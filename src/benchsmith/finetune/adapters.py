@@ -16,6 +16,7 @@ attempt. Problem statement and repo come from the run's tasks (its ledger), as l
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,22 +105,31 @@ def _check_bugfix(rd: RunDir) -> None:
                           "learn from")
 
 
-def _sample_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def _json_lines(path: Path, missing: str | None) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each line of a JSONL file; a missing file: no line, or a
+    ConfigError saying `missing`."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(str(path), "", "missing: the run wrote no outputs yet; finish it "
-                          "(or resume it) first") from None
+        if missing is None:
+            return
+        raise ConfigError(str(path), "", missing) from None
     except OSError as e:
         raise ConfigError(str(path), "", f"cannot read: {e.strerror or e}") from None
-    rows = []
     for n, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            r = orjson.loads(line)
+            value = orjson.loads(line)
         except orjson.JSONDecodeError as e:
             raise ConfigError(str(path), f"line {n}", f"not valid JSON ({e})") from None
+        yield n, value
+
+
+def _sample_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    for n, r in _json_lines(path, "missing: the run wrote no outputs yet; finish it (or "
+                            "resume it) first"):
         if not isinstance(r, dict):
             raise ConfigError(str(path), f"line {n}", "not a JSON object")
         for key, typ in _ROW_FIELDS.items():
@@ -151,20 +161,8 @@ def _tasks(run_root: Path) -> dict[str, dict[str, str]]:
 
 def _predictions(path: Path) -> dict[str, str]:
     """preds.jsonl: instance id -> its patch (none when no sample gave one)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as e:
-        raise ConfigError(str(path), "", f"cannot read: {e.strerror or e}") from None
     out: dict[str, str] = {}
-    for n, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            p = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise ConfigError(str(path), f"line {n}", f"not valid JSON ({e})") from None
+    for n, p in _json_lines(path, None):
         iid = p.get("instance_id") if isinstance(p, dict) else None
         patch = p.get("model_patch") if isinstance(p, dict) else None
         if not isinstance(iid, str) or not isinstance(patch, (str, type(None))):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 import sys
 import types
@@ -14,18 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from git_support import GIT_ENV
 
 DATA = Path(__file__).resolve().parents[2] / (
     "shared/data/realisticeditbench/work_patch_list_from_patch_histories.jsonl.gz")
-GIT_ENV = {
-    **os.environ,
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
 
 
 def real_rows() -> list[dict[str, Any]]:
@@ -45,6 +36,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def git(repo: Path, *args: str) -> str:
+    """`git args` in `repo`, its output as is (a diff keeps its last newline)."""
     return subprocess.run(["git", "-C", str(repo), *args], env=GIT_ENV, check=True,
                           capture_output=True, text=True).stdout
 

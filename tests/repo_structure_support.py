@@ -4,27 +4,17 @@ expected spans, located in the source strings by marker comments.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from git_support import git
 
 from benchsmith.sources.repo_structure import (
     RepoStructure,
 )
 
 REPO = "acme/widgets"
-GIT_ENV = {
-    **os.environ,
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
 
 PKG_INIT = '"""Widgets package."""\n\nfrom .core import Widget\n'
 SUB_INIT = ""
@@ -110,12 +100,6 @@ FILES_V1 = {
 ALL_V1 = sorted(FILES_V1)
 ALL_V3 = sorted([p for p in FILES_V1 if p != "pkg/sub/helpers.py"] + ["pkg/sub/utils.py"])
 NON_PY = {"README.md", "data/config.yaml"}
-
-
-def git(cwd: Path, *args: str) -> str:
-    r = subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
 
 
 def write(root: Path, rel: str, content: str | bytes) -> None:

@@ -5,9 +5,7 @@ the workspace that runs `benchsmith rollout` and the checks on its outputs.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from git_support import git
 from fake_openai import BatchScript, FakeOpenAI, Received, Reply
 from helpers import (
     request_messages,
@@ -27,15 +26,6 @@ from benchsmith.cli.app import app
 CHAT = "/v1/chat/completions"
 MODEL = "m"
 PRICE = {"input": 1.0, "output": 2.0}  # USD per 1M tokens
-GIT_ENV = {
-    **os.environ,
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
 
 # --------------------------------------------------------------------------- repository
 
@@ -67,12 +57,6 @@ PROBLEM = {
     I3: "ISSUE-THREE: the docs are wrong.\n",
 }
 GOLD_MARKS = ["GOLD-PATCH-MARK", "GOLD-TEST-PATCH-MARK", "gold_f2p_mark", "gold_p2p_mark"]
-
-
-def git(cwd: Path, *args: str) -> str:
-    r = subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True)
-    assert r.returncode == 0, (args, r.stderr)
-    return r.stdout.strip()
 
 
 def write(root: Path, rel: str, text: str) -> None:

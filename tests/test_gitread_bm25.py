@@ -14,17 +14,13 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import pytest
+from git_support import git
 
 from benchsmith.errors import ConfigError
 from benchsmith.sources import gitread
 from benchsmith.sources.editbench import bm25
 
 ROOT = Path(__file__).resolve().parents[1]
-GIT_ENV = {
-    **os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com",
-}
 
 CONFIG = '''"""Reading settings files."""
 
@@ -84,12 +80,6 @@ class CacheStore:
 '''
 # Only in the working tree (modified, staged or untracked), never committed.
 LOCAL_WORD = "zanzibar_quokka_uncommitted"
-
-
-def git(cwd: Path, *args: str) -> str:
-    r = subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
 
 
 def write(root: Path, rel: str, text: str | bytes) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from git_support import git
 from repo_structure_support import (
     ALL_V1,
     ALL_V3,
@@ -31,7 +32,6 @@ from repo_structure_support import (
     Clone,
     check_core,
     expect_span,
-    git,
     write,
 )
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import typer
-from repo_structure_support import ALL_V1, ALL_V3, REPO, Clone, git
+from git_support import git
+from repo_structure_support import ALL_V1, ALL_V3, REPO, Clone
 from typer.testing import CliRunner
 
 from benchsmith.cli.repo_structure import register

@@ -248,6 +248,15 @@ def run_cli(
     )
 
 
+def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
+    """The one `error:` line of a command that refused its input (exit 1, no traceback)."""
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = nonempty_lines(r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
 def _default_sigint() -> None:
     """A test started in the background (`make test &`) inherits an ignored SIGINT; the CLI
     under test must see Ctrl-C as a user's terminal sends it."""

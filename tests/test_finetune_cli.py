@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 from finetune_support import TOKENIZER, attempt, lite_rows, read_jsonl, scenario, write_jsonl
-from helpers import run_cli
+from helpers import one_error_line, run_cli
 
 from benchsmith.finetune.tokens import row_strings
-
-
-def one_error_line(r) -> str:  # type: ignore[no-untyped-def]
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    return lines[0]
 
 
 def _trajs(tmp_path: Path) -> Path:

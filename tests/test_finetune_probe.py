@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from finetune_support import attempt, lite_rows, scenario, write_jsonl
-from helpers import cli_env, run_cli
+from helpers import cli_env, one_error_line, run_cli
 
 from benchsmith.cli.finetune import interrupted_note
 from benchsmith.errors import ConfigError
@@ -21,14 +21,6 @@ from benchsmith.finetune.harness_eval import OUTCOME_KEYS, read_run_report
 from benchsmith.finetune.split import split_instances
 from benchsmith.finetune.swe_agent import read_trajectory
 from benchsmith.finetune.trajectories import entries_from_dicts, entry_from_dict
-
-
-def _one_error_line(r) -> str:  # type: ignore[no-untyped-def]
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    return lines[0]
 
 
 def _trajs(tmp_path: Path, name: str = "trajs") -> Path:
@@ -80,7 +72,7 @@ def test_a_rebuild_removes_the_files_of_the_earlier_build(tmp_path: Path) -> Non
 
 def test_out_cannot_be_the_trajectories_folder(tmp_path: Path) -> None:
     trajs = _trajs(tmp_path)
-    line = _one_error_line(_build(trajs, trajs, "openai"))
+    line = one_error_line(_build(trajs, trajs, "openai"))
     assert line.startswith("error: --out: ") and str(trajs) in line
     assert "another folder" in line
     assert sorted(p.name for p in trajs.iterdir()) == ["a.jsonl"]
@@ -139,7 +131,7 @@ def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
 def test_a_price_that_is_not_a_finite_number_is_refused(tmp_path: Path, price: str) -> None:
     train = tmp_path / "train.jsonl"
     train.write_text('{"text": "abc"}\n')
-    line = _one_error_line(run_cli(["finetune", "stats", str(train), "--price-per-1m", price]))
+    line = one_error_line(run_cli(["finetune", "stats", str(train), "--price-per-1m", price]))
     assert line.startswith("error: --price-per-1m: ") and "USD per 1M tokens" in line
 
 
@@ -152,7 +144,7 @@ def test_a_broken_pyarrow_is_one_line_and_writes_nothing(tmp_path: Path) -> None
     trajs, out = _trajs(tmp_path), tmp_path / "ft"
     r = run_cli(["finetune", "build", "--trajectories", str(trajs), "--out", str(out),
                  "--format", "openai", "--parquet"], env=env)
-    line = _one_error_line(r)
+    line = one_error_line(r)
     assert "--parquet" in line and "libarrow.so.1500" in line and "pip install" in line
     assert not out.exists()
 
@@ -189,30 +181,30 @@ def test_a_wrong_type_is_named_as_json_names_it(field: str, value: object, says:
 def test_paths_of_the_wrong_kind_say_what_they_are(tmp_path: Path) -> None:
     trajs, afile = _trajs(tmp_path), tmp_path / "afile"
     afile.write_text("x")
-    line = _one_error_line(_build(trajs, afile, "openai"))
+    line = one_error_line(_build(trajs, afile, "openai"))
     assert line == f"error: --out: {afile} is a file: give a folder for the dataset"
-    line = _one_error_line(_build(tmp_path / "nope", tmp_path / "ft", "openai"))
+    line = one_error_line(_build(tmp_path / "nope", tmp_path / "ft", "openai"))
     assert "does not exist" in line and str(tmp_path / "nope") in line
-    line = _one_error_line(_build(afile, tmp_path / "ft", "openai"))
+    line = one_error_line(_build(afile, tmp_path / "ft", "openai"))
     assert "is a file" in line and "folder" in line
     for cmd in ("stats", "check"):
-        line = _one_error_line(run_cli(["finetune", cmd, str(trajs)]))
+        line = one_error_line(run_cli(["finetune", cmd, str(trajs)]))
         assert line.startswith(f"error: {trajs}: is a folder: give a"), line
 
 
 def test_a_jsonl_gz_that_is_not_gzip_says_how_to_fix_it(tmp_path: Path) -> None:
     trajs = _trajs(tmp_path)
     (trajs / "a.jsonl").rename(trajs / "a.jsonl.gz")
-    line = _one_error_line(_build(trajs, tmp_path / "ft", "openai"))
+    line = one_error_line(_build(trajs, tmp_path / "ft", "openai"))
     assert line.startswith(f"error: {trajs / 'a.jsonl.gz'}: ") and "not gzip" in line
     assert "rename it to .jsonl" in line
-    line = _one_error_line(run_cli(["finetune", "stats", str(trajs / "a.jsonl.gz")]))
+    line = one_error_line(run_cli(["finetune", "stats", str(trajs / "a.jsonl.gz")]))
     assert "not gzip" in line and "rename it to .jsonl" in line
 
 
 def test_check_on_a_gzip_file_is_one_line_not_one_per_line(tmp_path: Path) -> None:
     gz = write_jsonl(tmp_path / "train.jsonl.gz", [{"messages": []}] * 50)
-    line = _one_error_line(run_cli(["finetune", "check", str(gz)]))
+    line = one_error_line(run_cli(["finetune", "check", str(gz)]))
     assert line.startswith(f"error: {gz}: ") and "gunzip" in line
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import one_error_line, run_cli
 from infbench_support import DATA, read_jsonl, real_rows, write_jsonl
 
 from benchsmith.errors import ConfigError
@@ -15,14 +15,6 @@ from benchsmith.sources.editbench.names import merge_infbench, run_id_of
 
 STEP = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+y\n"
 GOOD = {"instance_id": "o__r-pull-1", "repo": "o/r", "work_patch_list": [[STEP], [STEP]]}
-
-
-def one_error_line(r) -> str:  # type: ignore[no-untyped-def]
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    return lines[0]
 
 
 def test_build_the_real_bench_prints_run_id_and_summary(tmp_path: Path) -> None:

@@ -8,19 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import one_error_line, run_cli
 from infbench_support import read_jsonl, write_jsonl
 
 STEP = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+y\n"
 GOOD = {"instance_id": "o__r-pull-1", "repo": "o/r", "work_patch_list": [[STEP], [STEP]]}
-
-
-def one_error_line(r) -> str:  # type: ignore[no-untyped-def]
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    return lines[0]
 
 
 def build(bench: Path, save: str | Path, *extra: str):  # type: ignore[no-untyped-def]

@@ -23,3 +23,10 @@ def git(cwd: Path, *args: str) -> str:
     r = subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True)
     assert r.returncode == 0, (args, r.stderr)
     return r.stdout.strip()
+
+
+def write(root: Path, rel: str, content: str | bytes) -> None:
+    """A file of a working tree, its folders made; text as UTF-8, line endings as given."""
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))

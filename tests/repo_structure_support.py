@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from git_support import git
+from git_support import git, write
 
 from benchsmith.sources.repo_structure import (
     RepoStructure,
@@ -100,15 +100,6 @@ FILES_V1 = {
 ALL_V1 = sorted(FILES_V1)
 ALL_V3 = sorted([p for p in FILES_V1 if p != "pkg/sub/helpers.py"] + ["pkg/sub/utils.py"])
 NON_PY = {"README.md", "data/config.yaml"}
-
-
-def write(root: Path, rel: str, content: str | bytes) -> None:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        p.write_bytes(content)
-    else:
-        p.write_bytes(content.encode("utf-8"))
 
 
 @dataclass(frozen=True)

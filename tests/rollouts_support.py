@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from git_support import git
+from git_support import git, write
 from fake_openai import BatchScript, FakeOpenAI, Received, Reply
 from helpers import (
     request_messages,
@@ -57,12 +57,6 @@ PROBLEM = {
     I3: "ISSUE-THREE: the docs are wrong.\n",
 }
 GOLD_MARKS = ["GOLD-PATCH-MARK", "GOLD-TEST-PATCH-MARK", "gold_f2p_mark", "gold_p2p_mark"]
-
-
-def write(root: Path, rel: str, text: str) -> None:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(text.encode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import pytest
-from git_support import git
+from git_support import git, write
 
 from benchsmith.errors import ConfigError
 from benchsmith.sources import gitread
@@ -80,12 +80,6 @@ class CacheStore:
 '''
 # Only in the working tree (modified, staged or untracked), never committed.
 LOCAL_WORD = "zanzibar_quokka_uncommitted"
-
-
-def write(root: Path, rel: str, text: str | bytes) -> None:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(text if isinstance(text, bytes) else text.encode())
 
 
 @dataclass(frozen=True)

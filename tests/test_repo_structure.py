@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from git_support import git
+from git_support import git, write
 from repo_structure_support import (
     ALL_V1,
     ALL_V3,
@@ -32,7 +32,6 @@ from repo_structure_support import (
     Clone,
     check_core,
     expect_span,
-    write,
 )
 
 from benchsmith.errors import ConfigError

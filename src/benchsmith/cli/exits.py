@@ -8,12 +8,15 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from benchsmith.cli.console import STOP_EXIT, fail
 from benchsmith.errors import BenchsmithError
+
+if TYPE_CHECKING:  # the console comes from cli.console, the one place that makes one
+    from rich.console import Console
 
 FAILURES_EXIT = 4  # the run ended, some units failed or are invalid
 

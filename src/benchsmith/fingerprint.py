@@ -112,6 +112,8 @@ def _datasets(cfg: RunConfig) -> dict[str, Any]:
         # Keys later sources added are left out when unset: older runs' plans stay the same.
         unset = [k for k in _SOURCE_KEYS if getattr(ds, k) is None]
         data = _section(pre, ds, exclude=("task_ids_file", *unset))
+        if data.get(f"{pre}.fields.answer", 0) is None:  # added later: unset leaves plans as they were
+            del data[f"{pre}.fields.answer"]
         data[f"{pre}.source"] = source
         if source == GENERATED:
             data[f"{pre}.seed"] = ds.seed or 0

@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI
+from typer.testing import CliRunner
 from helpers import (
     KEY_ENV, SECRET, cfg_dict, deep_merge, humaneval_problems, ledger_rows, read_json,
     read_jsonl, request_messages, unit_specs,
 )
 
 from benchsmith import api, batch_ops
+from benchsmith.cli.app import app
 from benchsmith.config import parse_config
 from benchsmith.leaks.guard import MARKER
 from benchsmith.leaks.index import DEFAULT_STOP_LINES
@@ -146,6 +148,11 @@ def test_skip_ends_leaking_units_with_the_reason(tmp_path: Path):
     st = api.run_status(rd)
     assert st["gold_leaks"]["skipped"] == 2
     assert st["failure_reasons"] == {"gold_leak": 2}
+    out = CliRunner().invoke(app, ["status", str(rd)]).output
+    assert "leaks:     2 request(s) of 2 task(s) carry gold (problem_statement 2); 2 skipped" in out
+    checks = json.loads(CliRunner().invoke(app, ["validate-run", str(rd), "--json"]).output)
+    (row,) = [c for c in checks["checks"] if c["name"] == "gold_leaks"]
+    assert row["ok"] and "2 skipped" in row["detail"]
 
 
 # ----------------------------------------------------------------- a crafted leaking task

@@ -87,6 +87,7 @@ def _write_dataset(path: Path, n_tasks: int) -> None:
                 "task_id": f"{r['task_id']}/{i}",
                 "prompt": r["prompt"],
                 "entry_point": r["entry_point"],
+                "canonical_solution": r["canonical_solution"],
             }) + "\n")
 
 
@@ -167,7 +168,10 @@ def client_main(spec: dict[str, Any]) -> dict[str, Any]:
                 "bench": {
                     "source": "jsonl",
                     "path": str(data),
-                    "fields": {"id": "task_id", "primary": "prompt", "context": ["entry_point"]},
+                    # --leak-guard on: the solution is gold, every request is checked
+                    # against it (the gold-leak guard); off: no gold, nothing to check.
+                    "fields": {"id": "task_id", "primary": "prompt", "context": ["entry_point"],
+                               "gold": ["canonical_solution"] if spec.get("leak_guard") else []},
                 }
             },
             # Recipe defaults otherwise: 4 plans per call, schema + plan checks, and the
@@ -297,13 +301,13 @@ class Result:
 
 
 def run_scenario(sc: Scenario, n: int, calls: int, diversity: bool, api_name: str,
-                 tmp_root: str | None, bare: bool = False) -> Result:
+                 tmp_root: str | None, bare: bool = False, leak_guard: bool = False) -> Result:
     with tempfile.TemporaryDirectory(prefix="benchsmith-bench-", dir=tmp_root) as work, \
             FakeServer(sc.latency_s) as srv:
         assert srv.proc is not None
         spec = {"n": n, "concurrency": sc.concurrency, "base_url": srv.base_url,
                 "workdir": work, "api": api_name, "calls_per_task": calls,
-                "diversity": diversity, "bare": bare}
+                "diversity": diversity, "bare": bare, "leak_guard": leak_guard}
         s_cpu0 = _proc_cpu_s(srv.proc.pid)
         child = subprocess.run(
             [sys.executable, __file__, "--_client", json.dumps(spec)],
@@ -388,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-diversity", action="store_true",
                    help="recipe_options.diversity: false (all calls of a task independent)")
     p.add_argument("--api", choices=("responses", "chat"), default="responses")
+    p.add_argument("--leak-guard", choices=("off", "on"), default="off",
+                   help="on: each task's solution is gold, every request is checked against it")
     p.add_argument("--tmpdir", default=None, help="where the temp run dirs go (default: $TMPDIR)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")
     p.add_argument("--bare", action="store_true",
@@ -415,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.json:
                 print(f"running {sc.name}, N={n:,} ({k + 1}/{args.repeat}) ...",
                       file=sys.stderr, flush=True)
-            runs.append(run_scenario(sc, n, calls, diversity, args.api, args.tmpdir, args.bare))
+            runs.append(run_scenario(sc, n, calls, diversity, args.api, args.tmpdir, args.bare,
+                                     args.leak_guard == "on"))
         runs.sort(key=lambda r: r.req_per_s)
         results.append(runs[len(runs) // 2])
         if not args.json and args.repeat > 1:
@@ -426,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y-%m-%d")
     if args.json:
         print(json.dumps({"date": stamp, "machine": machine(), "n": n, "api": args.api,
-                          "bare": args.bare,
+                          "bare": args.bare, "leak_guard": args.leak_guard,
                           "calls_per_task": calls, "diversity": diversity,
                           "results": [asdict(r) for r in results]}, indent=2))
     else:

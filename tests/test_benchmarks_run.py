@@ -41,3 +41,8 @@ def test_finetune_build_benchmark_runs() -> None:
     assert out["entries"] == 200 and out["tokens"] > 0
     # 20 cycles of the 5 per-instance patterns R, FR, FFR, FF, RF (10 entries each)
     assert out["pairs"] == {"positive": 80, "reflection": 60, "preference": 80}
+
+
+def test_leaks_benchmark_runs() -> None:
+    out = _run("benchmarks/leaks.py", "--repeat", "1")
+    assert out["tasks"] == 500 and 0 < out["leaking"] < 500

@@ -92,7 +92,7 @@ def test_records_of_a_finished_run_become_tasks(
     assert [t.id for t in tasks] == sorted(by_id)
     for t in tasks:
         row = by_id[t.id]
-        record = {k: v for k, v in row.items() if k not in (*ORIGIN, "attempt")}
+        record = {k: v for k, v in row.items() if k not in (*ORIGIN, "attempt", "gold_leak")}
         assert t.dataset == "prior" and t.primary_field == "record"
         assert orjson.loads(t.primary) == record
         assert t.context == {**{k: row[k] for k in ORIGIN}, "record": record}

@@ -18,6 +18,7 @@ from rollouts_support import I2, Workspace, rollout
 # The rollout fixtures (`repo`, `ws`) come from rollouts_support (tests/conftest.py).
 
 ROLLOUT_CHECKS = ["ledger", "rollout_outputs", "samples", "matches_ledger", "manifests",
+                  "gold_leaks",
                   "costs", "one_plan", "files_parse", "no_secret"]
 
 

@@ -35,7 +35,7 @@ N_TASKS = 3
 PLANS = "datasets/humaneval/plans.jsonl"
 # The checks of a plans run: the shared ones, with the plans recipe's own after "ledger".
 CHECKS = ("ledger", "plans_per_task", "schema", "unique_ids", "matches_ledger", "manifests",
-          "costs", "one_plan", "files_parse", "no_secret")
+          "gold_leaks", "costs", "one_plan", "files_parse", "no_secret")
 
 
 def _config(tmp: Path, base_url: str, datasets: tuple[str, ...] = ("humaneval",)) -> Any:

@@ -25,6 +25,7 @@ from benchsmith.export.readable import render_after_run
 from benchsmith.planner import Echo, Estimate, check_prices, estimate, open_run, plan_run, wire_for
 from benchsmith.recipes.base import StatusSummary
 from benchsmith.recipe_of import recipe_of_run
+from benchsmith.store import leak_rows
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import invocations_seen, live_holder, run_lock
 from benchsmith.store.reopen import reopen_units
@@ -242,6 +243,7 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
         holder = live_holder(rd.root)
         invs = invocations_seen(ledger.invocations(), holder)
         money = money_problems(ledger)
+        leaks = leak_rows.summary(leak_rows.findings(ledger.db))
         return {
             "run_id": rd.run_id,
             "run_dir": str(rd.root),
@@ -251,6 +253,7 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
             "spent_usd": round(settled + unsettled, 6),
             "unsettled_usd": round(unsettled, 6),
             "failure_reasons": reasons,
+            "gold_leaks": leaks,
             **extra.fields,
             "recipe_lines": list(extra.lines),
             "invocations": len(invs),
@@ -286,8 +289,9 @@ def read_records(
         stage = recipe_of_run(rd.root).primary_stage
     _rd, ledger = open_existing_run(rd.root)
     try:
+        leaking = leak_rows.leaking_tasks(ledger.db)
         for ds in [dataset] if dataset else ledger.datasets():
-            yield from record_rows(ledger, ds, stage)
+            yield from record_rows(ledger, ds, stage, leaking)
     finally:
         ledger.close()
 

@@ -29,6 +29,11 @@ class FieldMap(_Strict):
         default_factory=list,
         description="Answer keys: kept in the task's extras, never put in a prompt.",
     )
+    answer: list[str] | None = Field(
+        None,
+        description="Gold keys holding answer text (a patch, tests, a solution), checked for "
+        "leaks into prompts (see `leaks`); default: every gold key.",
+    )
 
 
 SOURCES = (
@@ -278,6 +283,35 @@ class Price(_Strict):
         None, ge=0, description="USD per 1M cached input tokens; default: the input price."
     )
     output: float = Field(..., ge=0, description="USD per 1M output tokens (reasoning included).")
+
+
+class LeakConfig(_Strict):
+    """The gold-leak guard: prompts that carry a task's answer (its gold) verbatim."""
+
+    leak_policy: Literal["warn", "redact", "skip"] = Field(
+        "warn",
+        description="A request whose text carries gold lines: `warn` sends it and records the "
+        "finding; `redact` replaces the leaking lines of context fields with a marker (never "
+        "the primary field: a task whose primary field leaks is recorded as leaking); `skip` "
+        "ends the unit `skipped` (reason `gold_leak:<field>`).",
+    )
+    min_line_chars: int = Field(
+        25, ge=1, description="Gold lines shorter than this (after stripping) are not checked."
+    )
+    min_shared_chars: int = Field(
+        80, ge=8,
+        description="A text sharing this many characters of one long gold line leaks it "
+        "(gold that is not line-shaped).",
+    )
+    stop_lines: list[str] | None = Field(
+        None,
+        description="Gold lines never counted (compared stripped); default: a short list of "
+        "boilerplate such as `if __name__ == \"__main__\":` and `from __future__ import ...`.",
+    )
+    diff_lines: list[Literal["added", "removed"]] = Field(
+        ["added", "removed"], min_length=1,
+        description="Which lines of a gold diff are checked.",
+    )
 
 
 class BudgetConfig(_Strict):

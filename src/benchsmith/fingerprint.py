@@ -2,7 +2,7 @@
 
 A resumed run must ask what its first invocation asked, or it plans (and pays for) new
 requests next to the old ones. The fingerprint holds the recipe and its version, the prompt
-templates' text, the options that change prompts or the request count, the models and the
+templates' text, the gold-leak guard's settings under `redact` and `skip`, the options that change prompts or the request count, the models and the
 parameters they are sent, the wire format, the datasets and their selection, and a digest of
 the first-stage request ids (which catches what the settings cannot name: a changed data
 file, repository or prompt code). A dataset read from another run also pins a digest of
@@ -112,6 +112,8 @@ def _datasets(cfg: RunConfig) -> dict[str, Any]:
         # Keys later sources added are left out when unset: older runs' plans stay the same.
         unset = [k for k in _SOURCE_KEYS if getattr(ds, k) is None]
         data = _section(pre, ds, exclude=("task_ids_file", *unset))
+        if data.get(f"{pre}.fields.answer", 0) is None:  # added later: unset leaves plans as they were
+            del data[f"{pre}.fields.answer"]
         data[f"{pre}.source"] = source
         if source == GENERATED:
             data[f"{pre}.seed"] = ds.seed or 0
@@ -128,6 +130,15 @@ def _datasets(cfg: RunConfig) -> dict[str, Any]:
     return out
 
 
+def _leaks(cfg: RunConfig) -> dict[str, Any]:
+    """The gold-leak guard's settings when they change what is asked: `redact` edits request
+    text, `skip` leaves requests unsent. `warn` (the default) only records: left out, so runs
+    made before the guard keep their plan."""
+    if cfg.leaks.leak_policy == "warn":
+        return {}
+    return _section("leaks", cfg.leaks)
+
+
 def plan_fingerprint(
     cfg: RunConfig, recipe: Recipe, structured: str, request_ids: Iterable[str]
 ) -> Fingerprint:
@@ -139,6 +150,7 @@ def plan_fingerprint(
     f.update(_models(cfg))
     f.update(_wire(cfg, structured))
     f.update(_datasets(cfg))
+    f.update(_leaks(cfg))
     ids = sorted(request_ids)
     f[REQUESTS + "count"] = len(ids)
     f[REQUESTS + "sha256"] = _sha(canonical_json(ids))

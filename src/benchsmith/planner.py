@@ -15,6 +15,7 @@ from benchsmith.engine.pricing import worst_case_usd
 from benchsmith.engine.wire import build_body
 from benchsmith.errors import ConfigError
 from benchsmith.fingerprint import plan_fingerprint
+from benchsmith.leaks.finding import is_leak_skip
 from benchsmith.plan_pin import pin_plan, plan_manifest
 from benchsmith.recipe_of import recipe_for
 from benchsmith.recipes.base import Recipe, RequestSpec
@@ -158,8 +159,8 @@ def replan_children(
             task = tasks.get((u.dataset, u.task_id))
             if task is None or u.state == "pending" or u.reason == CHAIN_SUPERSEDED:
                 continue  # a chain call set aside by a re-open plans nothing
-            if is_too_long(u.reason):
-                continue  # a prompt too long for the model ends its chain
+            if is_too_long(u.reason) or is_leak_skip(u.reason):
+                continue  # a prompt too long for the model (or skipped) ends its chain
             spec = RequestSpec.from_dict(u.spec)
             kids = child_rows(recipe, task, u.unit_id, spec, u.result or [], ok=u.state == "ok")
             if u.unit_id in reopened:

@@ -13,6 +13,7 @@ import orjson
 
 from benchsmith.config import RunConfig, load_config
 from benchsmith.errors import BenchsmithError, ConfigError
+from benchsmith.leaks.guard import guard_for, guard_recipe
 from benchsmith.recipes.base import Recipe
 from benchsmith.recipes.context import ModelSlot, PromptCache, RecipeContext
 from benchsmith.recipes.registry import RecipeBuildError, get_recipe
@@ -43,8 +44,10 @@ def context_for(cfg: RunConfig, echo: Any = None) -> RecipeContext:
 
 
 def recipe_for(cfg: RunConfig, echo: Any = None) -> Recipe:
-    """The recipe a config names, built from its options."""
-    return get_recipe(cfg.recipe, cfg.options(), context_for(cfg, echo))
+    """The recipe a config names, built from its options, its requests checked by the
+    config's gold-leak guard (leaks/guard.py)."""
+    return guard_recipe(get_recipe(cfg.recipe, cfg.options(), context_for(cfg, echo)),
+                        guard_for(cfg))
 
 
 def check_recipe(cfg: RunConfig, file: str = "<config>") -> None:

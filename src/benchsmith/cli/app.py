@@ -19,6 +19,7 @@ from benchsmith.cli.run_cmd import parse_option_flags
 from benchsmith.config import with_recipe
 from benchsmith.errors import BenchsmithError
 from benchsmith.store.io_errors import os_error_line, sqlite_error_line
+from benchsmith.store.leak_rows import describe as describe_leaks
 
 app = typer.Typer(
     name="benchsmith",
@@ -187,6 +188,8 @@ def status(
     typer.echo(f"left:      {u['pending']} request(s) pending")
     for reason, n in st["failure_reasons"].items():
         typer.echo(f"reason:    {n} x {reason}")
+    if st["gold_leaks"]["requests"] or st["gold_leaks"]["redacted"]:
+        typer.echo(f"leaks:     {describe_leaks(st['gold_leaks'])}")
     for line in st["recipe_lines"]:  # `label: text`, label padded like the lines above
         label, _, text = line.partition(": ")
         typer.echo(f"{label + ':':<10} {text}")
@@ -197,12 +200,12 @@ def _register_all() -> None:
 
     flags_take_no_value()
     from benchsmith.cli import (
-        batch, check, convert, export, finetune, infbench, readable, repo_structure, run_cmd,
-        sections, skyrl,
+        batch, check, convert, export, finetune, infbench, leaks, readable, repo_structure,
+        run_cmd, sections, skyrl,
     )
 
     for mod in (run_cmd, convert, repo_structure, infbench, finetune, skyrl, batch, check, readable,
-                export, sections):
+                export, sections, leaks):
         mod.register(app)
     run_cmd.register_recipe_verbs(app)  # last: a recipe's command never shadows these
 

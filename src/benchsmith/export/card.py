@@ -25,6 +25,8 @@ KNOWN = {
     "request_id": "the ledger's id of the request whose answer this record is from",
     "model": "the model that answered",
     "attempt": "which API call of the request (1-based) was accepted",
+    "gold_leak": "whether a request of the task carried the task's gold answer verbatim "
+                 "(manifests/<dataset>_gold_leaks.json)",
     "instance_id": "the SWE-bench instance id",
     "model_name_or_path": "the model name the SWE-bench harness reports",
     "model_patch": "the predicted patch (a unified diff)",

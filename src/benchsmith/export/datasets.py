@@ -33,6 +33,7 @@ from benchsmith.export.card import CARD, MARKER, card_text, run_summary
 from benchsmith.export.jsonl import record_rows
 from benchsmith.recipe_of import recipe_of_run
 from benchsmith.store.io_errors import StorageError
+from benchsmith.store.leak_rows import leaking_tasks
 from benchsmith.store.rundir import atomic_write_bytes, atomic_write_jsonl, open_existing_run
 
 FORMATS = ("jsonl", "parquet", "hf")
@@ -73,8 +74,9 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> 
     try:
         recipe = recipe_of_run(rd.root)
         stage = recipe.primary_stage
+        leaking = leaking_tasks(ledger.db)
         raw: list[tuple[str, str, list[dict[str, Any]]]] = [
-            (ds, f"dataset {ds}, stage {stage}", list(record_rows(ledger, ds, stage)))
+            (ds, f"dataset {ds}, stage {stage}", list(record_rows(ledger, ds, stage, leaking)))
             for ds in ledger.datasets()
         ]
         if recipe.export_tables is not None:

@@ -15,16 +15,20 @@ from typing import Any, Protocol
 
 import orjson
 
+from benchsmith.store import leak_rows
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir, atomic_write_json, atomic_write_jsonl
 
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])  # for the child's imports
 
 
-def record_rows(ledger: Ledger, dataset: str, stage: str) -> Iterator[dict[str, Any]]:
+def record_rows(ledger: Ledger, dataset: str, stage: str,
+                leaking: set[tuple[str, str]] | None = None) -> Iterator[dict[str, Any]]:
     """Valid records of one stage, one row per record, in task/sample order.
 
     `attempt` is the number of the API call (1-based, per request) whose answer was accepted.
+    With `leaking` (store.leak_rows.leaking_tasks: what exports pass) each row has
+    `gold_leak`: whether a request of its task carried the task's gold.
     """
     ok_attempt = ledger.ok_attempt_numbers()
     for uid, ds, tid, model, result_json in ledger.ok_results(dataset, stage):
@@ -32,15 +36,18 @@ def record_rows(ledger: Ledger, dataset: str, stage: str) -> Iterator[dict[str, 
             continue
         head = {"dataset": ds, "task_id": tid, "request_id": uid, "model": model,
                 "attempt": ok_attempt.get(uid, 1)}
+        if leaking is not None:
+            head[GOLD_LEAK] = (ds, tid) in leaking
         for rec in orjson.loads(result_json) or []:
             yield {**head, **rec}
 
 
-_HEAD_KEYS = frozenset(("dataset", "task_id", "request_id", "model", "attempt"))
+GOLD_LEAK = "gold_leak"
+_HEAD_KEYS = frozenset(("dataset", "task_id", "request_id", "model", "attempt", GOLD_LEAK))
 
 
 def _record_lines(ledger: Ledger, dataset: str, stage: str,
-                  ok_attempt: dict[str, int]) -> Iterator[Any]:
+                  ok_attempt: dict[str, int], leaking: set[tuple[str, str]]) -> Iterator[Any]:
     """The rows of `record_rows` for `atomic_write_jsonl`, serialised in bulk: one
     `orjson.Fragment` per unit holding its rows' lines. A row's JSON is the head's and the
     record's spliced (both by orjson: byte for byte what dumping the merged dict gives).
@@ -51,7 +58,7 @@ def _record_lines(ledger: Ledger, dataset: str, stage: str,
             continue
         recs = loads(result_json) or []
         head = {"dataset": ds, "task_id": tid, "request_id": uid, "model": model,
-                "attempt": ok_attempt.get(uid, 1)}
+                "attempt": ok_attempt.get(uid, 1), GOLD_LEAK: (ds, tid) in leaking}
         if type(recs) is list and recs and all(type(r) is dict and r and disjoint(r) for r in recs):
             prefix = dumps(head)[:-1] + b","
             yield frag(b"\n".join([prefix + dumps(r)[1:] for r in recs]))
@@ -166,6 +173,8 @@ def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
     ok_attempt = ledger.ok_attempt_numbers()  # for every stage: the ledger does not change
     # One pass per stage finds the datasets with invalid attempts (only they have failed rows).
     with_invalid = {stage: ledger.attempt_datasets("invalid", stage) for stage in stages}
+    found = leak_rows.findings(ledger.db)
+    leaking = leak_rows.leaking_tasks(ledger.db)
     for ds in ledger.datasets():
         tasks = ledger.tasks(ds)
         atomic_write_jsonl(rd.dataset_file(ds, "tasks.jsonl"), (t.to_dict() for t in tasks))
@@ -179,11 +188,12 @@ def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
         atomic_write_json(rd.manifest(ds, "incomplete"), incomplete)
         if ds.startswith("swebench"):
             atomic_write_json(rd.manifest(ds, "first100"), [t.id for t in tasks][:100])
+        atomic_write_json(rd.manifest(ds, "gold_leaks"), leak_rows.manifest_rows(found, ds))
         by_id = {t.id: t for t in tasks}
         failed_tasks: set[str] = set()  # of any stage
         for stage in stages:
             atomic_write_jsonl(rd.dataset_file(ds, f"{stage}.jsonl"),
-                               _record_lines(ledger, ds, stage, ok_attempt))
+                               _record_lines(ledger, ds, stage, ok_attempt, leaking))
             failed = failed_rows(ledger, ds, stage) if ds in with_invalid[stage] else []
             atomic_write_jsonl(rd.failed_file(ds, f"{stage}.jsonl"), failed)
             failed_tasks.update(r["task_id"] for r in failed)
@@ -198,7 +208,7 @@ def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
 
 
 _MANIFESTS = ("task_ids", "complete_task_ids", "incomplete_task_ids", "first100_instance_ids",
-              "similarity_rejections")
+              "similarity_rejections", "gold_leaks")
 
 
 def _drop_replanned_datasets(ledger: Ledger, rd: RunDir) -> None:

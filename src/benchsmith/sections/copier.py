@@ -12,6 +12,8 @@ from typing import Any
 
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.records import Usage
+from benchsmith.store.leak_rows import TABLE as LEAK_TABLE
+from benchsmith.store.leak_rows import has_table as has_leak_table
 from benchsmith.store.lock import RunInUse, in_use_message, live_holder
 from benchsmith.store.readonly import connect_readonly
 from benchsmith.store.rundir import existing_run_dir
@@ -181,6 +183,7 @@ class Copier:
                     "section; were the same tasks run twice?"
                 ) from None
             kept_units.add(r["unit_id"])
+        self._copy_leaks(s, kept_units)
 
         # Attempts: renumbered, invocation ids remapped; those of dropped tasks left out.
         cols, rows = self._source(s, "attempts", "id")
@@ -204,3 +207,13 @@ class Copier:
             )
             self.next_att += 1
         return kept, dropped, inv_map
+
+    def _copy_leaks(self, s: Section, kept_units: set[str]) -> None:
+        """The gold-leak findings of the units kept (a section made before the guard has none)."""
+        if not has_leak_table(s.db):
+            return
+        cols = [c for c in _cols(s.db, LEAK_TABLE) if c in _cols(self.db, LEAK_TABLE)]
+        ins = _insert_sql(LEAK_TABLE, cols)
+        for r in _rows(s.db, f"SELECT {', '.join(cols)} FROM {LEAK_TABLE} ORDER BY unit_id"):
+            if r["unit_id"] in kept_units:
+                self.db.execute(ins, [r[c] for c in cols])

@@ -25,6 +25,24 @@ _FIELDS: dict[str, FieldMap] = {
 }
 
 
+def field_map(name: str, ds: DatasetConfig) -> FieldMap | None:
+    """How the dataset's rows map onto tasks (None: its tasks are not read from rows)."""
+    source = ds.source_for(name)
+    if source in ("generated", "run"):
+        return None
+    if source == "humaneval":
+        return humaneval.FIELDS
+    return ds.fields or _FIELDS.get(source) or FieldMap()
+
+
+def answer_fields(name: str, ds: DatasetConfig) -> tuple[str, ...]:
+    """The gold keys of the dataset's tasks that hold answer text (checked for leaks)."""
+    fm = field_map(name, ds)
+    if fm is None:
+        return ()
+    return tuple(fm.answer if fm.answer is not None else fm.gold)
+
+
 def load_tasks(name: str, ds: DatasetConfig, cfg: RunConfig) -> list[Task]:
     """Load, sort, filter and cap the tasks of one configured dataset."""
     field = f"datasets.{name}"

@@ -9,4 +9,5 @@ FIELDS = FieldMap(
     primary="instruction",
     context=["repo_dir", "upstream_repo", "variant", "files"],
     gold=["test_file", "test_source"],
+    answer=["test_source"],
 )

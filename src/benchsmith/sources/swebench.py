@@ -22,4 +22,5 @@ FIELDS = FieldMap(
         "environment_setup_commit",
         "difficulty",
     ],
+    answer=["patch", "test_patch"],
 )

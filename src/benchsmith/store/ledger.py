@@ -19,6 +19,7 @@ import orjson
 
 from benchsmith.records import Task, Usage
 from benchsmith.store.io_errors import LedgerUnreadable, connect_ledger
+from benchsmith.store.leak_rows import insert_leaks
 from benchsmith.store.ledger_reads import CURRENT_PLAN, NEWEST_PLAN, LedgerReads
 from benchsmith.store.migrations import MIGRATIONS
 from benchsmith.store.readonly import connect_readonly
@@ -179,6 +180,7 @@ class Ledger(LedgerReads):
                 for uid, s in rows
             ],
         )
+        insert_leaks(self.db, rows)
         return self.db.total_changes - before
 
     def insert_units_after(self, rows: list[tuple[str, dict[str, Any]]]) -> Exception | None:

@@ -98,4 +98,21 @@ MIGRATIONS = [
     ALTER TABLE units ADD COLUMN plan INTEGER;
     ALTER TABLE tasks ADD COLUMN plan INTEGER;
     """,
+    # m005: gold leaks. A planned unit whose request text carries its task's gold (or had
+    # lines of a context field redacted for it) has a row: the fields and how many gold
+    # lines each carries, a short sample, the lines removed, and the policy it was planned
+    # under. A unit without a row was checked and carries none (or predates the guard).
+    """
+    CREATE TABLE IF NOT EXISTS gold_leaks (
+        unit_id TEXT PRIMARY KEY REFERENCES units(unit_id),
+        dataset TEXT NOT NULL, task_id TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        matched INTEGER NOT NULL,
+        fields_json BLOB NOT NULL,
+        gold_fields_json BLOB NOT NULL,
+        sample TEXT NOT NULL,
+        removed_json BLOB
+    );
+    CREATE INDEX IF NOT EXISTS gold_leaks_task ON gold_leaks(dataset, task_id);
+    """,
 ]

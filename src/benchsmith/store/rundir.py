@@ -67,7 +67,7 @@ class RunDir:
         suffix = {
             "all": "task_ids", "complete": "complete_task_ids",
             "incomplete": "incomplete_task_ids", "first100": "first100_instance_ids",
-            "similarity": "similarity_rejections",
+            "similarity": "similarity_rejections", "gold_leaks": "gold_leaks",
         }
         return self.root / "manifests" / f"{check_dataset_name(dataset)}_{suffix[kind]}.json"
 

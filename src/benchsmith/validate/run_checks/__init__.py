@@ -21,6 +21,8 @@ a ``recipe`` check. Shared checks, in order (module in brackets):
   yields (`benchsmith.export.jsonl`): nothing added, lost or edited.
 - ``manifests`` [manifests]: task manifests agree with tasks.jsonl and the ledger; complete
   and incomplete split all tasks; complete means every unit of the task is ok.
+- ``gold_leaks`` [leaks]: manifests/<ds>_gold_leaks.json holds the ledger's gold-leak
+  findings; the detail counts the requests that carry their task's gold.
 - ``costs`` [costs]: logs/batch_calls.jsonl has one line per ledger attempt with the ledger's
   usage and cost; each cost is recomputed from the usage and the run's price table (batch
   and ingested attempts at ``batch.price_multiplier``); the totals of the log, runs.jsonl and
@@ -50,6 +52,7 @@ from benchsmith.validate.run_checks.costs import check_costs
 from benchsmith.validate.run_checks.files import all_files, check_files, check_secret
 from benchsmith.validate.run_checks.ledger import check_ledger
 from benchsmith.validate.run_checks.loader import Run
+from benchsmith.validate.run_checks.leaks import check_gold_leaks
 from benchsmith.validate.run_checks.manifests import check_manifests
 from benchsmith.validate.run_checks.matches import check_matches_ledger
 from benchsmith.validate.run_checks.plan import check_one_plan
@@ -61,6 +64,7 @@ GENERIC_CHECKS = (
     "ledger",
     "matches_ledger",
     "manifests",
+    "gold_leaks",
     "costs",
     "one_plan",
     "files_parse",
@@ -70,6 +74,7 @@ GENERIC_CHECKS = (
 _LEDGER_CHECKS: dict[str, Callable[[Run], Outcome]] = {
     "matches_ledger": check_matches_ledger,
     "manifests": check_manifests,
+    "gold_leaks": check_gold_leaks,
     "costs": check_costs,
     "one_plan": check_one_plan,
 }

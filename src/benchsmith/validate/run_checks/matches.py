@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsmith.export.jsonl import failed_rows, record_rows
+from benchsmith.store.leak_rows import leaking_tasks
 from benchsmith.store.ledger import Ledger
 from benchsmith.validate.run_checks.base import Outcome, Problems, no_ledger, norm
 from benchsmith.validate.run_checks.loader import Jsonl, Run
@@ -93,11 +94,12 @@ def _expected_files(run: Run, led: Ledger, ds: str) -> list[tuple[Path, list[Row
     by_id = {t["task_id"]: t for t in tasks}
     out: list[tuple[Path, list[Row], _Key, _Name]] = []
     failed_tasks: set[str] = set()
+    leaking = leaking_tasks(led.db)
     for stage, path, failed_path in run.stage_files(ds):
         st = run.recipe.stage(stage)
         expected_failed = failed_rows(led, ds, stage)
         failed_tasks |= {r["task_id"] for r in expected_failed}
-        out.append((path, list(record_rows(led, ds, stage)), _record_key(st.record_key),
+        out.append((path, list(record_rows(led, ds, stage, leaking)), _record_key(st.record_key),
                     _record_name(stage, st.record_label, st.record_key)))
         out.append((failed_path, expected_failed, lambda r: r["attempt_id"], _failed_name))
     out.append((run.rd.dataset_file(ds, "tasks.jsonl"), tasks, _task_key, _task_name))

@@ -1,0 +1,210 @@
+"""Gold lines of a task, indexed once, and the check of texts against them.
+
+A task's gold (its patch, tests, canonical solution) is cut into normalised lines: for a
+unified diff its added and removed lines, for anything else its lines, each stripped of
+surrounding whitespace. Lines shorter than `min_line_chars` or on the stop-list say nothing
+about the answer and are left out. A text leaks a gold line when it contains it verbatim.
+Gold that is not line-shaped (a value whose lines average over `min_shared_chars`: JSON, a
+paragraph; code and diffs are matched by whole lines) is also cut into
+`min_shared_chars // 2` character pieces, so a text sharing `min_shared_chars` or more of it
+contains a whole piece; a piece found is then grown both ways and counts only if the shared
+stretch reaches `min_shared_chars`.
+
+The check is a handful of `str.__contains__` scans per gold line, so it costs microseconds
+per request: cheap enough for the online hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+# Lines long enough to pass the length threshold that still say nothing about an answer.
+DEFAULT_STOP_LINES = (
+    'if __name__ == "__main__":',
+    "if __name__ == '__main__':",
+    "from __future__ import annotations",
+    "from __future__ import absolute_import",
+    "from __future__ import print_function",
+    "from __future__ import unicode_literals",
+    "# -*- coding: utf-8 -*-",
+    "raise NotImplementedError()",
+    "def __init__(self, *args, **kwargs):",
+    "super().__init__(*args, **kwargs)",
+    "return",
+    "pass",
+    "}",
+)
+SAMPLE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class LeakSettings:
+    """What counts as a leak (config section `leaks`, see config_sections.LeakConfig)."""
+
+    min_line_chars: int = 25
+    min_shared_chars: int = 80
+    stop_lines: tuple[str, ...] = DEFAULT_STOP_LINES
+    diff_lines: tuple[str, ...] = ("added", "removed")
+
+    @classmethod
+    def from_config(cls, lc: Any) -> LeakSettings:
+        """From the config's `leaks` section (config_sections.LeakConfig)."""
+        stop = DEFAULT_STOP_LINES if lc.stop_lines is None else tuple(s.strip() for s in lc.stop_lines)
+        return cls(lc.min_line_chars, lc.min_shared_chars, stop, tuple(lc.diff_lines))
+
+
+@dataclass(frozen=True)
+class GoldIndex:
+    """One task's gold, ready to be checked against: (gold field, line) pairs and the
+    (gold field, long line, piece start, piece) of lines too long to need whole."""
+
+    lines: tuple[tuple[str, str], ...]
+    pieces: tuple[tuple[str, str, int, str], ...]
+    min_shared: int
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines
+
+
+@dataclass(frozen=True)
+class LeakFinding:
+    """Which texts carry gold: the text names in the order given, the distinct gold lines
+    (or shared stretches) found in them, per text, the gold fields matched, and a sample."""
+
+    fields: tuple[str, ...] = ()
+    matched: int = 0
+    sample: str = ""
+    gold_fields: tuple[str, ...] = ()
+    lines: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def leaks(self) -> bool:
+        return self.matched > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fields": list(self.fields), "matched": self.matched, "sample": self.sample,
+                "gold_fields": list(self.gold_fields)}
+
+
+NO_LEAK = LeakFinding()
+
+
+def as_text(value: Any) -> str:
+    """A field's value as the text a prompt would show (lists of strings one per line)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
+    return orjson.dumps(value).decode() if value is not None else ""
+
+
+def is_diff(text: str) -> bool:
+    return "\n@@ " in text and ("\n+++ " in text or text.startswith("--- ") or "\n--- " in text)
+
+
+def line_shaped(text: str, min_shared: int) -> bool:
+    """Whether a gold value's lines are its units (a diff, code), not one long stretch (JSON,
+    prose): its non-blank lines are `min_shared` characters long or less on average."""
+    if is_diff(text):
+        return True
+    lens = [len(s) for s in (ln.strip() for ln in text.splitlines()) if s]
+    return not lens or sum(lens) / len(lens) <= min_shared
+
+
+def gold_lines(text: str, settings: LeakSettings) -> list[str]:
+    """The normalised lines of one gold value worth matching (see the module docstring)."""
+    stop = set(settings.stop_lines)
+    out: list[str] = []
+    if is_diff(text):
+        signs = {"added": "+", "removed": "-"}
+        keep = tuple(signs[s] for s in settings.diff_lines if s in signs)
+        raw = (
+            ln[1:] for ln in text.splitlines()
+            if ln[:1] in keep and not ln.startswith(("+++ ", "--- "))
+        )
+    else:
+        raw = iter(text.splitlines())
+    for ln in raw:
+        s = ln.strip()
+        if len(s) >= settings.min_line_chars and s not in stop:
+            out.append(s)
+    return out
+
+
+def build_index(gold: Mapping[str, Any], settings: LeakSettings) -> GoldIndex:
+    """Index a task's gold fields ({name: value}); built once per task."""
+    seen: set[str] = set()
+    lines: list[tuple[str, str]] = []
+    pieces: list[tuple[str, str, int, str]] = []
+    step = max(1, settings.min_shared_chars // 2)
+    for name, value in gold.items():
+        text = as_text(value)
+        shaped = line_shaped(text, settings.min_shared_chars)
+        for s in gold_lines(text, settings):
+            if s in seen:
+                continue
+            seen.add(s)
+            lines.append((name, s))
+            if not shaped and len(s) > settings.min_shared_chars:
+                pieces.extend((name, s, i, s[i:i + step])
+                              for i in range(0, len(s) - step + 1, step))
+    return GoldIndex(tuple(lines), tuple(pieces), settings.min_shared_chars)
+
+
+def _shared_around(line: str, start: int, piece: str, text: str) -> str | None:
+    """The longest stretch of `line` around `line[start:]`'s piece that `text` holds at one
+    of the piece's places, if it reaches the index's minimum (None otherwise)."""
+    best = ""
+    at = text.find(piece)
+    while at >= 0:
+        lo, hi = start, start + len(piece)
+        tlo, thi = at, at + len(piece)
+        while lo > 0 and tlo > 0 and line[lo - 1] == text[tlo - 1]:
+            lo, tlo = lo - 1, tlo - 1
+        while hi < len(line) and thi < len(text) and line[hi] == text[thi]:
+            hi, thi = hi + 1, thi + 1
+        if hi - lo > len(best):
+            best = line[lo:hi]
+        at = text.find(piece, at + 1)
+    return best or None
+
+
+def find(index: GoldIndex, texts: Mapping[str, str]) -> LeakFinding:
+    """The gold of `index` that `texts` ({name: text}) carry verbatim."""
+    if index.empty:
+        return NO_LEAK
+    found: dict[str, list[str]] = {}
+    gold_hit: dict[str, None] = {}
+    for name, text in texts.items():
+        if not text:
+            continue
+        hits: list[str] = []
+        for g, s in index.lines:
+            if s in text:
+                hits.append(s)
+                gold_hit[g] = None
+        whole = set(hits)
+        for g, line, start, piece in index.pieces:
+            if line in whole or piece not in text:
+                continue
+            stretch = _shared_around(line, start, piece, text)
+            if stretch and len(stretch) >= index.min_shared and stretch not in whole:
+                whole.add(stretch)
+                hits.append(stretch)
+                gold_hit[g] = None
+        if hits:
+            found[name] = hits
+    if not found:
+        return NO_LEAK
+    distinct = {s for hits in found.values() for s in hits}
+    first = next(iter(found.values()))[0]
+    return LeakFinding(
+        fields=tuple(found), matched=len(distinct), sample=first[:SAMPLE_CHARS],
+        gold_fields=tuple(gold_hit),
+        lines={k: tuple(v) for k, v in found.items()},
+    )

@@ -197,12 +197,12 @@ def _register_all() -> None:
 
     flags_take_no_value()
     from benchsmith.cli import (
-        batch, check, convert, export, finetune, infbench, readable, repo_structure, run_cmd,
-        sections, skyrl,
+        batch, check, convert, export, finetune, infbench, readable, repo_structure, report,
+        run_cmd, sections, skyrl,
     )
 
     for mod in (run_cmd, convert, repo_structure, infbench, finetune, skyrl, batch, check, readable,
-                export, sections):
+                export, report, sections):
         mod.register(app)
     run_cmd.register_recipe_verbs(app)  # last: a recipe's command never shadows these
 

@@ -2,6 +2,7 @@
 
     python benchmarks/report_render.py                 # 100,000 units
     python benchmarks/report_render.py --units 20000 --repeat 3
+    python benchmarks/report_render.py --json          # the results as JSON
 
 Writes a synthetic plans run (a real ledger schema and config snapshot, no server): N units
 over two datasets and two models, 4 plans of realistic size per accepted unit; about 92% ok
@@ -121,11 +122,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--units", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
+    say = (lambda *_a: None) if args.json else print
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         rd = build(Path(tmp), args.units)
-        print(f"synthetic run: {args.units:,} units, ledger "
+        say(f"synthetic run: {args.units:,} units, ledger "
               f"{(rd / 'ledger.sqlite').stat().st_size / 1e6:.0f} MB, built in "
               f"{time.perf_counter() - t:.1f} s")
         times, size = [], 0
@@ -139,10 +142,13 @@ def main() -> int:
             times.append(secs)
         times.sort()
         med = times[len(times) // 2]
-        print(f"report: median {med:.2f} s (runs {', '.join(f'{s:.2f}' for s in times)}), "
+        say(f"report: median {med:.2f} s (runs {', '.join(f'{s:.2f}' for s in times)}), "
               f"page {size / 1e6:.2f} MB")
-        print(f"targets: < {TARGET_S:.0f} s ({'met' if med < TARGET_S else 'NOT met'}), "
+        say(f"targets: < {TARGET_S:.0f} s ({'met' if med < TARGET_S else 'NOT met'}), "
               f"< {TARGET_MB:.0f} MB ({'met' if size / 1e6 < TARGET_MB else 'NOT met'})")
+        if args.json:
+            print(json.dumps({"units": args.units, "seconds": times, "median_s": med,
+                              "bytes": size}))
         return 0 if med < TARGET_S and size / 1e6 < TARGET_MB else 1
 
 

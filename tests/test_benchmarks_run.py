@@ -41,3 +41,8 @@ def test_finetune_build_benchmark_runs() -> None:
     assert out["entries"] == 200 and out["tokens"] > 0
     # 20 cycles of the 5 per-instance patterns R, FR, FFR, FF, RF (10 entries each)
     assert out["pairs"] == {"positive": 80, "reflection": 60, "preference": 80}
+
+
+def test_report_render_benchmark_runs() -> None:
+    out = _run("benchmarks/report_render.py", "--units", "2000", "--repeat", "1")
+    assert out["units"] == 2000 and len(out["seconds"]) == 1 and out["bytes"] > 0

@@ -61,8 +61,10 @@ def write_after_run(run_dir: str | Path) -> str | None:
     that cannot be written never fails the run)."""
     try:
         write_report(run_dir)
-    except (BenchsmithError, OSError, sqlite3.Error, ValueError) as e:
-        return f"warning: the run report was not written ({e}); try `benchsmith report {run_dir}`"
+    except Exception as e:  # the run is done; whatever stops its report stops only that
+        why = str(e) if isinstance(e, (BenchsmithError, OSError)) else f"{type(e).__name__}: {e}"
+        return (f"warning: the run report was not written ({why[:300]}); try "
+                f"`benchsmith report {run_dir}`")
     return None
 
 
@@ -97,4 +99,10 @@ def _recipe_sections(rd: RunDir, ledger: Any) -> list[Section]:
         return [Section("Recipe", f"The recipe's sections are left out: {e}")]
     if recipe.report_sections is None:
         return []
-    return list(recipe.report_sections(ledger))
+    try:
+        return list(recipe.report_sections(ledger))
+    except sqlite3.Error:
+        raise
+    except Exception as e:  # a plug-in's bug: the shared sections still make a report
+        return [Section("Recipe", f"The sections of recipe {recipe.name} failed "
+                        f"({type(e).__name__}: {e})"[:500])]

@@ -212,3 +212,26 @@ def test_a_report_that_cannot_be_written_warns_and_the_run_succeeds(
     assert "warning: the run report was not written" in res.output
     assert "benchsmith report" in res.output
     assert read_jsonl(tmp_path / "runs/W/datasets/humaneval/plans.jsonl")
+
+
+def test_a_plugin_recipe_adds_its_own_section(tmp_path, fake_openai, monkeypatch):
+    """The toy recipe (defined outside src/, as a plug-in would be) contributes its section
+    through `Recipe.report_sections`; the shared sections are there as for any recipe."""
+    import toy_recipe
+
+    import benchsmith.recipes.registry as registry
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    registry.names()
+    monkeypatch.setattr(registry, "_registry", {**registry._registry})
+    registry.register(toy_recipe.SPEC)
+    cfg = make_cfg(tmp_path, fake_openai.base_url, {"recipe": "toy"}, tasks=2)
+    rd = api.run(cfg, "Y").run_dir
+    page = api.write_report(rd).path.read_text(encoding="utf-8")
+    summary = json.loads((rd / toy_recipe.SUMMARY_FILE).read_text())
+    assert summary and "<h2>Toy sentences</h2>" in page
+    for key, sentences in summary.items():
+        assert _row(key, len(sentences)) in page
+    for title in ("Requests per state", "Cost and tokens by model", "Sample of records"):
+        assert f"<h2>{title}</h2>" in page
+    assert "<h2>Samples per instance</h2>" not in page and "<h2>Plans per task</h2>" not in page

@@ -46,3 +46,8 @@ def test_finetune_build_benchmark_runs() -> None:
 def test_leaks_benchmark_runs() -> None:
     out = _run("benchmarks/leaks.py", "--repeat", "1")
     assert out["tasks"] == 500 and 0 < out["leaking"] < 500
+
+
+def test_report_render_benchmark_runs() -> None:
+    out = _run("benchmarks/report_render.py", "--units", "2000", "--repeat", "1")
+    assert out["units"] == 2000 and len(out["seconds"]) == 1 and out["bytes"] > 0

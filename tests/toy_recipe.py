@@ -14,7 +14,8 @@ Its own outputs, at the top of the run dir, from the ledger's current plan:
 (one row per accepted sentence, naming the requests it came from in ``request_ids``, as the
 rollouts' output.jsonl does). Its run check ``toy_summary`` re-derives the summary from the
 ledger and checks every sentence against the options; the JSONL file is left to the shared
-checks (it parses; it holds the current plan's rows). `status` adds a ``toy:`` line.
+checks (it parses; it holds the current plan's rows). `status` adds a ``toy:`` line, and
+`benchsmith report` a "Toy sentences" section.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from benchsmith.recipes.base import (
     StatusSummary,
 )
 from benchsmith.recipes.registry import RecipeSpec
+from benchsmith.recipes.report_section import Section, Table
 
 NAME = "toy"
 VERSION = "1"
@@ -137,6 +139,7 @@ def toy_recipe(o: ToyOptions, ctx: Any) -> Recipe:
         record_stage="sentence",
         write_outputs=write_files,
         status=status,
+        report_sections=report,
     )
 
 
@@ -172,6 +175,13 @@ def status(ledger: Any) -> StatusSummary:
     line = (f"toy: {counts['sentence']} sentence(s) from {counts['keywords']} keyword set(s) "
             f"(see {SUMMARY_FILE})")
     return StatusSummary({"toy_sentences": counts["sentence"]}, (line,))
+
+
+def report(ledger: Any) -> list[Section]:
+    """`benchsmith report`'s toy section: accepted sentences per task."""
+    rows = tuple((key, len(v)) for key, v in summary_of(ledger).items())
+    return [Section("Toy sentences", f"{sum(n for _k, n in rows)} sentence(s) accepted.",
+                    (Table(("dataset/task", "sentences"), rows),))]
 
 
 def check_summary(run: Any, o: ToyOptions) -> tuple[str, list[str]]:

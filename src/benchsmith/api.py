@@ -32,7 +32,7 @@ from benchsmith.store.reopen import reopen_units
 from benchsmith.store.rundir import RunDir, existing_run_dir, open_existing_run
 
 __all__ = ["Estimate", "dry_run", "export_datasets", "load_config", "read_records", "run",
-           "run_status"]
+           "run_status", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -303,6 +303,21 @@ def export_datasets(run_dir: str | Path, fmt: str = "jsonl", out: str | Path | N
     from benchsmith.export.datasets import export_run
 
     return export_run(run_dir, fmt, out)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Any:
+    """The run's self-contained HTML report (default `<run_dir>/report.html`). Read-only on
+    the run. Returns report.build.ReportResult."""
+    from benchsmith.report.build import write_report as write
+
+    return write(run_dir, out)
+
+
+def report_after_run(run_dir: str | Path) -> str | None:
+    """`write_report` at the end of a run: None when written, else a one-line warning."""
+    from benchsmith.report.build import write_after_run
+
+    return write_after_run(run_dir)
 
 
 def copy_template(dest: Path) -> None:

@@ -201,11 +201,11 @@ def _register_all() -> None:
     flags_take_no_value()
     from benchsmith.cli import (
         batch, check, convert, export, finetune, infbench, leaks, readable, repo_structure,
-        run_cmd, sections, skyrl,
+        report, run_cmd, sections, skyrl,
     )
 
     for mod in (run_cmd, convert, repo_structure, infbench, finetune, skyrl, batch, check, readable,
-                export, sections, leaks):
+                export, report, sections, leaks):
         mod.register(app)
     run_cmd.register_recipe_verbs(app)  # last: a recipe's command never shadows these
 

@@ -60,7 +60,7 @@ def parse_option_flags(values: Sequence[str]) -> dict[str, Any]:
 def execute(words: list[str], config: Path, recipe: str | None, overrides: dict[str, Any],
             flags: list[str], *, mode: Optional[str], run_id: Optional[str], resume: bool,
             temp: Optional[float], quiet: bool, as_json: bool, retry_failed: bool,
-            retry_invalid: bool, replan: bool) -> None:
+            retry_invalid: bool, replan: bool, report: bool = True) -> None:
     """Load the config (the command's recipe and option flags applied), run it, print the
     summary; exit codes as `run --help` says."""
     console = err_console()
@@ -94,6 +94,8 @@ def execute(words: list[str], config: Path, recipe: str | None, overrides: dict[
         raise typer.Exit(130) from None
     except BenchsmithError as e:
         fail(e, config, [*words, *flags])
+    if report:  # a report that cannot be written is a warning, never the run's failure
+        say(api.report_after_run(summary.run_dir) or f"report:   {summary.run_dir / 'report.html'}")
     print_summary(summary, as_json, cont)
     if summary.stopped:
         raise typer.Exit(STOP_EXIT.get(summary.stopped, 2))
@@ -159,6 +161,9 @@ def _common() -> list[tuple[str, Any, Any]]:
             False, "--replan",
             help="The run's plan-shaping settings changed: take them as its next plan (its pending "
             "requests are superseded, completed ones kept). Without it such a run is refused.")),
+        ("report", bool, typer.Option(
+            True, "--report/--no-report",
+            help="Write RUN_DIR/report.html at the end (`benchsmith report`); --no-report skips it.")),
     ]
 
 
@@ -185,7 +190,7 @@ def _with_signature(fn: Any, params: list[tuple[str, Any, Any]]) -> Any:
 
 def _kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     keys = ("mode", "run_id", "resume", "temp", "quiet", "as_json", "retry_failed",
-            "retry_invalid", "replan")
+            "retry_invalid", "replan", "report")
     return {k: kw[k] for k in keys}
 
 

@@ -165,6 +165,9 @@ ReadableFn = Callable[[Any, Any, Any, bool], Any]
 StatusFn = Callable[[Any], "StatusSummary"]  # ledger -> what `status` adds
 # ledger -> {table name: rows}: what `export` writes besides each dataset's records
 TablesFn = Callable[[Any], "dict[str, list[dict[str, Any]]]"]
+# ledger (read-only) -> the recipe's sections of `benchsmith report`
+# (recipes.report_section.Section); read with SQL aggregates and capped samples.
+ReportFn = Callable[[Any], "list[Any]"]
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,8 @@ class Recipe:
     select: Callable[[list[Task]], list[Task]] | None = None
     # Tables `export` adds to the run's datasets (e.g. a rollout's SWE-bench predictions).
     export_tables: TablesFn | None = None
+    # Sections the recipe adds to `benchsmith report` (None: none).
+    report_sections: ReportFn | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]

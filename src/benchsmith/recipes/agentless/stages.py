@@ -195,7 +195,19 @@ def agentless_recipe(rc: AgentlessOptions, ctx: RecipeContext, kind: str, versio
         select=_task_range(rc.start, rc.end),
         export_tables=(_predictions(second.name, rc.model_name_or_path or model.name)
                        if kind == "bugfix" else None),
+        report_sections=_report(second.name),
     )
+
+
+def _report(second_stage: str) -> Any:
+    """`benchsmith report`'s section: each instance's sample outcomes."""
+
+    def sections(ledger: Any) -> list[Any]:
+        from benchsmith.recipes.agentless.report import report_sections
+
+        return report_sections(ledger, second_stage)
+
+    return sections
 
 
 def _predictions(second_stage: str, model_name_or_path: str) -> Any:

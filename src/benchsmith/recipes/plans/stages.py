@@ -232,6 +232,7 @@ def plans_recipe(pc: PlansOptions, ctx: RecipeContext, version: str) -> Recipe:
         write_outputs=_write_similarity,
         readable=_render,
         status=_status,
+        report_sections=lambda ledger: _report(ledger, pc.calls_per_task * pc.plans_per_call),
     )
 
 
@@ -252,6 +253,12 @@ def _status(ledger: Any) -> Any:
     from benchsmith.recipes.plans.outputs import status
 
     return status(ledger)
+
+
+def _report(ledger: Any, expected: int) -> Any:
+    from benchsmith.recipes.plans.report import report_sections
+
+    return report_sections(ledger, expected)
 
 
 def _run_checks(pc: PlansOptions) -> tuple[RunCheck, ...]:

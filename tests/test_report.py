@@ -1,0 +1,237 @@
+"""`benchsmith report` and the report `run` writes: real runs through the fake server (a plans
+run on HumanEval, a bug-fixer rollout), the page checked against the ledger and opened in
+headless Chromium with the network off."""
+
+from __future__ import annotations
+
+import html
+import json
+import sqlite3
+from pathlib import Path
+
+from fake_openai import Reply
+from helpers import KEY_ENV, SECRET, cfg_dict, make_cfg, read_jsonl, write_yaml
+from report_browser import open_offline
+from rollouts_support import Workspace, rollout
+from typer.testing import CliRunner
+
+from benchsmith import api
+from benchsmith.cli.app import app
+from benchsmith.store.ledger import Ledger
+from benchsmith.store.lock import run_lock
+
+HOSTILE = "</script><script>alert('x')</script>"
+
+
+def _plan(title: str, summary: str, steps: list[str]) -> dict:
+    return {"title": title, "summary": summary, "steps": steps}
+
+
+CALL1 = [
+    _plan(f"Pairwise {HOSTILE}", "Compare every pair of numbers and check the gap.",
+          ["loop over i", "loop over j after i", "return True on a small gap"]),
+    _plan("Sort then scan", "Sort a copy and compare neighbours only.",
+          ["sort the numbers", "walk adjacent pairs", "compare each gap to the threshold"]),
+    _plan("Bucket by threshold", "Hash each number into buckets of threshold width.",
+          ["compute bucket ids", "check same and adjacent buckets", "insert as you go"]),
+    _plan("Balanced tree neighbours", "Keep a sorted structure and query neighbours.",
+          ["insert into a sorted list", "bisect for neighbours", "compare the closest two"]),
+]
+FRESH = [
+    _plan("Recursive halving", "Divide the list, solve halves, merge the borders.",
+          ["split in two", "recurse on each half", "check pairs across the cut"]),
+    _plan("Numpy broadcasting", "Vectorise all pairwise differences at once.",
+          ["build an array", "subtract its transpose", "mask the diagonal"]),
+    _plan("Early-exit generator", "Stream candidate pairs lazily, stop at first hit.",
+          ["yield index pairs", "test each gap", "short-circuit with any()"]),
+]
+
+
+def _content(body: dict) -> str:
+    msgs = body.get("input") or body.get("messages") or []
+    return "\n".join(m["content"] for m in msgs if isinstance(m.get("content"), str))
+
+
+def _plans_run(fake_openai, tmp_path: Path, monkeypatch, *extra: str) -> tuple[Path, object]:
+    """A plans run over 3 HumanEval tasks, through `benchsmith run`: the first call gets an
+    HTTP 500 (retried); HumanEval/0's second call first repeats a plan (a similarity
+    rejection); every answer for HumanEval/1 is empty (its requests end invalid)."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    seen = {"n": 0}
+
+    def script(rec, index):
+        text = _content(rec.body)
+        seen["n"] += 1
+        if seen["n"] == 1:
+            return Reply.error(500, "upstream hiccup")
+        if "def separate_paren_groups" in text:
+            return Reply.text({"plans": []})
+        if "def has_close_elements" in text:
+            if "(Call 1 of" in text:
+                return Reply.text({"plans": CALL1})
+            if "(Call 2 of" in text and "failed validation" not in text:
+                return Reply.text({"plans": [dict(CALL1[1]), *FRESH]})
+        return None
+
+    fake_openai.script = script
+    cfg = write_yaml(tmp_path / "cfg.yaml", cfg_dict(tmp_path, fake_openai.base_url, {
+        "recipe_options": {"max_validation_retries": 1},
+        "prices": {"gpt-5-mini": {"input": 1.0, "output": 2.0}},
+        "budget": {"max_usd": 5.0}}))
+    res = CliRunner().invoke(app, ["run", "--config", str(cfg), "--run-id", "P", "--quiet",
+                                   *extra])
+    assert res.exit_code == 4, (res.output, res.exception)  # HumanEval/1 ended invalid
+    return tmp_path / "runs" / "P", res
+
+
+def _row(*cells: object, whole: bool = True) -> str:
+    """A table row of the page (its first cells only unless `whole`)."""
+    return "<tr>" + "".join(
+        f"<td class=\"n\">{c:,}</td>" if isinstance(c, int) else f"<td>{html.escape(str(c))}</td>"
+        for c in cells) + ("</tr>" if whole else "")
+
+
+def test_plans_run_writes_a_report_that_matches_its_ledger(fake_openai, tmp_path, monkeypatch):
+    rd, res = _plans_run(fake_openai, tmp_path, monkeypatch)
+    page_file = rd / "report.html"
+    assert f"report:   {page_file}" in res.output
+    page = page_file.read_text(encoding="utf-8")
+    assert page_file.stat().st_size < 10_000_000
+    db = sqlite3.connect(rd / "ledger.sqlite")
+    # Requests per state per dataset and model, as the ledger counts them.
+    states = dict(db.execute("SELECT state, COUNT(*) FROM units GROUP BY state").fetchall())
+    assert states["ok"] and states["invalid"]
+    shown = [s for s in ("ok", "invalid", "failed", "skipped", "pending") if s in states]
+    assert _row("humaneval", "gpt-5-mini", *(states[s] for s in shown),
+                sum(states.values())) in page
+    # Calls and tokens by model.
+    calls, inp, out = db.execute(
+        "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens) FROM attempts").fetchone()
+    assert f"<td>gpt-5-mini</td><td class=\"n\">{calls:,}</td><td class=\"n\">{inp:,}</td>" in page
+    assert f"<td class=\"n\">{out:,}</td>" in page
+    # Reasons, ranked with examples: the invalid requests' reason, the HTTP 500, the duplicate.
+    (reason,) = db.execute("SELECT reason FROM units WHERE state='invalid' LIMIT 1").fetchone()
+    assert html.escape("invalid: " + reason.split(":")[0][:60]) in page
+    assert "http_error 500: HTTP 500" in page and "upstream hiccup" in page
+    assert "duplicate_of:HumanEval/0#c0p1" in page
+    # The plans recipe's sections: HumanEval/1 has no plan of the 12 asked; HumanEval/0 one
+    # rejection.
+    assert "<h2>Plans per task</h2>" in page and "<h2>Similarity rejections</h2>" in page
+    assert _row("humaneval", "HumanEval/1", 0, 12) in page
+    assert _row("humaneval", "HumanEval/0", 1) in page
+    assert "2 of 3 task(s) have all 12 plans asked for." in page
+    # The plan fingerprint, and the records' text escaped; no secret, key variable or endpoint.
+    fp = json.loads((rd / "config/plan.json").read_text())["fingerprint"]
+    assert fp in page
+    assert HOSTILE not in page and html.escape(HOSTILE) in page
+    for secret in (SECRET, KEY_ENV, fake_openai.base_url):
+        assert secret not in page
+    seen = open_offline(page_file, tmp_path / "plans_report.png")
+    assert seen.errors == [] and seen.refused == [] and seen.dialogs == []
+    assert seen.charts >= 8 and seen.drawn == seen.charts, seen
+    assert seen.title == "benchsmith run P"
+    assert (tmp_path / "plans_report.png").stat().st_size > 10_000
+
+
+def test_rollout_report_shows_each_instances_samples(ws: Workspace, tmp_path: Path) -> None:
+    rollout("bugfix", ws.config(), "--run-id", "B", "--passk", "2")
+    rd = ws.runs / "B"
+    page = (rd / "report.html").read_text(encoding="utf-8")
+    rows = read_jsonl(rd / "output.jsonl")
+    assert "<h2>Samples per instance</h2>" in page
+    assert "<h2>Plans per task</h2>" not in page  # the plans recipe's, not this one's
+    by_instance: dict[str, list[dict]] = {}
+    for r in rows:
+        by_instance.setdefault(r["instance_id"], []).append(r)
+    for iid, samples in by_instance.items():
+        ok = sum(r["status"] == "ok" for r in samples)
+        assert _row("swebench_lite", iid, len(samples), ok, whole=False) in page, iid
+    solved = sum(any(r["status"] == "ok" for r in s) for s in by_instance.values())
+    assert f"{solved} of {len(by_instance)} instance(s) have at least one accepted sample" in page
+    seen = open_offline(rd / "report.html", tmp_path / "rollout_report.png")
+    assert seen.errors == [] and seen.refused == [] and seen.dialogs == []
+    assert seen.charts >= 6 and seen.drawn == seen.charts, seen
+
+
+def test_no_report_flag_then_report_command_with_out(ws: Workspace, tmp_path: Path) -> None:
+    rollout("testgen", ws.config(), "--run-id", "T", "--no-report")
+    rd = ws.runs / "T"
+    assert not (rd / "report.html").exists()
+    out = tmp_path / "elsewhere" / "t.html"
+    res = CliRunner().invoke(app, ["report", str(rd), "--out", str(out)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert f"wrote:     {out}" in res.output and "Samples per instance" in res.output
+    assert out.is_file() and not (rd / "report.html").exists()
+    assert "<h2>Samples per instance</h2>" in out.read_text(encoding="utf-8")
+
+
+def test_bad_run_dir_and_bad_out_are_one_line_errors(tmp_path, fake_openai, monkeypatch):
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(tmp_path / "nope")])
+    assert res.exit_code == 1 and "not a run directory" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    rd = api.dry_run(make_cfg(tmp_path, fake_openai.base_url, tasks=1), "D").run_dir
+    res = runner.invoke(app, ["report", str(rd), "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "is a folder" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_live_run_is_reported_as_it_stands(tmp_path, fake_openai, monkeypatch):
+    """A run another process writes (its lock held, its ledger open in WAL mode): the report
+    reads it without waiting and shows the pending requests."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    rd = api.dry_run(make_cfg(tmp_path, fake_openai.base_url, tasks=2), "L").run_dir
+    with run_lock(rd, "run"):
+        writer = Ledger(rd / "ledger.sqlite")
+        try:
+            assert (rd / "ledger.sqlite-wal").exists()
+            (pending,) = writer.db.execute(
+                "SELECT COUNT(*) FROM units WHERE state='pending'").fetchone()
+            rep = api.write_report(rd)
+        finally:
+            writer.close()
+    assert rep.live and pending > 0
+    page = rep.path.read_text(encoding="utf-8")
+    assert "The run is in progress" in page
+    assert _row("humaneval", "gpt-5-mini", pending, pending) in page
+
+
+def test_a_report_that_cannot_be_written_warns_and_the_run_succeeds(
+    fake_openai, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    cfg = write_yaml(tmp_path / "cfg.yaml", cfg_dict(tmp_path, fake_openai.base_url, tasks=1))
+    runner = CliRunner()
+    base = ["run", "--config", str(cfg), "--run-id", "W", "--quiet"]
+    res = runner.invoke(app, [*base, "--no-report"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    (tmp_path / "runs" / "W" / "report.html").mkdir()  # a folder in the report's way
+    res = runner.invoke(app, [*base, "--resume"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert "warning: the run report was not written" in res.output
+    assert "benchsmith report" in res.output
+    assert read_jsonl(tmp_path / "runs/W/datasets/humaneval/plans.jsonl")
+
+
+def test_a_plugin_recipe_adds_its_own_section(tmp_path, fake_openai, monkeypatch):
+    """The toy recipe (defined outside src/, as a plug-in would be) contributes its section
+    through `Recipe.report_sections`; the shared sections are there as for any recipe."""
+    import toy_recipe
+
+    import benchsmith.recipes.registry as registry
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    registry.names()
+    monkeypatch.setattr(registry, "_registry", {**registry._registry})
+    registry.register(toy_recipe.SPEC)
+    cfg = make_cfg(tmp_path, fake_openai.base_url, {"recipe": "toy"}, tasks=2)
+    rd = api.run(cfg, "Y").run_dir
+    page = api.write_report(rd).path.read_text(encoding="utf-8")
+    summary = json.loads((rd / toy_recipe.SUMMARY_FILE).read_text())
+    assert summary and "<h2>Toy sentences</h2>" in page
+    for key, sentences in summary.items():
+        assert _row(key, len(sentences)) in page
+    for title in ("Requests per state", "Cost and tokens by model", "Sample of records"):
+        assert f"<h2>{title}</h2>" in page
+    assert "<h2>Samples per instance</h2>" not in page and "<h2>Plans per task</h2>" not in page

@@ -36,12 +36,12 @@ def verified_rows() -> dict[str, dict[str, Any]]:
 
 
 def gold_lines(row: dict[str, Any]) -> set[str]:
-    """The rule of the default settings, from the raw diff: added and removed lines of the
-    patch and test patch, stripped, 25+ characters, not boilerplate."""
+    """The rule of the default settings, from the raw diff: added lines of the patch and
+    test patch, stripped, 25+ characters, not boilerplate."""
     out = set()
     for diff in (row["patch"], row["test_patch"]):
         for ln in diff.splitlines():
-            if ln[:1] in "+-" and not ln.startswith(("+++ ", "--- ")):
+            if ln[:1] == "+" and not ln.startswith("+++ "):
                 s = ln[1:].strip()
                 if len(s) >= 25 and s not in DEFAULT_STOP_LINES:
                     out.add(s)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from benchsmith.cli.app import app
 from benchsmith.config import parse_config
 from benchsmith.leaks import LeakSettings, build_index, find
+from benchsmith.leaks.index import DEFAULT_STOP_LINES
 from benchsmith.leaks.table import config_leaks, leak_table
 from benchsmith.sources import load_tasks
 
@@ -77,13 +78,33 @@ def test_verified_hand_picked():
     assert not any(k[0] == clean for k in by)
 
 
-def test_default_settings_find_at_least_the_issue_rule():
+def default_rule(row: dict[str, Any], signs: str = "+") -> set[str]:
+    """The default settings' gold lines, from the raw diffs: added lines (and removed ones
+    when `signs` says so) of the patch and the test patch, stripped, 25+ characters, not
+    boilerplate."""
+    return {s for diff in (row["patch"], row["test_patch"]) for s in (
+        ln[1:].strip() for ln in diff.splitlines()
+        if ln[:1] in signs and not ln.startswith(("+++ ", "--- ")))
+        if len(s) >= 25 and s not in DEFAULT_STOP_LINES}
+
+
+def test_default_settings_are_the_issue_rule_on_both_diffs():
+    rows = rows_of(VERIFIED)
     tasks = tasks_of("swebench_verified", VERIFIED)
+    default = {(r.task_id, r.field) for r in leak_table(tasks, ("patch", "test_patch"),
+                                                         LeakSettings())}
+    want = {(r["instance_id"], f) for r in rows for f in ("problem_statement", "hints_text")
+            if any(g in r[f] for g in default_rule(r))}
+    assert default == want
     strict = {(r.task_id, r.field) for r in leak_table(tasks, ("patch",), ISSUE_RULE)}
-    default = leak_table(tasks, ("patch", "test_patch"), LeakSettings())
-    assert strict <= {(r.task_id, r.field) for r in default}
-    # removed lines and test_patch lines count too
-    assert len({(r.task_id, r.field) for r in default}) > len(strict)
+    assert strict < default  # test_patch lines count too
+    # removed lines only when asked: the code before the fix, which issues quote
+    both = LeakSettings(diff_lines=("added", "removed"))
+    opt_in = {(r.task_id, r.field) for r in leak_table(tasks, ("patch", "test_patch"), both)}
+    assert opt_in == {(r["instance_id"], f) for r in rows
+                      for f in ("problem_statement", "hints_text")
+                      if any(g in r[f] for g in default_rule(r, "+-"))}
+    assert default < opt_in
 
 
 def test_humaneval_has_no_leak():

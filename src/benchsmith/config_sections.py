@@ -309,8 +309,11 @@ class LeakConfig(_Strict):
         "boilerplate such as `if __name__ == \"__main__\":` and `from __future__ import ...`.",
     )
     diff_lines: list[Literal["added", "removed"]] = Field(
-        ["added", "removed"], min_length=1,
-        description="Which lines of a gold diff are checked.",
+        ["added"], min_length=1,
+        description="Which lines of a gold diff are checked. Removed lines are off by default: "
+        "they are the code as it is before the fix, not the answer, so prompts that show the "
+        "files being fixed (the Agentless bug-fixer's repair stage) or an issue quoting the "
+        "buggy line hold them by construction; `[added, removed]` checks them too.",
     )
 
 

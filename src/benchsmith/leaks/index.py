@@ -1,8 +1,9 @@
 """Gold lines of a task, indexed once, and the check of texts against them.
 
 A task's gold (its patch, tests, canonical solution) is cut into normalised lines: for a
-unified diff its added and removed lines, for anything else its lines, each stripped of
-surrounding whitespace. Lines shorter than `min_line_chars` or on the stop-list say nothing
+unified diff its added lines (removed ones only if asked: they are the code before the fix,
+which a prompt showing the files holds by construction), for anything else its lines, each
+stripped of surrounding whitespace. Lines shorter than `min_line_chars` or on the stop-list say nothing
 about the answer and are left out. A text leaks a gold line when it contains it verbatim.
 Gold that is not line-shaped (a value whose lines average over `min_shared_chars`: JSON, a
 paragraph; code and diffs are matched by whole lines) is also cut into
@@ -48,7 +49,7 @@ class LeakSettings:
     min_line_chars: int = 25
     min_shared_chars: int = 80
     stop_lines: tuple[str, ...] = DEFAULT_STOP_LINES
-    diff_lines: tuple[str, ...] = ("added", "removed")
+    diff_lines: tuple[str, ...] = ("added",)
 
     @classmethod
     def from_config(cls, lc: Any) -> LeakSettings:

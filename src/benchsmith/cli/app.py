@@ -16,12 +16,14 @@ from benchsmith import api
 from benchsmith.cli.console import err_console, fail, live_line, load_config_noting
 from benchsmith.cli.options import HELP_OPTIONS  # also: flags shown without a type
 from benchsmith.cli.run_cmd import parse_option_flags
+from benchsmith.cli.usage import OneLineUsageGroup
 from benchsmith.config import with_recipe
 from benchsmith.errors import BenchsmithError
 from benchsmith.store.io_errors import os_error_line, sqlite_error_line
 
 app = typer.Typer(
     name="benchsmith",
+    cls=OneLineUsageGroup,  # usage errors: one line, exit 2
     help="Turn code benchmarks into validated, reproducible LLM-generated datasets.\n\n"
     "Quick start:\n\n"
     "  benchsmith init-config my.yaml\n\n"

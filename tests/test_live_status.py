@@ -11,14 +11,56 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fake_openai import BatchScript, FakeOpenAI
-from helpers import cfg_dict, ledger_rows, popen_cli, run_cli, wait_for, write_yaml
-from test_run_lock import N_TASKS, Gate, _run_args, env, live_run  # noqa: F401 - fixtures
+from helpers import (
+    KEY_ENV,
+    SECRET,
+    cfg_dict,
+    cli_env,
+    ledger_rows,
+    popen_cli,
+    run_cli,
+    wait_for,
+    write_yaml,
+)
+from test_run_lock import N_TASKS, Gate, _run_args
 
 from benchsmith.validate.run_checks import GENERIC_CHECKS, LIVE_CHECKS
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    return cli_env(**{KEY_ENV: SECRET})
+
+
+def _cfg(tmp_path: Path, server: FakeOpenAI, overrides: dict[str, Any]) -> Path:
+    return write_yaml(tmp_path / "run.yaml",
+                      cfg_dict(tmp_path, server.base_url, overrides, tasks=N_TASKS))
+
+
+@pytest.fixture
+def live_online(fake_openai: FakeOpenAI, tmp_path: Path,
+                env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], Gate, Path]]:
+    """A `benchsmith run` subprocess holding runs/R, its requests held at the gate."""
+    gate = Gate(fake_openai)
+    cfg = _cfg(tmp_path, fake_openai, {"engine": {"concurrency": 4}})
+    proc = popen_cli(_run_args(cfg, "R"), env=env)
+    try:
+        yield proc, gate, tmp_path / "runs" / "R"
+    finally:
+        gate.open.set()
+        if proc.poll() is None:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(20)
 
 
 def _status(rd: Path, env: dict[str, str]) -> tuple[dict[str, Any], str]:
@@ -38,11 +80,12 @@ def _validate(rd: Path, env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
 
 
 def test_a_live_online_run_has_calls_in_flight_and_skips_the_checks_of_its_files(
-        live_run: Any, env: dict[str, str]) -> None:
-    proc, gate, _cfg, rd = live_run
-    # Every first-stage request is out, held at the gate: in flight, none finished.
-    wait_for(lambda: ledger_rows(rd, "SELECT COUNT(*) FROM attempts")[0][0] == N_TASKS,
-             timeout=60, what="every request sent")
+        live_online: Any, fake_openai: FakeOpenAI, env: dict[str, str]) -> None:
+    proc, gate, rd = live_online
+    # Every first-stage request is out (recorded before it is sent), held at the gate.
+    wait_for(lambda: proc.poll() is not None or len(fake_openai.requests) >= N_TASKS,
+             timeout=60, what="every request")
+    assert proc.poll() is None, proc.communicate()
     st, text = _status(rd, env)
     assert st["live"]["pid"] == proc.pid
     assert st["calls"] == {"in_flight": N_TASKS, "in_flight_online": N_TASKS,
@@ -87,9 +130,7 @@ def test_a_live_online_run_has_calls_in_flight_and_skips_the_checks_of_its_files
 def test_calls_of_a_killed_run_are_unsettled_not_in_flight(
         fake_openai: FakeOpenAI, tmp_path: Path, env: dict[str, str]) -> None:
     Gate(fake_openai)  # never opened: the run is killed with its requests out
-    cfg = write_yaml(tmp_path / "run.yaml", cfg_dict(tmp_path, fake_openai.base_url,
-                                                      {"engine": {"concurrency": 4}},
-                                                      tasks=N_TASKS))
+    cfg = _cfg(tmp_path, fake_openai, {"engine": {"concurrency": 4}})
     rd = tmp_path / "runs" / "K"
     proc = popen_cli(_run_args(cfg, "K"), env=env)
     try:
@@ -121,12 +162,14 @@ def test_requests_in_a_batch_stay_in_flight_while_it_runs_and_after_the_run_stop
         fake_openai: FakeOpenAI, tmp_path: Path, env: dict[str, str]) -> None:
     fake_openai.enqueue_batch(BatchScript(states=["validating", "in_progress"]))  # never ends
     fast = {"batch": {"poll_interval_s": 0.01, "max_poll_interval_s": 0.05}}
-    cfg = write_yaml(tmp_path / "run.yaml", cfg_dict(tmp_path, fake_openai.base_url, fast,
-                                                      tasks=N_TASKS))
+    cfg = _cfg(tmp_path, fake_openai, fast)
     rd = tmp_path / "runs" / "B"
     proc = popen_cli(_run_args(cfg, "B", "--mode", "batch"), env=env)
     try:
-        wait_for(lambda: proc.poll() is not None or (rd / "ledger.sqlite").is_file() and ledger_rows(
+        # The ledger has its tables once the batch is created; then wait for a poll.
+        wait_for(lambda: proc.poll() is not None or bool(fake_openai.batches), timeout=60,
+                 what="the batch created")
+        wait_for(lambda: proc.poll() is not None or ledger_rows(
             rd, "SELECT COUNT(*) FROM batches WHERE status='in_progress'")[0][0] == 1,
             timeout=60, what="the batch in progress")
         assert proc.poll() is None, proc.communicate()

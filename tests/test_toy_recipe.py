@@ -140,7 +140,7 @@ def check_toy_run(rd: Path) -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["ok"] and {"name": "toy_summary", "ok": True, "detail": mine.detail,
-                          "problems": []} in out["checks"]
+                          "problems": [], "skipped": False} in out["checks"]
 
     st = api.run_status(rd)
     line = f"toy: {SAMPLES} sentence(s) from {len(kws)} keyword set(s) (see toy_summary.json)"

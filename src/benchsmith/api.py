@@ -227,6 +227,7 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
     """Counts per state, tokens, cost and what is left, read from the ledger (read-only)."""
     rd, ledger = open_existing_run(run_dir)
     try:
+        ledger.db.execute("BEGIN")  # one snapshot: a live run commits meanwhile
         counts = ledger.state_counts()
         settled, unsettled = ledger.spend()
         per_ds: dict[str, dict[str, int]] = {}
@@ -244,11 +245,15 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
         invs = invocations_seen(ledger.invocations(), holder)
         money = money_problems(ledger)
         leaks = leak_rows.summary(leak_rows.findings(ledger.db))
+        sending = bool(invs) and invs[-1]["status"] == "running"
+        calls, pending = _calls(ledger.open_calls(), sending, counts.get("pending", 0))
         return {
             "run_id": rd.run_id,
             "run_dir": str(rd.root),
             "units": {s: counts.get(s, 0) for s in ("pending", "ok", "invalid", "failed", "skipped")},
             "datasets": per_ds,
+            "pending_units": pending,
+            "calls": calls,
             "usage": ledger.usage_totals(),
             "spent_usd": round(settled + unsettled, 6),
             "unsettled_usd": round(unsettled, 6),
@@ -265,6 +270,24 @@ def run_status(run_dir: str | Path) -> dict[str, Any]:
         }
     finally:
         ledger.close()
+
+
+def _calls(open_: dict[str, Any], sending: bool,
+           pending: int) -> tuple[dict[str, Any], dict[str, int]]:
+    """(calls in flight vs finished, pending units awaiting an answer vs not sent yet).
+    An online call is in flight only while the invocation that sent it runs (`sending`);
+    once its process is gone it is unsettled: counted at its reservation, sent again on
+    resume. A batch's calls stay in flight at the provider until the batch is reconciled."""
+    online = open_["online"] if sending else 0
+    calls = {
+        "in_flight": online + open_["batch"],
+        "in_flight_online": online,
+        "in_flight_batch": open_["batch"],
+        "open_batches": open_["batches"],
+        "unsettled": open_["other"] + open_["online"] - online,
+        "finished": open_["finished"],
+    }
+    return calls, {"awaiting_answer": open_["units"], "not_sent": pending - open_["units"]}
 
 
 def _recipe_status(rd: RunDir, ledger: Ledger) -> StatusSummary:

@@ -13,9 +13,10 @@ import typer
 
 import benchsmith
 from benchsmith import api
-from benchsmith.cli.console import err_console, fail, live_line, load_config_noting
+from benchsmith.cli.console import calls_text, err_console, fail, live_line, load_config_noting
 from benchsmith.cli.options import HELP_OPTIONS  # also: flags shown without a type
 from benchsmith.cli.run_cmd import parse_option_flags
+from benchsmith.cli.usage import OneLineUsageGroup
 from benchsmith.config import with_recipe
 from benchsmith.errors import BenchsmithError
 from benchsmith.store.io_errors import os_error_line, sqlite_error_line
@@ -23,6 +24,7 @@ from benchsmith.store.leak_rows import describe as describe_leaks
 
 app = typer.Typer(
     name="benchsmith",
+    cls=OneLineUsageGroup,  # usage errors: one line, exit 2
     help="Turn code benchmarks into validated, reproducible LLM-generated datasets.\n\n"
     "Quick start:\n\n"
     "  benchsmith init-config my.yaml\n\n"
@@ -173,6 +175,7 @@ def status(
     if st["live"]:
         typer.echo(live_line(st["live"]))
     typer.echo("units:     " + ", ".join(f"{k} {v}" for k, v in u.items()))
+    typer.echo(f"calls:     {calls_text(st['calls'])}")
     for ds, d in st["datasets"].items():
         typer.echo(f"dataset:   {ds}: {d['complete']}/{d['tasks']} tasks complete")
     us = st["usage"]
@@ -185,7 +188,9 @@ def status(
     typer.echo(f"spent:     ${st['spent_usd']:.4f}{budget}")
     for problem in st["problems"]:
         typer.echo(f"problem:   {problem}")
-    typer.echo(f"left:      {u['pending']} request(s) pending")
+    waiting = st["pending_units"]
+    typer.echo(f"left:      {u['pending']} request(s) pending: {waiting['awaiting_answer']} "
+               f"awaiting an answer, {waiting['not_sent']} not sent yet")
     for reason, n in st["failure_reasons"].items():
         typer.echo(f"reason:    {n} x {reason}")
     if st["gold_leaks"]["requests"] or st["gold_leaks"]["redacted"]:

@@ -13,6 +13,7 @@ from benchsmith.cli.console import RunProgress, err_console, fail
 from benchsmith.cli.exits import ending, exit_code
 from benchsmith.cli.infbench import at_least, infbench_app
 from benchsmith.cli.options import json_option, quiet_option
+from benchsmith.cli.usage import usage_error
 from benchsmith.errors import BenchsmithError, ConfigError
 
 # Flags that take several values after one flag (`--model A B`), as the original tool's.
@@ -21,27 +22,27 @@ _MULTI = {"--model": "model", "--run-id": "run_id", "--dataset-name": "dataset_n
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def multi_values(args: list[str], allowed: tuple[str, ...]) -> dict[str, list[str]]:
-    """Values of the several-valued flags in `args` (`--model A B`, `--model A --model B`,
-    `--model=A`); anything else is a one-line error."""
+def multi_values(ctx: typer.Context, allowed: tuple[str, ...]) -> dict[str, list[str]]:
+    """Values of the several-valued flags in the command's extra words (`--model A B`,
+    `--model A --model B`, `--model=A`); anything else is a usage error (exit 2)."""
     out: dict[str, list[str]] = {}
     current: str | None = None
-    for a in args:
+    for a in ctx.args:
         flag, eq, value = a.partition("=")
         if a.startswith("--"):
             if flag not in allowed:
-                raise ConfigError("command line", flag, "unknown option; see --help")
+                raise usage_error(ctx, f"No such option: {flag}")
             current = _MULTI[flag]
             out.setdefault(current, [])
             if eq:
                 out[current].append(value)
         elif current is None:
-            raise ConfigError("command line", a, "unexpected argument; see --help")
+            raise usage_error(ctx, f"Got unexpected extra argument ({a})")
         else:
             out[current].append(a)
     for key, values in out.items():
         if not values:
-            raise ConfigError("command line", f"--{key.replace('_', '-')}", "needs a value")
+            raise usage_error(ctx, f"Option '--{key.replace('_', '-')}' requires an argument")
     return out
 
 
@@ -105,7 +106,7 @@ def run(
         for value, low, option in ((max_workers, 1, "--max-workers"), (timeout, 1, "--timeout"),
                                    (budget, 0, "--budget")):
             at_least(value, low, option)
-        multi = multi_values(list(ctx.args), ("--model", "--run-id", "--dataset-name"))
+        multi = multi_values(ctx, ("--model", "--run-id", "--dataset-name"))
         if not multi.get("model"):
             raise ConfigError("command line", "--model", "name at least one model")
         if not multi.get("dataset_name"):
@@ -162,7 +163,7 @@ def merge_results(
 
     try:
         at_least(n, 1, "--n")
-        repos = multi_values(list(ctx.args), ("--repos",)).get("repos")
+        repos = multi_values(ctx, ("--repos",)).get("repos")
         rep = merge(results_dir, model_name, temperature, n, run_id, repos, force)
     except BenchsmithError as e:
         fail(e)
@@ -198,7 +199,7 @@ def score(
     from benchsmith.infbench_score import score as score_all
 
     try:
-        multi = multi_values(list(ctx.args), ("--model", "--run-id"))
+        multi = multi_values(ctx, ("--model", "--run-id"))
         console = err_console()
         rows = score_all(results_dir, infbench_dir, multi.get("model"), multi.get("run_id"),
                          lambda m: console.print(f"note: {m}", markup=False))

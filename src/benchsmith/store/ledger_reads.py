@@ -150,6 +150,29 @@ class LedgerReads:
         """unit_id -> number of its accepted attempt."""
         return dict(self.db.execute("SELECT unit_id, n FROM attempts WHERE status='ok'").fetchall())
 
+    def open_calls(self) -> dict[str, Any]:
+        """Calls not settled yet (attempts still `sent`) against settled ones: `online` (sent
+        by a process, answered or lost with it), `batch` (carried by batches not reconciled
+        yet) with `batches` {status: batches}, `other` (a reconciled batch's unsettled ones),
+        `finished`, and the pending `units` with an open call."""
+        total, sent = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(status='sent'), 0) FROM attempts").fetchone()
+        online = self.db.execute(
+            "SELECT COUNT(*) FROM attempts a WHERE a.status='sent' AND NOT EXISTS "
+            "(SELECT 1 FROM batch_items i WHERE i.attempt_id = a.id)").fetchone()[0]
+        in_batches = self.db.execute(
+            "SELECT COUNT(*) FROM attempts a JOIN batch_items i ON i.attempt_id = a.id "
+            "JOIN batches b USING (local_id) WHERE a.status='sent' AND b.reconciled_at IS NULL"
+        ).fetchone()[0]
+        batches = dict(self.db.execute(
+            "SELECT status, COUNT(*) FROM batches WHERE reconciled_at IS NULL GROUP BY status "
+            "ORDER BY status").fetchall())
+        units = self.db.execute(
+            "SELECT COUNT(DISTINCT a.unit_id) FROM attempts a JOIN units u USING (unit_id) "
+            "WHERE a.status='sent' AND u.state='pending'").fetchone()[0]
+        return {"online": online, "batch": in_batches, "batches": batches,
+                "other": sent - online - in_batches, "finished": total - sent, "units": units}
+
     def spend(self) -> tuple[float, float]:
         """(settled USD, USD reserved by attempts that never settled, e.g. after a crash)."""
         settled, open_ = self.db.execute(

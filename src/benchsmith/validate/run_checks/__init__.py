@@ -36,16 +36,22 @@ a ``recipe`` check. Shared checks, in order (module in brackets):
 - ``no_secret`` [files]: the configured key variable is a variable name, and its value (and
   each comma-separated key in it) appears in no file of the run directory.
 
+On a live run (a process holds its lock, `store/lock.py`) only the checks that hold while it
+writes run (`LIVE_CHECKS`: the ledger, read in one snapshot, the recipe and the secret scan);
+the others compare files the run rewrites as it ends and are reported skipped.
+
 `base` holds the result type and shared helpers; `loader` reads the run directory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchsmith.errors import ConfigError
 from benchsmith.recipe_of import recipe_from_snapshot
+from benchsmith.store.lock import Holder, live_holder
 from benchsmith.store.rundir import existing_run_dir
 from benchsmith.validate.run_checks.base import CheckResult, Outcome
 from benchsmith.validate.run_checks.costs import check_costs
@@ -57,7 +63,8 @@ from benchsmith.validate.run_checks.manifests import check_manifests
 from benchsmith.validate.run_checks.matches import check_matches_ledger
 from benchsmith.validate.run_checks.plan import check_one_plan
 
-__all__ = ["GENERIC_CHECKS", "CheckResult", "check_run"]
+__all__ = ["GENERIC_CHECKS", "LIVE_CHECKS", "CheckResult", "RunReport", "check_run",
+           "check_run_report"]
 
 # The shared checks, in report order; a recipe's own checks come right after "ledger".
 GENERIC_CHECKS = (
@@ -70,6 +77,10 @@ GENERIC_CHECKS = (
     "files_parse",
     "no_secret",
 )
+
+# The checks that hold while a process writes the run: the ledger commits whole transactions
+# (and is read in one snapshot); a secret must never be in any file, written or not.
+LIVE_CHECKS = ("ledger", "recipe", "no_secret")
 
 _LEDGER_CHECKS: dict[str, Callable[[Run], Outcome]] = {
     "matches_ledger": check_matches_ledger,
@@ -126,35 +137,59 @@ def _plan(run: Run) -> tuple[list[str], dict[str, Callable[[], Outcome]], list[s
     return [*head, *(["recipe"] if problems else []), *own, *shared], own, problems
 
 
+@dataclass(frozen=True)
+class RunReport:
+    """The checks of a run directory and, when a process was writing it, who (`live`)."""
+
+    results: list[CheckResult]
+    live: Holder | None
+
+
 def check_run(run_dir: Path) -> list[CheckResult]:
     """Every check that applies to the run directory (the shared ones its recipe names, then
     its own after "ledger"); `ok` is false on any problem.
 
     Raises ConfigError when `run_dir` is not a run directory (no ledger.sqlite).
     """
+    return check_run_report(run_dir).results
+
+
+def check_run_report(run_dir: Path) -> RunReport:
+    """`check_run`, saying whether the run is live; on a live run the checks outside
+    `LIVE_CHECKS` are skipped (a run that starts while they run has them skipped too)."""
     root = existing_run_dir(run_dir).root
+    live = live_holder(root)
     run = Run(root)
     results: dict[str, Outcome] = {}
     # The directory as found, before the ledger is opened (opening may create -wal/-shm).
     files = all_files(root)
     results["no_secret"] = _guarded(lambda: check_secret(run, files))
     run.ledger_problems = run.open_ledger()
+    if live is not None and run.ledger is not None:
+        run.ledger.db.execute("BEGIN")  # one snapshot: the writer commits meanwhile
     try:
         recipe_problems = _load_recipe(run)
         names, own, plan_problems = _plan(run)
         results["recipe"] = ("recipe not built", recipe_problems + plan_problems)
         results["ledger"] = _guarded(lambda: check_ledger(run))
-        for name, fn in own.items():
-            results[name] = _guarded(fn)
-        for name, check in _LEDGER_CHECKS.items():
-            results[name] = _guarded(lambda: check(run))  # noqa: B023 - called at once
-        results["files_parse"] = _guarded(lambda: check_files(run, files))
+        if live is None:
+            for name, fn in own.items():
+                results[name] = _guarded(fn)
+            for name, check in _LEDGER_CHECKS.items():
+                results[name] = _guarded(lambda: check(run))  # noqa: B023 - called at once
+            results["files_parse"] = _guarded(lambda: check_files(run, files))
     finally:
         run.close()
+    if live is None:
+        live = live_holder(root)  # started while the files were read: they may be mid-write
     out = []
     for name in names:
+        if live is not None and name not in LIVE_CHECKS:
+            out.append(CheckResult(name=name, ok=True, skipped=True, detail=(
+                "skipped: run is live; its files are rewritten when it ends")))
+            continue
         detail, probs = results[name]
         if probs:
             detail = probs[0] + (f" (+{len(probs) - 1} more)" if len(probs) > 1 else "")
         out.append(CheckResult(name=name, ok=not probs, detail=detail, problems=list(probs)))
-    return out
+    return RunReport(out, live)

@@ -21,12 +21,14 @@ Outcome = tuple[str, list[str]]
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Outcome of one named check: `ok` is true exactly when `problems` is empty."""
+    """Outcome of one named check: `ok` is true exactly when `problems` is empty; `skipped`:
+    not run (it cannot hold on a live run; `detail` says why), and not failed."""
 
     name: str
     ok: bool
     detail: str
     problems: list[str] = field(default_factory=list)
+    skipped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -91,7 +91,7 @@ def _execute(req: Any, config: Optional[Path], dry: bool, quiet: bool) -> None:
         if dry:
             _print_dry(dry_run(req, base), req)
             return
-        progress = RunProgress(console, enabled=not quiet)
+        progress = RunProgress(console, not quiet, base.engine.progress_interval_s)
         from dataclasses import replace
 
         req = replace(req, on_progress=progress.update)

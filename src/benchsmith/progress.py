@@ -70,7 +70,7 @@ class Meter:
                 s.popleft()  # the oldest kept is at or before the window's start
             t0, d0 = s[0]
         rate: float | None = None
-        if now - t0 >= 1.0:
+        if now > t0 and (done > d0 or now - t0 >= 1.0):
             rate = max(0, done - d0) / (now - t0)
         eta: float | None = None
         if rate and total is not None:

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from benchsmith.engine.exec_common import Stats
-from benchsmith.progress import BAR, Meter, Snapshot, batch_line, fields, fit, plain_line
+from benchsmith.progress import BAR, BatchView, Meter, Snapshot, batch_line, fields, fit, plain_line
 from benchsmith.store.batches import TERMINAL_BATCH
 
 
@@ -58,6 +58,7 @@ class LiveProgress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._shown: dict[str, tuple[str, int, int]] = {}  # batch -> (state, done, failed) logged
+        self._lock = threading.Lock()
 
     def __enter__(self) -> LiveProgress:
         if self.mode == "bar":
@@ -120,12 +121,17 @@ class LiveProgress:
     def _log(self) -> None:
         snap = self.snapshot()
         self.console.print(plain_line(snap), markup=False, highlight=False)
+        self._log_batches(snap.batches)
+
+    def _log_batches(self, batches: tuple[BatchView, ...]) -> None:
+        """A line for each batch whose state or counts changed since its last one."""
         now = time.time()
-        for b in snap.batches:  # a batch when its state or counts changed
-            seen = (b.status, b.completed, b.failed)
-            if self._shown.get(b.local_id) != seen:
-                self._shown[b.local_id] = seen
-                self.console.print(batch_line(b, now), markup=False, highlight=False)
+        with self._lock:
+            for b in batches:
+                seen = (b.status, b.completed, b.failed)
+                if self._shown.get(b.local_id) != seen:
+                    self._shown[b.local_id] = seen
+                    self.console.print(batch_line(b, now), markup=False, highlight=False)
 
 
 MAX_BATCHES = 5  # open batches listed under the bar
@@ -145,6 +151,8 @@ class RunProgress(LiveProgress):
         self._stats = s  # read when drawn: the engine's own counters, no copy here
         if first and self.mode != "off":
             self.snapshot()  # the rate counts from here: not from work done before a resume
+        if s.batches and self.mode == "lines":
+            self._log_batches(s.batches)  # as the batches are polled, not only every interval
 
     def snapshot(self) -> Snapshot:
         s = self._stats

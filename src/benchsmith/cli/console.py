@@ -59,6 +59,7 @@ class LiveProgress:
         self._thread: threading.Thread | None = None
         self._shown: dict[str, tuple[str, int, int]] = {}  # batch -> (state, done, failed) logged
         self._lock = threading.Lock()
+        self._logged = False
 
     def __enter__(self) -> LiveProgress:
         if self.mode == "bar":
@@ -73,13 +74,16 @@ class LiveProgress:
             self._thread.start()
         return self
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
         if self._live is not None:
             self._live.stop()
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-            self._log()  # where it ended
+            # Where it ended, after lines before it (short work has only its summary); an
+            # error says so itself, in one line.
+            if exc_type is None and self._logged:
+                self._log()
 
     def update(self, done: int, total: int | None, **counts: Any) -> None:
         """done/total and the Meter's other counts (failed, cost_usd, note, ...)."""
@@ -120,6 +124,9 @@ class LiveProgress:
 
     def _log(self) -> None:
         snap = self.snapshot()
+        if snap.total is None and not snap.done:
+            return  # nothing counted yet
+        self._logged = True
         self.console.print(plain_line(snap), markup=False, highlight=False)
         self._log_batches(snap.batches)
 

@@ -131,3 +131,15 @@ def test_batch_line_format() -> None:
     b = BatchView("b1", "batch_9", "in_progress", 120, 3, 500, created_at=1000.0)
     assert batch_line(b, 1000.0 + 3725) == ("batch b1 (batch_9): in_progress, 120/500 done, "
                                              "3 failed, submitted 1:02:05 ago")
+
+
+def test_meter_rate_restarts_with_new_work() -> None:
+    """`infbench run` runs one model after another, each counting from 0."""
+    times = iter([0.0, 0.0, 10.0, 20.0, 21.0, 25.0])  # the first: its start
+    meter = Meter("m", clock=times.__next__)
+    meter.read(0, 100)
+    assert meter.read(50, 100).rate == 5.0
+    meter.read(100, 100)
+    meter.read(0, 40)  # the next model
+    snap = meter.read(20, 40)
+    assert snap.rate == 5.0 and snap.eta_s == 4.0

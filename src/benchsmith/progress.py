@@ -65,6 +65,8 @@ class Meter:
         now = self.clock()
         with self._lock:
             s = self._samples
+            if s and done < s[-1][1]:
+                s.clear()  # another piece of work started (the next model of a command)
             s.append((now, done))
             while len(s) > 2 and s[1][0] <= now - self.window_s:
                 s.popleft()  # the oldest kept is at or before the window's start

@@ -75,7 +75,7 @@ def test_help_shows_no_type_for_flags_and_the_real_type_for_values():
     for words in [(), *_groups_and_commands()]:
         assert "<bool>" not in _help(*words), f"{' '.join(words)} --help"
     run = _help("run")
-    assert re.search(r"--quiet\s+-q\s+No progress bar\.", run)
+    assert re.search(r"--quiet\s+-q\s+No progress \(bar or log lines\)", run)
     assert re.search(r"--json\s+Print the summary", run)
     assert re.search(r"--config\s+-c\s+<path>", run)
     assert re.search(r"--option\s+-O\s+NAME=VALUE", run)

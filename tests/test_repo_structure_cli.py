@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,30 @@ def test_cli_help_documents_every_option():
             assert p.help, p.opts
     res = CliRunner().invoke(cli_app(), ["repo-structure", "build", "--help"])
     assert res.exit_code == 0 and "Example" in res.output
+
+
+def test_cli_build_progress_on_a_terminal(user_clone: Clone, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch):
+    """The shared bar at 80 columns: instances done of the total, skipped ones as failed."""
+    import io
+
+    from rich.console import Console
+
+    import benchsmith.cli.repo_structure as cmd
+
+    c1, _, c3 = user_clone.commits
+    dataset = tmp_path / "swe.jsonl.gz"
+    rows = [swe_row("acme__widgets-2", REPO, c3), swe_row("acme__widgets-1", REPO, c1),
+            swe_row("other__missing-5", "other/missing", "d" * 40)]
+    with gzip.open(dataset, "wt", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in rows))
+    term = Console(file=io.StringIO(), width=80, force_terminal=True, record=True)
+    monkeypatch.setattr(cmd, "err_console", lambda: term)
+    res = CliRunner().invoke(cli_app(), ["repo-structure", "build", "--repos-dir",
+                                         str(user_clone.path.parent), "--dataset", str(dataset),
+                                         "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", term.file.getvalue())  # type: ignore[attr-defined]
+    lines = [ln for ln in re.split(r"[\r\n]", shown) if "/3 " in ln]  # each frame
+    assert lines and "3/3 100% 1 failed" in lines[-1] and "ETA 0:00:00" in lines[-1]
+    assert all(len(ln) <= 80 and "…" not in ln for ln in lines), lines

@@ -203,11 +203,24 @@ def test_unknown_toy_option_is_a_one_line_config_error(toy: None, tmp_path: Path
 # --------------------------------------------------------------------------- the three modes
 
 
+def check_progress(seen: list[tuple[int, int]]) -> None:
+    """Progress (done, total) as the engine reported it: every sentence counted from the
+    start (one per keywords unit), the total only refined down, by the sentences the
+    refused keywords units did not plan, to what was done; done never going back."""
+    assert seen[0] == (0, TASKS * SAMPLES * 2)
+    dones, totals = [d for d, _ in seen], [t for _, t in seen]
+    assert dones == sorted(dones) and totals == sorted(totals, reverse=True)
+    assert seen[-1] == (N_OK + N_INVALID, N_OK + N_INVALID)
+    assert N_OK + N_INVALID < TASKS * SAMPLES * 2  # so the refinement was tested
+
+
 def test_toy_recipe_online(toy: None, tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     fake_openai.script = online_script
     cfg = make_cfg(tmp_path, fake_openai.base_url, TOY, tasks=TASKS)
-    summary = api.run(cfg, "R")
+    seen: list[tuple[int, int]] = []
+    summary = api.run(cfg, "R", on_progress=lambda s: seen.append((s.done, s.total)))
     assert summary.counts == {"ok": N_OK, "invalid": N_INVALID}
+    check_progress(seen)
     # The keywords stage asks for strict JSON; the sentence stage for free text.
     for req in fake_openai.requests:
         fmt = (req.body.get("text") or {}).get("format")
@@ -224,8 +237,10 @@ def test_toy_recipe_in_batch_mode(toy: None, tmp_path: Path, fake_openai: FakeOp
     fake_openai.batch_plan = lambda _bid, _lines: BatchScript(
         answer=lambda _cid, body: scripted(body))
     cfg = make_cfg(tmp_path, fake_openai.base_url, deep_merge(FAST, TOY), tasks=TASKS)
-    summary = api.run(cfg, "R", mode="batch")
+    seen: list[tuple[int, int]] = []
+    summary = api.run(cfg, "R", mode="batch", on_progress=lambda s: seen.append((s.done, s.total)))
     assert summary.counts == {"ok": N_OK, "invalid": N_INVALID}
+    check_progress(seen)
     # keywords first; then what they planned and the re-asks, until nothing is pending
     sizes = [len(b.lines) for b in fake_openai.batches.values()]
     assert sizes[0] == TASKS * SAMPLES and len(sizes) >= 3

@@ -257,6 +257,10 @@ class EngineConfig(_Strict):
         description="On Ctrl-C / SIGTERM: seconds requests in flight get to finish and be "
         "recorded before they are abandoned (a second Ctrl-C abandons them at once).",
     )
+    progress_interval_s: float = Field(
+        10.0, gt=0, description="Without a terminal (CI, nohup, a pipe): seconds between the "
+        "plain progress lines (done/total, failed, cost, rate, ETA); `--quiet` silences them.",
+    )
 
 
 class BatchConfig(_Strict):

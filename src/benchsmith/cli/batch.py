@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +13,7 @@ from benchsmith import batch_ops
 from benchsmith.cli.console import err_console, fail, live_line
 from benchsmith.cli.options import command_group
 from benchsmith.errors import BenchsmithError
+from benchsmith.progress import duration
 from benchsmith.store.lock import live_holder
 
 batch_app = command_group(
@@ -29,7 +31,7 @@ def status(
     no_refresh: bool = typer.Option(False, "--no-refresh", help="Show the ledger only; call no API."),
     as_json: bool = typer.Option(False, "--json", help="Print the batches as JSON on stdout."),
 ) -> None:
-    """The run's batches: ids, status, request counts.
+    """The run's batches: ids, status, request counts, time since submission.
 
     While a run is live (it polls its batches itself) the ledger is shown as it is, with a
     note naming the running process.
@@ -50,12 +52,14 @@ def status(
         return
     if not rows:
         typer.echo("no batches in this run")
+    now = time.time()
     for b in rows:
         rc = b["request_counts"] or {}
         typer.echo(
             f"{b['local_id']}  {b['batch_id'] or '-':<24} {b['status']:<11} {b['model']:<20} "
             f"{rc.get('completed', 0)}/{rc.get('total', b['n_requests'])} done, "
-            f"{rc.get('failed', 0)} failed{'  reconciled' if b['reconciled_at'] else ''}"
+            f"{rc.get('failed', 0)} failed, submitted {duration(now - b['created_at'])} ago"
+            f"{'  reconciled' if b['reconciled_at'] else ''}"
         )
 
 

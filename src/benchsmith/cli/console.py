@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,16 +14,11 @@ import typer
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.text import Text
 
-from benchsmith.engine.online import Stats
+from benchsmith.engine.exec_common import Stats
+from benchsmith.progress import BAR, BatchView, Meter, Snapshot, batch_line, fields, fit, plain_line
+from benchsmith.store.batches import TERMINAL_BATCH
 
 
 # Exit codes of a run that stopped before the end (0: finished, 1: error).
@@ -41,55 +37,137 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def counting_progress(label: str, console: Console, enabled: bool = True) -> Progress:
-    """A bar of `label`, done/total, a `info` field, elapsed time and ETA; drawn only on a
-    terminal (`enabled`: not --quiet)."""
-    return Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-        disable=not (enabled and console.is_terminal),
-    )
+class LiveProgress:
+    """The progress of long work on stderr: a one-line bar on a terminal (fields dropped by
+    priority to fit its width, never cut), otherwise a plain line every `interval_s` seconds
+    (and one at the end); nothing when not `enabled` (--quiet). Updates only store the
+    counts: drawing happens at most `refresh_per_second` times, off the caller's path.
 
+    `update(done, total, ...)` for counted work; `RunProgress.update(stats)` for a run."""
 
-class RunProgress:
-    """done/failed/tokens/$/ETA. Off when stderr is not a terminal or with --quiet."""
-
-    def __init__(self, console: Console, enabled: bool):
-        self.enabled = enabled and console.is_terminal
+    def __init__(self, console: Console, label: str, enabled: bool = True,
+                 interval_s: float = 10.0, unit: str = "item", refresh_per_second: float = 4):
         self.console = console
-        self._last = 0.0
-        self._p = counting_progress("generating", console, self.enabled)
-        self._task: Any = None
+        self.mode = "off" if not enabled else "bar" if console.is_terminal else "lines"
+        self.enabled = self.mode == "bar"  # a bar is drawn (the old meaning, for callers)
+        self.interval_s = interval_s
+        self.meter = Meter(label, unit)
+        self._rps = refresh_per_second
+        self._counts: dict[str, Any] = {"done": 0, "total": None}
+        self._live: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shown: dict[str, tuple[str, int, int]] = {}  # batch -> (state, done, failed) logged
+        self._lock = threading.Lock()
+        self._logged = False
 
-    def __enter__(self) -> RunProgress:
-        if self.enabled:
-            self._p.start()
-            self._task = self._p.add_task("run", total=None, info="")
+    def __enter__(self) -> LiveProgress:
+        if self.mode == "bar":
+            from rich.live import Live
+
+            self._live = Live(self, console=self.console, refresh_per_second=self._rps,
+                              transient=False, redirect_stdout=False, redirect_stderr=False)
+            self._live.start()
+        elif self.mode == "lines":
+            self._thread = threading.Thread(target=self._log_every, daemon=True,
+                                            name="benchsmith-progress")
+            self._thread.start()
         return self
 
-    def __exit__(self, *_: Any) -> None:
-        if self.enabled:
-            self._p.stop()
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if self._live is not None:
+            self._live.stop()
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            # Where it ended, after lines before it (short work has only its summary); an
+            # error says so itself, in one line.
+            if exc_type is None and self._logged:
+                self._log()
 
-    def update(self, s: Stats) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.1 and s.done < s.total:
-            return
-        self._last = now
-        info = (
-            f"ok {s.ok} invalid {s.invalid} failed {s.failed} retries {s.retries} "
-            f"tok {s.input_tokens + s.output_tokens:,} ${s.cost_usd:.4f}"
-        )
-        self._p.update(self._task, total=s.total, completed=s.done, info=info)
+    def update(self, done: int, total: int | None, **counts: Any) -> None:
+        """done/total and the Meter's other counts (failed, cost_usd, note, ...)."""
+        first = self._counts["total"] is None and not self._counts["done"]
+        self._counts = {"done": done, "total": total, **counts}
+        if first and self.mode != "off":
+            self.snapshot()  # the rate counts from here
+
+    def snapshot(self) -> Snapshot:
+        return self.meter.read(**self._counts)
+
+    # -- a terminal: a Live of this renderable, redrawn by rich -------------------------------
+    def __rich_console__(self, console: Console, options: Any) -> Any:
+        snap = self.snapshot()
+        texts, bar = fit(fields(snap), options.max_width)
+        line = Text(no_wrap=True, overflow="crop")
+        for i, t in enumerate(texts):
+            if i:
+                line.append(" ")
+            if t == BAR:
+                filled = bar * snap.done // snap.total if snap.total else 0
+                line.append("━" * filled, style="magenta")
+                line.append("━" * (bar - filled), style="grey23")
+            else:
+                line.append(t, style="bold" if i == 0 and t == snap.label else "")
+        yield line
+        now = time.time()
+        open_ = [b for b in snap.batches if b.status not in TERMINAL_BATCH]
+        for b in open_[:MAX_BATCHES]:
+            yield Text(batch_line(b, now), no_wrap=True, overflow="ellipsis")
+        if len(open_) > MAX_BATCHES:
+            yield Text(f"... and {len(open_) - MAX_BATCHES} more open batches")
+
+    # -- no terminal: plain lines -----------------------------------------------------------
+    def _log_every(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._log()
+
+    def _log(self) -> None:
+        snap = self.snapshot()
+        if snap.total is None and not snap.done:
+            return  # nothing counted yet
+        self._logged = True
+        self.console.print(plain_line(snap), markup=False, highlight=False)
+        self._log_batches(snap.batches)
+
+    def _log_batches(self, batches: tuple[BatchView, ...]) -> None:
+        """A line for each batch whose state or counts changed since its last one."""
+        now = time.time()
+        with self._lock:
+            for b in batches:
+                seen = (b.status, b.completed, b.failed)
+                if self._shown.get(b.local_id) != seen:
+                    self._shown[b.local_id] = seen
+                    self.console.print(batch_line(b, now), markup=False, highlight=False)
+
+
+MAX_BATCHES = 5  # open batches listed under the bar
+
+
+class RunProgress(LiveProgress):
+    """A run's progress: done/total requests (later stages counted up front), failed,
+    cost, rate and ETA; on_progress of the engines, which call it on every finished unit."""
+
+    def __init__(self, console: Console, enabled: bool, interval_s: float = 10.0,
+                 label: str = "generating"):
+        super().__init__(console, label, enabled, interval_s, unit="req")
+        self._stats: Stats | None = None
+
+    def update(self, s: Stats) -> None:  # type: ignore[override]
+        first = self._stats is None
+        self._stats = s  # read when drawn: the engine's own counters, no copy here
+        if first and self.mode != "off":
+            self.snapshot()  # the rate counts from here: not from work done before a resume
+        if s.batches and self.mode == "lines":
+            self._log_batches(s.batches)  # as the batches are polled, not only every interval
+
+    def snapshot(self) -> Snapshot:
+        s = self._stats
+        if s is None:
+            return self.meter.read(0, None)
+        return self.meter.read(s.done, s.total, failed=s.failed, invalid=s.invalid,
+                               retries=s.retries, tokens=s.input_tokens + s.output_tokens,
+                               cost_usd=s.cost_usd, batches=s.batches)
 
 
 def live_line(holder: dict[str, Any]) -> str:

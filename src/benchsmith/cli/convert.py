@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from benchsmith.cli.console import err_console, fail
-from benchsmith.cli.options import command_group, limit_option
+from benchsmith.cli.console import LiveProgress, err_console, fail
+from benchsmith.cli.options import command_group, limit_option, quiet_option
 from benchsmith.errors import BenchsmithError
 from benchsmith.sources.refactorbench_convert import convert_refactorbench, write_rows
 
@@ -41,6 +41,7 @@ def refactorbench(
         help="Also store each task's test file text as `test_source` (a gold field, never "
         "put in a prompt).",
     ),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Write one JSONL row per RefactorBench task for the `refactorbench_py` source.
 
@@ -56,16 +57,18 @@ def refactorbench(
 
       benchsmith convert refactorbench --refactorbench-root ../RefactorBench --variant lazy --output data/rb_lazy.jsonl --limit 10 --include-test-source
     """
+    console = err_console()
     try:
-        rows = convert_refactorbench(
-            refactorbench_root, variant, limit=limit, include_test_source=include_test_source
-        )
+        with LiveProgress(console, "convert refactorbench", not quiet, unit="task") as progress:
+            rows = convert_refactorbench(refactorbench_root, variant, limit=limit,
+                                         include_test_source=include_test_source,
+                                         progress=progress.update)
         n = write_rows(output, rows)
     except BenchsmithError as e:
         fail(e)
     paired = sum(1 for r in rows if r["test_file"])
     source = "with" if include_test_source else "without"
-    err_console().print(
+    console.print(
         f"wrote {n} rows ({variant} variant, {paired} with a test file, {source} test source) "
         f"to {output}",
         markup=False,

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from benchsmith.cli.console import counting_progress, err_console, fail
+from benchsmith.cli.console import LiveProgress, err_console, fail
 from benchsmith.cli.options import command_group, json_option, quiet_option
 from benchsmith.errors import BenchsmithError, ConfigError
 
@@ -171,7 +171,7 @@ def build(
                             max_failed_patch_chars, max_error_chars),
         parquet=parquet,
     )
-    progress = counting_progress("finetune build", console, not quiet)
+    progress = LiveProgress(console, "finetune build", not quiet, unit="row")
     try:
         check_options(opts)
         if out.exists() and not out.is_dir():
@@ -181,13 +181,12 @@ def build(
                               "would read its train.jsonl and val.jsonl as trajectories; give "
                               "another folder (a sub-folder is fine)")
         with progress:
-            task = progress.add_task("build", total=None, info="reading")
+            progress.update(0, None, note="reading")
             loaded = _load(trajectories, run_dir, swe_agent, report, eval_dir, skip_bad_lines,
-                           lambda p: progress.update(task, info=p.name))
+                           lambda p: progress.update(0, None, note=f"reading {p.name}"))
             report_ = build_dataset(
                 loaded, opts, out,
-                lambda done, total, what: progress.update(task, completed=done, total=total,
-                                                          info=what),
+                lambda done, total, what: progress.update(done, total, note=what),
             )
     except KeyboardInterrupt:
         console.print(interrupted_note(out), markup=False)

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from benchsmith.cli.console import counting_progress, err_console, fail
+from benchsmith.cli.console import LiveProgress, err_console, fail
 from benchsmith.cli.options import command_group, json_option, quiet_option
 from benchsmith.errors import BenchsmithError, ConfigError
 
@@ -125,14 +125,11 @@ def build(
         cache_dir = default_cache_dir()
     opts = BuildOptions(pct, not no_pr_mes, not no_issue_mes, use_bm25, topn, repos_dir,
                         cache_dir)
-    progress = counting_progress("infbench", console, not quiet)
+    progress = LiveProgress(console, "infbench build", not quiet, unit="row")
     try:
         with progress:
-            task = progress.add_task("build", total=len(rows), info="")
-            summary = build_infbench(
-                rows, save_path, opts,
-                lambda done, total: progress.update(task, completed=done, total=total),
-            )
+            progress.update(0, len(rows))
+            summary = build_infbench(rows, save_path, opts, progress.update)
     except KeyboardInterrupt:
         console.print("interrupted; nothing written (run the command again)", markup=False)
         raise typer.Exit(130) from None

@@ -116,7 +116,7 @@ def run(
             raise ConfigError("command line", "--mode", "must be online or batch")
         files = resolve_files(multi["dataset_name"], multi.get("run_id", []), infbench_dir)
         base = base_config(config)
-        progress = RunProgress(console, enabled=not quiet)
+        progress = RunProgress(console, not quiet, base.engine.progress_interval_s)
         plan = Plan(
             files=files, models=list(dict.fromkeys(multi["model"])),
             table=load_table(model_table), results_dir=results_dir, runs_dir=runs_dir,

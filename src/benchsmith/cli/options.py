@@ -52,7 +52,8 @@ def limit_option(help: str) -> Any:
 
 
 def quiet_option() -> Any:
-    return typer.Option(False, "--quiet", "-q", help="No progress bar.")
+    return typer.Option(False, "--quiet", "-q",
+                        help="No progress (bar or log lines); errors still print.")
 
 
 def json_option(what: str) -> Any:

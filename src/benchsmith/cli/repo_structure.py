@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from benchsmith.cli.console import counting_progress, err_console, fail
+from benchsmith.cli.console import LiveProgress, err_console, fail
 from benchsmith.cli.options import command_group, json_option, limit_option, quiet_option
 from benchsmith.errors import BenchsmithError
 
@@ -83,17 +83,21 @@ def build(
         )
     except BenchsmithError as e:
         fail(e)
-    progress = counting_progress("repo structures", console, not quiet)
+    progress = LiveProgress(console, "repo structures", not quiet, unit="inst")
+    seen = {"done": 0, "failed": 0}
 
     try:
         with progress:
-            task = progress.add_task("build", total=len(instances), info="")
+            progress.update(0, len(instances))
 
             def on_instance(inst: Instance, status: str, reason: str | None) -> None:
+                seen["done"] += 1
                 if status == "skipped":
-                    progress.console.print(f"skipped {inst.instance_id}: {reason}", markup=False,
-                                           highlight=False)
-                progress.update(task, advance=1, info=inst.instance_id)
+                    seen["failed"] += 1
+                    console.print(f"skipped {inst.instance_id}: {reason}", markup=False,
+                                  highlight=False)
+                progress.update(seen["done"], len(instances), failed=seen["failed"],
+                                note=inst.instance_id)
 
             report = build_dataset_structures(
                 instances, repos_dir=repos_dir, out_dir=out, force=force, on_instance=on_instance

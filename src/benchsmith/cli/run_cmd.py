@@ -83,7 +83,7 @@ def execute(words: list[str], config: Path, recipe: str | None, overrides: dict[
             cfg = with_recipe(cfg, **overrides)
         if temp is not None:
             cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"temperature": temp})})
-        with RunProgress(console, enabled=not quiet) as prog:
+        with RunProgress(console, not quiet, cfg.engine.progress_interval_s) as prog:
             summary = api.run(
                 cfg, run_id, resume, mode=mode, echo=say, on_progress=prog.update,
                 on_estimate=show_estimate, retry_failed=retry_failed, retry_invalid=retry_invalid,
@@ -150,7 +150,8 @@ def _common() -> list[tuple[str, Any, Any]]:
             None, "--mode", help="`online` or `batch` (Batch API); default: openai.use_batch_api.")),
         ("temp", Optional[float], typer.Option(
             None, "--temp", help="Sampling temperature (overrides model.temperature).")),
-        ("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bar.")),
+        ("quiet", bool, typer.Option(
+            False, "--quiet", "-q", help="No progress (bar or log lines); errors still print.")),
         ("as_json", bool, typer.Option(False, "--json", help="Print the summary as JSON on stdout.")),
         ("retry_failed", bool, typer.Option(
             False, "--retry-failed", help="With --resume: send the failed units again (new attempts).")),

@@ -116,7 +116,7 @@ def _execute(req: Any, shared: dict[str, Any]) -> None:
         if dry:
             _print_dry(dry_run(req, base), req)
             return
-        progress = RunProgress(console, enabled=not quiet)
+        progress = RunProgress(console, not quiet, base.engine.progress_interval_s)
         from dataclasses import replace
 
         req = replace(req, on_progress=progress.update)

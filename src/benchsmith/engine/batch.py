@@ -34,6 +34,7 @@ from benchsmith.engine.batch_api import BatchApi
 from benchsmith.engine.batch_lines import ENDPOINTS, Chunk, plan_chunks, request_lines
 from benchsmith.engine.budget import Budget, final_stop, overbilled_note
 from benchsmith.engine.context import ContextLimits, skip_too_long, skip_units
+from benchsmith.engine.expected import ExpectedWork
 from benchsmith.engine.history import load_histories
 from benchsmith.engine.online import Outcome, Stats
 from benchsmith.engine.param_fallback import ParamFallback
@@ -41,6 +42,7 @@ from benchsmith.engine.planning import fail_units
 from benchsmith.engine.local_units import settle_local
 from benchsmith.engine.reconcile import Reconciler
 from benchsmith.errors import AuthError
+from benchsmith.progress import BatchView
 from benchsmith.recipes.base import Recipe
 from benchsmith.records import Task
 from benchsmith.store import batches as bstore
@@ -82,11 +84,13 @@ class BatchExecutor:
         self.fallback = ParamFallback(echo)
         self._loop_task: asyncio.Future[None] | None = None
         self._interrupted = False
+        self._expect = ExpectedWork(recipe)
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self) -> Outcome:
         # A server that overbilled before will again: count worst cases at the ratio seen.
         self.budget.factor = max(self.budget.factor, self.ledger.overbilling()[2])
+        self._progress()
         self._loop_task = asyncio.ensure_future(self._loop())
         try:
             if self._interrupted:
@@ -156,13 +160,21 @@ class BatchExecutor:
         self.budget.spent, self.budget.reserved = settled, unsettled
 
     def _progress(self) -> None:
-        c = self.ledger.state_counts()
+        """The run's counts (the current plan; pending units with what they are expected to
+        plan, skipped ones left out) and this invocation's batches."""
+        c = self.ledger.state_counts(current_plan=True)
         u = self.ledger.usage_totals()
         settled, _ = self.ledger.spend()
+        done = sum(c.get(k, 0) for k in ("ok", "invalid", "failed"))
+        views = tuple(
+            BatchView(b["local_id"], b["batch_id"], b["status"],
+                      *_counts(b["request_counts"], b["n_requests"]), b["created_at"])
+            for b in bstore.batches(self.ledger) if b["invocation"] == self.inv)
         self.on_progress(Stats(
-            total=sum(c.values()), ok=c.get("ok", 0), invalid=c.get("invalid", 0),
-            failed=c.get("failed", 0), calls=u["api_calls"], input_tokens=u["input_tokens"],
-            output_tokens=u["output_tokens"], cost_usd=settled,
+            total=done + self._expect.counted(self.ledger.pending_by_stage()),
+            ok=c.get("ok", 0), invalid=c.get("invalid", 0), failed=c.get("failed", 0),
+            calls=u["api_calls"], input_tokens=u["input_tokens"],
+            output_tokens=u["output_tokens"], cost_usd=settled, batches=views,
         ))
 
     # -- prepare ----------------------------------------------------------------------------
@@ -260,6 +272,7 @@ class BatchExecutor:
             await self.sleep(delay)
             delay = min(delay * 1.5, self.s.cfg.max_poll_interval_s)
         await self._reconcile(local_id, rb)
+        self._progress()
 
     # -- reconcile --------------------------------------------------------------------------
     async def _reconcile(self, local_id: str, rb: dict[str, Any]) -> None:
@@ -305,6 +318,12 @@ class BatchExecutor:
             bstore.update_batch(self.ledger, local_id, reconciled_at=time.time())
         if rec.counts.stop:
             raise AuthError(rec.counts.stop[0])
+
+
+def _counts(rc: dict[str, Any] | None, n: int) -> tuple[int, int, int]:
+    """(completed, failed, total) of a batch's request_counts (none yet: 0, 0, n)."""
+    rc = rc or {}
+    return int(rc.get("completed") or 0), int(rc.get("failed") or 0), int(rc.get("total") or n)
 
 
 def _endpoint(api: str) -> str:

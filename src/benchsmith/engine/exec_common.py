@@ -3,6 +3,7 @@ setting while requests are in flight; and the online executor's backoff between 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import random
@@ -25,6 +26,7 @@ class Stats:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    batches: tuple[Any, ...] = ()  # progress.BatchView of each batch of this invocation
 
     @property
     def done(self) -> int:
@@ -49,6 +51,13 @@ class EngineSettings:
 class Outcome:
     stopped: str | None = None  # None (all done), "budget", "auth", "interrupted"
     message: str = ""
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait until each has ended."""
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def backoff_s(s: EngineSettings, k: int, retry_after: float | None, rng: random.Random) -> float:

@@ -29,8 +29,9 @@ import orjson
 from benchsmith.config_sections import Price
 from benchsmith.engine.budget import Budget, final_stop, overbilled_note
 from benchsmith.engine.exec_common import (  # Stats, Outcome, EngineSettings: re-exported
-    EngineSettings, Outcome, Stats, backoff_s, quiet_cyclic_gc,
+    EngineSettings, Outcome, Stats, backoff_s, cancel_all, quiet_cyclic_gc,
 )
+from benchsmith.engine.expected import ExpectedWork
 from benchsmith.engine.history import UnitHistory, load_histories
 from benchsmith.engine.http import TRANSIENT_EXC, HttpClient
 from benchsmith.engine.local_units import answer_local
@@ -50,12 +51,6 @@ from benchsmith.recipes.base import Recipe, RequestSpec, Stage, with_feedback
 from benchsmith.records import Task, Usage
 from benchsmith.store.group_commit import GroupCommit
 from benchsmith.store.ledger import Ledger, Unit
-
-
-async def _cancel(workers: list[asyncio.Task[None]]) -> None:
-    for w in workers:
-        w.cancel()
-    await asyncio.gather(*workers, return_exceptions=True)
 
 
 _NO_HISTORY = UnitHistory()
@@ -98,6 +93,7 @@ class OnlineExecutor:
         self.on_progress = on_progress or (lambda _s: None)
         self.rng = rng or random.Random()
         self.stats = Stats()
+        self._expect = ExpectedWork(recipe)
         self.queue: deque[Unit] = deque()
         self.outcome = Outcome()
         self._keys = itertools.cycle(range(len(settings.keys))) if settings.keys else None
@@ -121,7 +117,7 @@ class OnlineExecutor:
         # A server that overbilled before will again: count worst cases at the ratio seen.
         self.budget.factor = max(self.budget.factor, self.ledger.overbilling()[2])
         self.queue.extend(units)
-        self.stats.total = len(units)
+        self.stats.total = self._expect.total(units)  # children to come counted up front
         self.on_progress(self.stats)
         n = min(self.s.concurrency, max(1, len(units)))
         self._commits = GroupCommit(self.ledger)
@@ -133,15 +129,15 @@ class OnlineExecutor:
                 await asyncio.gather(*workers)
             except AuthError as e:
                 self.outcome = Outcome("auth", str(e))
-                await _cancel(workers)
+                await cancel_all(workers)
             except asyncio.CancelledError:
                 if not self._aborted:  # not ours: the caller is cancelling the run
                     raise
-                await _cancel(workers)
+                await cancel_all(workers)
             except Exception:
                 # A fatal error (e.g. the disk is full): every worker stops, its own errors
                 # dying with it, before this one is raised.
-                await _cancel(workers)
+                await cancel_all(workers)
                 raise
             finally:
                 self._halt.close()
@@ -229,7 +225,7 @@ class OnlineExecutor:
             if req.too_long:
                 # Not a request to send: no chain successor (it would be as long).
                 self.ledger.finish_unit(unit.unit_id, "skipped", req.too_long, None)
-                self.stats.total -= 1
+                self.stats.total -= self._expect.of(unit.stage, unit.sample_index)
                 self.on_progress(self.stats)
                 return
             reserve = req.reserve
@@ -374,7 +370,7 @@ class OnlineExecutor:
             raise build_error
         if insert_error is not None:
             raise insert_error
-        self._queue_children(self._children.after_reopen(unit.unit_id, later) if later else rows)
+        self._queue_children(unit, self._children.after_reopen(unit.unit_id, later) if later else rows)
 
     def _answer_local(self, unit: Unit) -> None:
         with self.ledger.tx():
@@ -384,7 +380,7 @@ class OnlineExecutor:
         else:
             self.stats.invalid += 1
         self.on_progress(self.stats)
-        self._queue_children(rows)
+        self._queue_children(unit, rows)
 
     def _end(self, aid: int, reserve: float, status: str, http_status: int | None,
              latency: float | None, usage: Usage, cost: float, *, raw: str | None = None,
@@ -418,11 +414,10 @@ class OnlineExecutor:
         self._continue_chain(unit, RequestSpec.from_dict(unit.spec))
 
     def _continue_chain(self, unit: Unit, spec: RequestSpec) -> None:
-        self._queue_children(self._children.after_failure(unit, spec))
+        self._queue_children(unit, self._children.after_failure(unit, spec))
 
-    def _queue_children(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
-        for uid, _ in rows:
-            u = self.ledger.unit(uid)
-            if u is not None and u.state == "pending":
-                self.queue.append(u)
-                self.stats.total += 1
+    def _queue_children(self, parent: Unit, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        kids = [u for u in map(self.ledger.unit, (uid for uid, _ in rows))
+                if u is not None and u.state == "pending"]
+        self.queue.extend(kids)
+        self.stats.total += self._expect.change(parent, kids)  # what was expected, refined

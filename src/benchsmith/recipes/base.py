@@ -135,6 +135,9 @@ class Stage:
     # bytes each later unit may add (e.g. the accepted plans it is shown).
     chain_length: int = 1
     chain_growth_bytes: int = 0
+    # How many units this stage usually plans per finished parent: progress counts them
+    # as expected work before they are planned (the count is refined as they are).
+    per_parent: int = 1
     # How validate-run tells the records of one request apart in datasets/<ds>/<stage>.jsonl
     # (fields besides request_id), and which field names a record in its messages.
     record_key: tuple[str, ...] = ()
@@ -231,6 +234,19 @@ class Recipe:
 
     def children_of(self, name: str) -> list[Stage]:
         return [s for s in self.stages if s.needs == name]
+
+    def expected_after(self, name: str, sample_index: int = 0) -> int:
+        """How many units a unit of stage `name` (its chain call `sample_index`) is expected
+        to plan, directly and through its own children: later stages and the rest of a chain.
+        A chain's first call in a later stage counts from 0."""
+        n = 0
+        for child in self.children_of(name):
+            if child.name == name:  # the chain's next call, if the chain goes on
+                if sample_index + 1 < child.chain_length:
+                    n += 1 + self.expected_after(name, sample_index + 1)
+            else:
+                n += child.per_parent * (1 + self.expected_after(child.name, 0))
+        return n
 
 
 def with_feedback(

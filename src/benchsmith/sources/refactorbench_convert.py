@@ -19,6 +19,7 @@ import ast
 import os
 import posixpath
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,10 @@ def convert_refactorbench(
     *,
     limit: int | None = None,
     include_test_source: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for every task of one instruction variant, sorted by task id, capped at `limit`."""
+    """Rows for every task of one instruction variant, sorted by task id, capped at `limit`;
+    `progress(done, total)` after each task."""
     root = Path(root)
     if variant not in VARIANTS:
         raise ConfigError(
@@ -106,6 +109,8 @@ def convert_refactorbench(
         if include_test_source:
             row["test_source"] = _read_text(root / test_file, "test file") if test_file else None
         rows.append(row)
+        if progress is not None:
+            progress(len(rows), len(tasks))
     return rows
 
 

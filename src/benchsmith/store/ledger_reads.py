@@ -42,6 +42,13 @@ class LedgerReads:
         rows = self.db.execute(f"SELECT state, COUNT(*) FROM units{where} GROUP BY state").fetchall()
         return {s: n for s, n in rows}
 
+    def pending_by_stage(self) -> dict[tuple[str, int], int]:
+        """Pending units of the current plan per (stage, sample index)."""
+        rows = self.db.execute(
+            f"SELECT stage, sample_index, COUNT(*) FROM units WHERE state='pending' AND "
+            f"{CURRENT_PLAN} GROUP BY 1, 2").fetchall()
+        return {(st, i): n for st, i, n in rows}
+
     def task_states(self) -> dict[tuple[str, str], dict[str, int]]:
         """Unit counts per state of each task, in the current plan."""
         out: dict[tuple[str, str], dict[str, int]] = {}

@@ -70,6 +70,10 @@ EXAMPLES = shell_examples(README)
 def words_of(example: str) -> list[str]:
     """The words after `benchsmith`; `[--json]` (optional in a synopsis) as `--json`."""
     words = shlex.split(example, comments=True)[1:]
+    for i, w in enumerate(words):  # a redirection or pipe ends the command's own words
+        if w in {"|", "&&", ";"} or w == "<" or re.match(r"^\d?>", w):
+            words = words[:i]
+            break
     return [w.strip("[]") for w in words if w.strip("[]")]
 
 

@@ -5,7 +5,6 @@ every wire format (responses, chat, batch, `batch export`)."""
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -17,61 +16,15 @@ from helpers import (
     KEY_ENV, SECRET, cfg_dict, deep_merge, humaneval_problems, ledger_rows, read_json,
     read_jsonl, request_messages, unit_specs,
 )
+from leak_support import clean_ids, gold_lines, leaking_lines, pick, swe_plan, verified_rows
 
 from benchsmith import api, batch_ops
 from benchsmith.cli.app import app
 from benchsmith.config import parse_config
 from benchsmith.leaks.guard import MARKER
-from benchsmith.leaks.index import DEFAULT_STOP_LINES
 from benchsmith.validate.run_checks import check_run
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-VERIFIED = DATA / "swebench_verified" / "swebench_verified_test.jsonl.gz"
 FAST = {"engine": {"concurrency": 4, "max_retries": 1}}
-
-
-def verified_rows() -> dict[str, dict[str, Any]]:
-    with gzip.open(VERIFIED, "rt", encoding="utf-8") as f:
-        return {r["instance_id"]: r for r in map(json.loads, f)}
-
-
-def gold_lines(row: dict[str, Any]) -> set[str]:
-    """The rule of the default settings, from the raw diff: added lines of the patch and
-    test patch, stripped, 25+ characters, not boilerplate."""
-    out = set()
-    for diff in (row["patch"], row["test_patch"]):
-        for ln in diff.splitlines():
-            if ln[:1] == "+" and not ln.startswith("+++ "):
-                s = ln[1:].strip()
-                if len(s) >= 25 and s not in DEFAULT_STOP_LINES:
-                    out.add(s)
-    return out
-
-
-def leaking_lines(text: str, gold: set[str]) -> list[str]:
-    return [ln for ln in text.splitlines() if any(g in ln for g in gold)]
-
-
-def pick(rows: dict[str, dict[str, Any]], field: str, n: int, *, clean: str | None = None
-         ) -> list[str]:
-    """The first `n` ids whose `field` holds gold lines (and whose `clean` field holds none)."""
-    out = []
-    for tid, r in rows.items():
-        g = gold_lines(r)
-        if leaking_lines(r[field], g) and not (clean and leaking_lines(r[clean], g)):
-            out.append(tid)
-        if len(out) == n:
-            return out
-    raise AssertionError(f"fewer than {n} tasks leak through {field}")
-
-
-def swe_plan(tmp_path: Path, ids: list[str], policy: str, run_id: str) -> Path:
-    ids_file = tmp_path / f"{run_id}_ids.txt"
-    ids_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
-    data = cfg_dict(tmp_path, "http://127.0.0.1:9/v1", {"leaks": {"leak_policy": policy}})
-    data["datasets"] = {"swebench_verified": {"path": str(VERIFIED), "task_ids_file": str(ids_file)}}
-    cfg = parse_config(data, file=str(tmp_path / "c.yaml"), config_dir=str(tmp_path))
-    return api.dry_run(cfg, run_id).run_dir
 
 
 def first_prompts(rd: Path) -> dict[str, str]:
@@ -136,8 +89,7 @@ def test_redact_is_part_of_the_plan(tmp_path: Path):
 def test_skip_ends_leaking_units_with_the_reason(tmp_path: Path):
     rows = verified_rows()
     leak = pick(rows, "problem_statement", 2)
-    clean = [t for t, r in rows.items() if not leaking_lines(
-        r["problem_statement"] + "\n" + r["hints_text"], gold_lines(r))][:2]
+    clean = clean_ids(rows, 2)
     rd = swe_plan(tmp_path, sorted(leak + clean), "skip", "S")
     states = {tid: (state, reason) for tid, state, reason in ledger_rows(
         rd, "SELECT task_id, state, reason FROM units")}

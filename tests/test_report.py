@@ -1,6 +1,6 @@
 """`benchsmith report` and the report `run` writes: real runs through the fake server (a plans
-run on HumanEval, a bug-fixer rollout), the page checked against the ledger and opened in
-headless Chromium with the network off."""
+run on HumanEval, a bug-fixer rollout, SWE-bench Verified instances that carry their gold),
+the page checked against the ledger and opened in headless Chromium with the network off."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from fake_openai import Reply
-from helpers import KEY_ENV, SECRET, cfg_dict, make_cfg, read_jsonl, write_yaml
+from helpers import KEY_ENV, SECRET, cfg_dict, make_cfg, read_json, read_jsonl, write_yaml
+from leak_support import clean_ids, gold_lines, leaking_lines, pick, swe_cfg, swe_plan, verified_rows
 from report_browser import open_offline
 from rollouts_support import Workspace, rollout
 from typer.testing import CliRunner
 
 from benchsmith import api
 from benchsmith.cli.app import app
+from benchsmith.store import leak_rows
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import run_lock
 
@@ -121,6 +124,10 @@ def test_plans_run_writes_a_report_that_matches_its_ledger(fake_openai, tmp_path
     assert _row("humaneval", "HumanEval/0", 1) in page
     assert "2 of 3 task(s) have all 12 plans asked for." in page
     # The plan fingerprint, and the records' text escaped; no secret, key variable or endpoint.
+    # HumanEval prompts hold no line of their canonical solutions: the empty state.
+    assert db.execute("SELECT COUNT(*) FROM gold_leaks").fetchone()[0] == 0
+    assert "<h2>Gold leaks</h2>" in page
+    assert "Policy in force: warn (leaks.leak_policy). No request carried gold" in page
     fp = json.loads((rd / "config/plan.json").read_text())["fingerprint"]
     assert fp in page
     assert HOSTILE not in page and html.escape(HOSTILE) in page
@@ -235,3 +242,111 @@ def test_a_plugin_recipe_adds_its_own_section(tmp_path, fake_openai, monkeypatch
     for title in ("Requests per state", "Cost and tokens by model", "Sample of records"):
         assert f"<h2>{title}</h2>" in page
     assert "<h2>Samples per instance</h2>" not in page and "<h2>Plans per task</h2>" not in page
+
+
+# ------------------------------------------------------------------------------ gold leaks
+
+def _leak_truth(rd: Path) -> tuple[dict, dict]:
+    """From the ledger, computed apart from the report: per (dataset, field) and per
+    (dataset, task, field), the requests carrying gold and what happened to them."""
+    db = sqlite3.connect(rd / "ledger.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM plans").fetchone()[0] == 1  # every unit current
+    per_field: dict = {}
+    per_task: dict = {}
+    for ds, tid, fields, removed, sample, state, calls in db.execute(
+            "SELECT g.dataset, g.task_id, g.fields_json, g.removed_json, g.sample, u.state, "
+            "(SELECT COUNT(*) FROM attempts a WHERE a.unit_id = g.unit_id) "
+            "FROM gold_leaks g JOIN units u USING (unit_id)"):
+        fields = json.loads(fields)
+        removed = json.loads(removed) if removed else {}
+        for f in {*fields, *removed}:
+            n, gone = fields.get(f, 0), len(removed.get(f, ()))
+            t = per_task.setdefault((ds, tid, f), {"matched": 0, "requests": 0, "sent": 0,
+                                                   "skipped": 0, "redacted": 0, "removed": 0,
+                                                   "sample": ""})
+            t["matched"] = max(t["matched"], n)
+            t["requests"] += n > 0
+            t["sent"] += n > 0 and calls > 0
+            t["skipped"] += n > 0 and state == "skipped"
+            t["redacted"] += gone > 0
+            t["removed"] = max(t["removed"], gone)
+            if n:
+                t["sample"] = max(t["sample"], sample)
+    for (ds, _tid, f), t in per_task.items():
+        a = per_field.setdefault((ds, f), {"requests": 0, "tasks": 0, "sent": 0, "skipped": 0,
+                                           "redacted": 0, "removed": 0})
+        a["tasks"] += t["requests"] > 0
+        for k in ("requests", "sent", "skipped", "redacted", "removed"):
+            a[k] += t[k]
+    return per_field, per_task
+
+
+@pytest.mark.parametrize("policy", ["warn", "skip", "redact"])
+def test_gold_leak_section_matches_the_ledger(fake_openai, tmp_path, monkeypatch, policy):
+    """SWE-bench Verified instances whose problem statement or hints carry gold lines, run
+    through the fake server: the section's counts and leaking tasks are the ledger's."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    rows = verified_rows()
+    by_ps = pick(rows, "problem_statement", 2)
+    by_hints = pick(rows, "hints_text", 1, clean="problem_statement")
+    ids = sorted({*by_ps, *by_hints, *clean_ids(rows, 1)})
+    cfg = swe_cfg(tmp_path, fake_openai.base_url, ids, policy, "G",
+                  {"engine": {"concurrency": 4, "max_retries": 1}})
+    rd = api.run(cfg, "G").run_dir
+    page = api.write_report(rd).path.read_text(encoding="utf-8")
+    assert "<h2>Gold leaks</h2>" in page
+    assert f"Policy in force: {policy} (leaks.leak_policy)." in page
+    assert html.escape(leak_rows.describe(api.run_status(rd)["gold_leaks"])) in page
+    per_field, per_task = _leak_truth(rd)
+    # The leaking tasks are those the rule finds in the raw rows (redact: hints no longer
+    # carry gold, their lines are removed instead).
+    leaking = {t for t in ids if leaking_lines(rows[t]["problem_statement"], gold_lines(rows[t]))
+               or (policy != "redact" and leaking_lines(rows[t]["hints_text"],
+                                                        gold_lines(rows[t])))}
+    assert {tid for (_ds, tid, _f), t in per_task.items() if t["requests"]} == leaking
+    assert set(by_ps) <= leaking
+    for (ds, f), a in per_field.items():
+        assert _row(ds, f, policy, a["requests"], a["tasks"], a["sent"], a["skipped"],
+                    a["redacted"], a["removed"]) in page, (ds, f)
+    for (ds, tid, f), t in per_task.items():
+        assert _row(ds, tid, f, t["matched"], t["requests"], t["sent"], t["skipped"],
+                    t["removed"], t["sample"]) in page, (tid, f)
+    totals = {k: sum(a[k] for a in per_field.values()) for k in ("sent", "skipped", "removed")}
+    if policy == "skip":
+        assert totals["sent"] == 0 and totals["skipped"] > 0
+    elif policy == "warn":
+        assert totals["sent"] > 0 and totals["skipped"] == 0
+    else:
+        assert (per_task[("swebench_verified", by_hints[0], "hints_text")]["removed"]
+                == len(leaking_lines(rows[by_hints[0]]["hints_text"],
+                                     gold_lines(rows[by_hints[0]]))) > 0)
+    # The manifest lists the same (task, field) pairs.
+    manifest = read_json(rd / "manifests/swebench_verified_gold_leaks.json")
+    assert {(r["task_id"], r["field"]) for r in manifest} == {(t, f) for _d, t, f in per_task}
+    if policy == "warn":
+        seen = open_offline(rd / "report.html", tmp_path / "leaks_report.png")
+        assert seen.errors == [] and seen.refused == [] and seen.dialogs == []
+        assert seen.drawn == seen.charts, seen
+
+
+def test_a_run_made_before_the_leak_guard_says_so(tmp_path):
+    """A ledger at schema 4 (before m005 added gold_leaks) is reported as it is, its leak
+    section saying its requests were not checked; an older one is the one-line error."""
+    rows = verified_rows()
+    rd = swe_plan(tmp_path, pick(rows, "problem_statement", 1) + clean_ids(rows, 1), "warn", "O")
+    db = sqlite3.connect(rd / "ledger.sqlite")
+    db.executescript("DROP TABLE gold_leaks; PRAGMA user_version=4;")
+    db.close()
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(rd)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    page = (rd / "report.html").read_text(encoding="utf-8")
+    assert "predates the gold-leak guard (no gold_leaks table)" in page
+    assert "<h2>Requests per state</h2>" in page and "<h2>Plans per task</h2>" in page
+    ledger = sqlite3.connect(rd / "ledger.sqlite")
+    assert ledger.execute("PRAGMA user_version").fetchone()[0] == 4  # read, not upgraded
+    ledger.execute("PRAGMA user_version=3")
+    ledger.close()
+    res = runner.invoke(app, ["report", str(rd)])
+    assert res.exit_code == 1 and "older benchsmith" in res.output
+    assert len(res.output.strip().splitlines()) == 1

@@ -17,12 +17,16 @@ from benchsmith.recipes.report_section import Section
 from benchsmith.report import shared
 from benchsmith.report.charts import plotly_js
 from benchsmith.report.page import render
-from benchsmith.store.io_errors import StorageError
+from benchsmith.store.io_errors import LedgerUnreadable, StorageError
+from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import live_holder
 from benchsmith.store.plans import current_plan
-from benchsmith.store.rundir import RunDir, atomic_write_bytes, open_existing_run
+from benchsmith.store.rundir import RunDir, atomic_write_bytes, existing_run_dir
 
 REPORT_NAME = "report.html"
+# The oldest ledger the report reads as it is (m004: pinned plans); newer migrations' tables
+# are optional to its sections (m005's gold_leaks: the section says the run predates it).
+OLDEST_SCHEMA = 4
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class ReportResult:
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> ReportResult:
     """Write the report of the run at `run_dir` to `out` (default RUN_DIR/report.html)."""
-    rd, ledger = open_existing_run(run_dir)
+    rd = existing_run_dir(run_dir)
+    ledger = _open(rd)
     dest = Path(out) if out is not None else rd.root / REPORT_NAME
     if dest.is_dir():
         raise ConfigError(str(dest), "--out", "is a folder; name the HTML file to write")
@@ -68,6 +73,21 @@ def write_after_run(run_dir: str | Path) -> str | None:
     return None
 
 
+def _open(rd: RunDir) -> Ledger:
+    """The run's ledger, read-only; one written by an older benchsmith is read as it is when
+    it has the tables the report needs, else the one-line error of any read-only command."""
+    try:
+        return Ledger.open_readonly(rd.ledger)
+    except LedgerUnreadable as e:
+        if e.kind != "older":
+            raise
+        ledger = Ledger.open_readonly(rd.ledger, older_ok=True)
+        if ledger.db.execute("PRAGMA user_version").fetchone()[0] < OLDEST_SCHEMA:
+            ledger.close()
+            raise
+        return ledger
+
+
 def _sections(rd: RunDir, ledger: Any, live: bool) -> list[Section]:
     db = ledger.db
     cfg = _snapshot(rd)
@@ -77,7 +97,8 @@ def _sections(rd: RunDir, ledger: Any, live: bool) -> list[Section]:
         run = Section(run.title, run.text + " The run is in progress: this shows what it had "
                       "recorded when the report was written.", run.tables)
     out = [run, shared.counts_section(db), shared.usage_section(db), shared.spend_section(db),
-           shared.latency_section(db), shared.reasons_section(db)]
+           shared.latency_section(db), shared.reasons_section(db),
+           shared.leaks_section(db, cfg)]
     out.extend(_recipe_sections(rd, ledger))
     out.append(shared.sample_section(db))
     return out

@@ -11,6 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from benchsmith.store import leak_rows
 from benchsmith.store.ledger_reads import CURRENT_PLAN
 
 STATES = ("ok", "invalid", "failed", "skipped", "pending")
@@ -179,3 +180,69 @@ def failed_sample(db: sqlite3.Connection, limit: int) -> list[tuple[str, str, st
         "a.unit_id = u.unit_id AND a.raw_output IS NOT NULL ORDER BY a.id DESC LIMIT 1), '') "
         f"FROM units u WHERE u.state IN ('failed', 'invalid') AND {CURRENT_PLAN} "
         "ORDER BY u.unit_id LIMIT ?", (limit,)).fetchall()
+
+
+@dataclass(frozen=True)
+class LeakRow:
+    """One (dataset, task, field) of the gold-leak table, over the current plan's requests."""
+
+    dataset: str
+    task_id: str
+    field: str
+    policies: str  # the policies its requests were planned under, comma-separated
+    requests: int  # requests carrying gold through this field
+    matched: int  # the most gold lines one of them carried through it
+    sent: int  # of those requests, the ones with an API call recorded
+    skipped: int
+    redacted: int  # requests built with lines of this field removed
+    removed: int  # the most lines removed from it for one request
+    sample: str  # a gold line one of its requests carried
+
+
+# Per request and field: gold lines carried (fields_json) and lines removed (removed_json).
+_LEAK_ENTRIES = (
+    "WITH e(unit_id, dataset, task_id, policy, field, m, r, sample) AS ("
+    "SELECT g.unit_id, g.dataset, g.task_id, g.policy, j.key, j.value, 0, g.sample "
+    f"FROM {leak_rows.TABLE} g JOIN units USING (unit_id), "
+    f"json_each(CAST(g.fields_json AS TEXT)) j WHERE g.matched > 0 AND {CURRENT_PLAN} "
+    "UNION ALL SELECT g.unit_id, g.dataset, g.task_id, g.policy, j.key, 0, "
+    f"json_array_length(j.value), '' FROM {leak_rows.TABLE} g JOIN units USING (unit_id), "
+    "json_each(CAST(g.removed_json AS TEXT)) j WHERE g.removed_json IS NOT NULL "
+    f"AND {CURRENT_PLAN}), "
+    "u AS (SELECT e.unit_id, e.dataset, e.task_id, e.policy, e.field, MAX(e.m) AS m, "
+    "MAX(e.r) AS r, MAX(e.sample) AS sample, units.state = 'skipped' AS skipped, "
+    "EXISTS (SELECT 1 FROM attempts a WHERE a.unit_id = e.unit_id) AS sent "
+    "FROM e JOIN units USING (unit_id) GROUP BY e.unit_id, e.field) "
+)
+
+
+def has_leak_table(db: sqlite3.Connection) -> bool:
+    """False for a ledger made before the gold-leak guard (migration m005)."""
+    return leak_rows.has_table(db)
+
+
+def leak_rows_by_task(db: sqlite3.Connection) -> list[LeakRow]:
+    """Every (dataset, task, field) whose text carried gold into a request of the current
+    plan or had lines removed for one, by dataset, task and field. One row per task and
+    field (not per request), so a run's leaking tasks fit in memory."""
+    rows = db.execute(
+        _LEAK_ENTRIES
+        + "SELECT dataset, task_id, field, group_concat(DISTINCT policy), SUM(m > 0), MAX(m), "
+        "SUM(m > 0 AND sent), SUM(m > 0 AND skipped), SUM(r > 0), MAX(r), "
+        "COALESCE(MAX(CASE WHEN m > 0 THEN sample END), '') "
+        "FROM u GROUP BY 1, 2, 3 ORDER BY 1, 2, 3").fetchall()
+    return [LeakRow(*r) for r in rows]
+
+
+def leak_totals(db: sqlite3.Connection) -> tuple[int, int, int, int, int]:
+    """(requests carrying gold, their tasks, of them sent, of them skipped, requests built
+    with context lines removed) of the current plan, each request counted once."""
+    return db.execute(
+        "SELECT COUNT(CASE WHEN g.matched > 0 THEN 1 END), "
+        "COUNT(DISTINCT CASE WHEN g.matched > 0 THEN g.dataset || char(0) || g.task_id END), "
+        "COUNT(CASE WHEN g.matched > 0 AND EXISTS (SELECT 1 FROM attempts a "
+        "WHERE a.unit_id = g.unit_id) THEN 1 END), "
+        "COUNT(CASE WHEN g.matched > 0 AND units.state = 'skipped' THEN 1 END), "
+        "COUNT(CASE WHEN g.removed_json IS NOT NULL AND CAST(g.removed_json AS TEXT) != '{}' "
+        f"THEN 1 END) FROM {leak_rows.TABLE} g JOIN units USING (unit_id) "
+        f"WHERE {CURRENT_PLAN}").fetchone()

@@ -1,5 +1,5 @@
 """The report's sections every run has: config and plan, counts, cost and tokens, spend over
-time, latency and retries, failure reasons, and a sample of records. Built from
+time, latency and retries, failure reasons, gold leaks, and a sample of records. Built from
 `report.queries` (SQL aggregates); no recipe is named here."""
 
 from __future__ import annotations
@@ -12,11 +12,15 @@ import orjson
 
 from benchsmith.recipes.report_section import Block, Chart, Section, Series, Table
 from benchsmith.report import queries as q
+from benchsmith.store import leak_rows
 
 # How many records (and failed units) the page shows at most, and how much of each.
 RECORD_SAMPLE = 60
 FAILED_SAMPLE = 20
 BODY_CHARS = 3000
+# Leaking (task, field) rows the gold-leak table shows at most, and the sample's length.
+LEAK_ROWS = 200
+LEAK_SAMPLE_CHARS = 120
 
 
 def when(t: float | None) -> str:
@@ -182,6 +186,56 @@ def reasons_section(db: sqlite3.Connection) -> Section:
         for r in (*units, *calls))
     return Section("Failures and invalid answers", "Most frequent first; open one for examples.",
                    tables, blocks=blocks)
+
+
+def leaks_section(db: sqlite3.Connection, cfg: dict[str, Any] | None) -> Section:
+    """Requests that carried their task's gold (the gold-leak guard's findings): counts per
+    dataset and field, what the policy did with them, and the leaking tasks."""
+    title = "Gold leaks"
+    policy = str(((cfg or {}).get("leaks") or {}).get("leak_policy", "-"))
+    if not q.has_leak_table(db):
+        return Section(title, "This run's ledger predates the gold-leak guard (no gold_leaks "
+                       "table): its requests were not checked for gold. A command that writes "
+                       "the run upgrades its ledger; a new run checks every request.")
+    rows = q.leak_rows_by_task(db)
+    requests, tasks, sent, skipped, redacted = q.leak_totals(db)
+    by_field: dict[str, int] = {}
+    per: dict[tuple[str, str], list[Any]] = {}
+    for r in rows:
+        if r.requests:
+            by_field[r.field] = by_field.get(r.field, 0) + r.requests
+        acc = per.setdefault((r.dataset, r.field), [set(), 0, 0, 0, 0, 0, 0])
+        acc[0].update(p for p in r.policies.split(",") if p)
+        acc[1] += r.requests
+        acc[2] += 1 if r.requests else 0
+        acc[3] += r.sent
+        acc[4] += r.skipped
+        acc[5] += r.redacted
+        acc[6] += r.removed
+    said = leak_rows.describe({"requests": requests, "tasks": tasks, "by_field": by_field,
+                               "skipped": skipped, "redacted": redacted})
+    text = f"Policy in force: {policy} (leaks.leak_policy). "
+    if not rows:
+        return Section(title, text + "No request carried gold: no request of the current "
+                       "plan holds a line of its task's gold answer.")
+    sent_said = f"; {sent} of the {requests} request(s) carrying gold were sent" if requests else ""
+    text += (f"{said}{sent_said}. A request can carry gold through several fields; every "
+             "leaking task: manifests/<dataset>_gold_leaks.json and the records' `gold_leak` "
+             "flag.")
+    counts = Table(
+        ("dataset", "field", "planned under", "requests carrying gold", "tasks", "sent",
+         "skipped", "requests redacted", "lines removed"),
+        tuple((ds, f, ", ".join(sorted(a[0])), *a[1:]) for (ds, f), a in sorted(per.items())),
+        "Per dataset and field (lines removed: per task, the most removed for one request)")
+    shown = rows[:LEAK_ROWS]
+    caption = "Leaking tasks" + (f" (the first {LEAK_ROWS} of {len(rows)} task fields)"
+                                 if len(rows) > LEAK_ROWS else "")
+    table = Table(
+        ("dataset", "task id", "field", "matched lines", "requests", "sent", "skipped",
+         "lines removed", "sample"),
+        tuple((r.dataset, r.task_id, r.field, r.matched, r.requests, r.sent, r.skipped,
+               r.removed, _short(r.sample, LEAK_SAMPLE_CHARS)) for r in shown), caption)
+    return Section(title, text, (counts, table))
 
 
 def sample_section(db: sqlite3.Connection) -> Section:

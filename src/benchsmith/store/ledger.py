@@ -54,11 +54,12 @@ class Ledger(LedgerReads):
             raise
 
     @classmethod
-    def open_readonly(cls, path: Path) -> Ledger:
-        """The ledger for reading only: no migration, writes refused (`store/readonly.py`)."""
+    def open_readonly(cls, path: Path, *, older_ok: bool = False) -> Ledger:
+        """The ledger for reading only: no migration, writes refused (`store/readonly.py`;
+        `older_ok`: an older schema is read as it is, by a caller that knows its tables)."""
         led = cls.__new__(cls)  # __init__ would migrate
         led.path = Path(path)
-        led.db = connect_readonly(led.path)
+        led.db = connect_readonly(led.path, older_ok=older_ok)
         return led
 
     # -- schema -------------------------------------------------------------------------

@@ -174,7 +174,8 @@ def _run_locked(
         finally:
             ledger.end_invocation(inv, status, message)
             write_run_files(ledger, rd, recipe)
-        warning = render_after_run(rd.root, recipe)  # a rendering problem never fails the run
+        # a rendering problem never fails the run
+        warning = render_after_run(rd.root, recipe, cfg.outputs.readable)
         if warning:
             echo(warning)
         counts = ledger.state_counts()

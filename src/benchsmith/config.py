@@ -28,6 +28,7 @@ from benchsmith.config_sections import (  # noqa: F401 - re-exported
     BatchConfig,
     Price,
     BudgetConfig,
+    OutputsConfig,
 )
 from benchsmith.errors import ConfigError
 from benchsmith.recipes.registry import (
@@ -73,6 +74,7 @@ class RunConfig(_Strict):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     prices: dict[str, Price] = Field(
         default_factory=dict, description="Price table by model name (USD per 1M tokens)."
     )

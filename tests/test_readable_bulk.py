@@ -184,3 +184,46 @@ def test_cli_layout(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch) -> Non
     r = run_cli(["render-readable", str(rd), "--layout", "pages"], env=env)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 1 and len(lines) == 1 and "--layout" in lines[0], r.stderr
+
+
+def test_derived_files_sync_folders_not_files(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch
+) -> None:
+    """Regenerable files get one fsync per folder, not one per file (a 5,000-answer run wrote
+    5,000 fsyncs), and are still complete files in place."""
+    import os
+
+    from benchsmith.export.run_files import write_run_files
+    from benchsmith.recipe_of import recipe_of_run
+    from benchsmith.store import rundir
+    from benchsmith.store.ledger import Ledger
+
+    rd = _run(tmp_path, fake_openai, monkeypatch)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else "?")
+        real_fsync(fd)
+
+    monkeypatch.setattr(rundir.os, "fsync", fsync)
+    rep = render_readable(rd)  # per record: 9 answer files, 1 invalid attempt, 2 indexes
+    assert len(rep.files) == 9
+    written = {p.parent.resolve() for p in (*rep.files, *rep.failed_files, rep.index,
+                                             rep.failed_index)}
+    assert len(synced) == len(written) == 4
+    if synced[0] != "?":
+        assert {Path(s) for s in synced} == written  # the folders, each once
+
+    synced.clear()
+    run = rundir.RunDir(rd)
+    ledger = Ledger(run.ledger)
+    try:
+        write_run_files(ledger, run, recipe_of_run(rd))
+    finally:
+        ledger.close()
+    # only folders (datasets/, manifests/, logs/, the run dir ...), no file of the ~13 written
+    assert synced and all(Path(s).is_dir() for s in synced if s != "?"), synced
+    assert len(synced) <= 8
+    assert read_jsonl(rd / "datasets/humaneval/plans.jsonl")  # whole files, in place
+    assert not list(rd.rglob("*.tmp"))

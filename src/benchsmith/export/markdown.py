@@ -89,6 +89,8 @@ def _longest_backticks(text: str) -> int:
 def code_span(text: Any) -> str:
     """An inline code span longer than any backtick run in `text` (whitespace folded)."""
     s = " ".join(str(text).split())
+    if s and "`" not in s:  # the usual case: no padding, one backtick
+        return f"`{s}`"
     tick = "`" * (_longest_backticks(s) + 1)
     pad = " " if s.startswith("`") or s.endswith("`") or not s.strip() else ""
     return f"{tick}{pad}{s}{pad}{tick}"

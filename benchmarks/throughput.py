@@ -13,6 +13,9 @@ execution is timed (`asyncio.run(execute_online(...))`); planning is not.
     python benchmarks/throughput.py              # 5,000 requests per scenario
     python benchmarks/throughput.py --quick      # 1,000-request smoke run
     python benchmarks/throughput.py --n 20000 --repeat 3 --json
+    python benchmarks/throughput.py --end-to-end # the whole `benchsmith run` process
+                                                 # (throughput_e2e.py): request span and
+                                                 # process wall, 5,000 single-call tasks, c=500
 
 Exit status 1 if any request did not end `ok` (the numbers would be meaningless); the
 targets are printed, not enforced.
@@ -397,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON instead of the Markdown table")
     p.add_argument("--bare", action="store_true",
                    help="reference ceiling: a plain aiohttp loop instead of the engine")
+    p.add_argument("--end-to-end", action="store_true",
+                   help="time the whole `benchsmith run` process (default outputs) against its "
+                   "request span; default scenario 2 and one call per task")
     p.add_argument("--_client", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -408,9 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     n = 1000 if args.quick else args.n
     diversity = not args.no_diversity
     scs = scenarios(args.zero_concurrency)
-    if args.only:
-        keep = {int(x) for x in args.only.split(",") if x.strip()}
+    if args.only or args.end_to_end:
+        keep = {int(x) for x in (args.only or "2").split(",") if x.strip()}
         scs = [s for i, s in enumerate(scs, 1) if i in keep]
+    if args.end_to_end:
+        import throughput_e2e
+
+        return throughput_e2e.main(args, scs)
     calls = args.calls_per_task or auto_calls_per_task(n, max(s.concurrency for s in scs))
     n = -(-n // calls) * calls  # whole tasks: tasks x calls_per_task units
     results: list[Result] = []

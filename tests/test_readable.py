@@ -470,4 +470,4 @@ def test_render_after_run(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch) 
     assert render_after_run(tmp_path / "does-not-exist").startswith("warning")
     assert isinstance(render_after_run(None), str)  # type: ignore[arg-type]
     counts = Counter(p.suffix for p in (rd / "readable").rglob("*"))
-    assert counts[".md"] == 7  # the earlier rendering is left as it was
+    assert counts[".md"] == 2  # the earlier (bulk) rendering is left as it was: index + 1 part

@@ -56,8 +56,9 @@ def test_shared_layers_call_the_recipes_hooks(ws: Workspace, tmp_path: Path) -> 
         seen.append("write")
         (run.root / "toy.json").write_text("{}", encoding="utf-8")
 
-    def readable(ledger: Ledger, run: RunDir, out: Path | None, text: bool) -> ReadableReport:
-        seen.append(f"readable {out} {text}")
+    def readable(ledger: Ledger, run: RunDir, out: Path | None, text: bool,
+                 layout: str) -> ReadableReport:
+        seen.append(f"readable {out} {text} {layout}")
         return ReadableReport(index=run.root / "x.md", failed_index=run.root / "y.md", tasks=7)
 
     base = recipe_of_run(rd.root)
@@ -74,5 +75,5 @@ def test_shared_layers_call_the_recipes_hooks(ws: Workspace, tmp_path: Path) -> 
     assert list(rd.root.glob("datasets/*/testgen.jsonl"))  # the shared files were written too
     assert render_readable(rd.root, tmp_path / "out", include_task_text=False,
                            recipe=toy).tasks == 7
-    assert seen[-1] == f"readable {tmp_path / 'out'} False"
+    assert seen[-1] == f"readable {tmp_path / 'out'} False per_record"
     assert toy.primary_stage == "localize" and base.primary_stage == "testgen"

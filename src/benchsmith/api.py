@@ -17,6 +17,7 @@ from typing import Any
 from benchsmith.config import RunConfig, api_keys
 from benchsmith.recipe_of import load_checked as load_config
 from benchsmith.engine.budget import Budget, money_problems
+from benchsmith.engine.exec_common import quiet_cyclic_gc
 from benchsmith.engine.online import Stats
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.execute import endpoint, execute_batch, execute_online
@@ -136,7 +137,8 @@ def _run_locked(
     retry_invalid: bool,
     replan: bool,
 ) -> RunSummary:
-    ledger, recipe, tasks = plan_run(cfg, rd, echo, replan=replan)
+    with quiet_cyclic_gc():  # planning makes many objects and frees few: no collector passes
+        ledger, recipe, tasks = plan_run(cfg, rd, echo, replan=replan)
     try:
         if retry_failed or retry_invalid:
             _reopen(ledger, retry_failed, retry_invalid, echo)
@@ -174,8 +176,11 @@ def _run_locked(
             raise
         finally:
             ledger.end_invocation(inv, status, message)
-            write_run_files(ledger, rd, recipe)
-        warning = render_after_run(rd.root, recipe)  # a rendering problem never fails the run
+            with quiet_cyclic_gc():  # the run's objects stay: no collector passes over them
+                write_run_files(ledger, rd, recipe)
+        with quiet_cyclic_gc():
+            # a rendering problem never fails the run
+            warning = render_after_run(rd.root, recipe, cfg.outputs.readable)
         if warning:
             echo(warning)
         counts = ledger.state_counts()

@@ -29,6 +29,7 @@ from benchsmith.config_sections import (  # noqa: F401 - re-exported
     Price,
     BudgetConfig,
     LeakConfig,
+    OutputsConfig,
 )
 from benchsmith.errors import ConfigError
 from benchsmith.recipes.registry import (
@@ -75,6 +76,7 @@ class RunConfig(_Strict):
     batch: BatchConfig = Field(default_factory=BatchConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     leaks: LeakConfig = Field(default_factory=LeakConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     prices: dict[str, Price] = Field(
         default_factory=dict, description="Price table by model name (USD per 1M tokens)."
     )

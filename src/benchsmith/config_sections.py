@@ -329,6 +329,17 @@ class BudgetConfig(_Strict):
     )
 
 
+class OutputsConfig(_Strict):
+    """What `run` writes besides its datasets (they are always written)."""
+
+    readable: Literal["bulk", "per_record", "off"] = Field(
+        "bulk",
+        description="Markdown for reading, at the end of a run: `bulk` (a few large files per "
+        "dataset and model, with an index), `per_record` (a file per accepted answer: many "
+        "small files, slow on large runs) or `off`. `render-readable` renders either on demand.",
+    )
+
+
 def _shown(parts: urllib.parse.SplitResult) -> str:
     """The URL as a message may quote it: scheme, host, port and path only (a query, a
     fragment or user info may hold a key); "the URL" when it has no scheme and host (a key

@@ -155,9 +155,10 @@ def replan_children(
         rows = []
         reopened = reopened_ids(ledger)
         later: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = []
-        for u in ledger.units(current_plan=True):
+        # Pending units plan nothing: not read (a new run of 100k units has only those).
+        for u in ledger.units(current_plan=True, finished=True):
             task = tasks.get((u.dataset, u.task_id))
-            if task is None or u.state == "pending" or u.reason == CHAIN_SUPERSEDED:
+            if task is None or u.reason == CHAIN_SUPERSEDED:
                 continue  # a chain call set aside by a re-open plans nothing
             if is_too_long(u.reason) or is_leak_skip(u.reason):
                 continue  # a prompt too long for the model (or skipped) ends its chain

@@ -27,19 +27,27 @@ def render_readable_cmd(
     no_task_text: bool = typer.Option(
         False, "--no-task-text", help="Leave the task text ([PRIMARY_TASK] ...) out of each file."
     ),
+    layout: str = typer.Option(
+        "per_record", "--layout", metavar="per_record|bulk",
+        help="per_record: one file per accepted answer; bulk: a few large files per dataset "
+        "and model (what `run` writes, see outputs.readable).",
+    ),
 ) -> None:
     """Render a run's plans as Markdown, one file per accepted answer.
 
     Reads the ledger (the source of truth). Writes readable/index.md and
     one file per answer; invalid attempts, with their validation error and
-    raw output, go under failed_plans/readable. Re-rendering replaces the
-    previous output.
+    raw output, go under failed_plans/readable. With --layout bulk: the
+    answers of each dataset and model in part files instead. Re-rendering
+    replaces the previous output, of either layout.
 
     Examples:
 
       benchsmith render-readable runs/plans_v1
 
       benchsmith render-readable runs/R --out review --no-task-text
+
+      benchsmith render-readable runs/R --layout bulk
     """
     from benchsmith.errors import ConfigError
     from benchsmith.export.readable import render_readable
@@ -49,15 +57,20 @@ def render_readable_cmd(
         if run_dir is None or (run_dir_arg and run_dir_opt and run_dir_arg != run_dir_opt):
             raise ConfigError("command line", "RUN_DIR", "give the run directory once, e.g. "
                               "`benchsmith render-readable runs/R`")
-        rep = render_readable(run_dir, output_dir, include_task_text=not no_task_text)
+        rep = render_readable(run_dir, output_dir, include_task_text=not no_task_text,
+                              layout=layout)
     except BenchsmithError as e:
         fail(e)
     typer.echo(f"index:    {rep.index}")
     typer.echo(f"invalid:  {rep.failed_index}")
-    typer.echo(
-        f"files:    {len(rep.files)} answers ({rep.plans} plans, {rep.tasks} tasks), "
-        f"{len(rep.failed_files)} invalid attempts"
-    )
+    if layout == "bulk":
+        typer.echo(f"files:    {len(rep.files)} parts ({rep.plans} plans, {rep.tasks} tasks), "
+                   f"{len(rep.failed_files)} parts of invalid attempts")
+    else:
+        typer.echo(
+            f"files:    {len(rep.files)} answers ({rep.plans} plans, {rep.tasks} tasks), "
+            f"{len(rep.failed_files)} invalid attempts"
+        )
 
 
 def register(app: typer.Typer) -> None:

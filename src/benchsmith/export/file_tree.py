@@ -1,5 +1,8 @@
 """One rendered folder tree: atomic writes confined to its root, unique file names, and removal
 of the files a previous rendering wrote that this one did not.
+
+The files are derived (regenerated from the ledger on every rendering): each is written
+atomically but without its own fsync, and `sync` makes the folders durable once at the end.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from pathlib import Path
 
 from benchsmith.errors import BenchsmithError
 from benchsmith.export.markdown import safe_name, short_hash
-from benchsmith.store.rundir import atomic_write_bytes
+from benchsmith.store.rundir import atomic_write_bytes, sync_dirs
 
 
 def _inside(root: Path, target: Path) -> Path:
@@ -35,6 +38,7 @@ class FileTree:
         self.written: set[Path] = set()
         self.dirs: dict[str, str] = {}  # dataset -> folder name
         self.names: set[str] = set()  # casefolded "folder/file", to stay unique everywhere
+        self._real: dict[Path, Path] = {}  # folder -> resolved (checked inside the root)
 
     def dataset_dir(self, dataset: str, reserved: Iterable[str]) -> str:
         """The folder name of `dataset` (safe, unique, not one of `reserved`)."""
@@ -55,18 +59,39 @@ class FileTree:
         self.names.add(f"{folder}/{name}".casefold())
         return name
 
+    def _checked(self, target: Path) -> Path:
+        """`target` resolved, refused unless inside the root. A folder is resolved once (a
+        large rendering writes thousands of files into a few folders); a file that is a
+        symlink is resolved itself."""
+        folder = target.parent
+        real_dir = self._real.get(folder)
+        if real_dir is None:
+            if folder == self.root:
+                real_dir = self.root.resolve()
+            else:
+                real_dir = _inside(self.root, folder)
+                folder.mkdir(parents=True, exist_ok=True)  # checked first, so made inside
+            self._real[folder] = real_dir
+        if target.name in ("", ".", "..") or target.is_symlink():
+            return _inside(self.root, target)
+        return real_dir / target.name
+
     def write(self, rel: Path, text: str) -> Path:
         """Write `text` to `<root>/<rel>` atomically (skipped when unchanged)."""
         target = self.root / rel
-        self.root.mkdir(parents=True, exist_ok=True)
-        _inside(self.root, target)
+        if not self._real:
+            self.root.mkdir(parents=True, exist_ok=True)
+        self._checked(target)
         data = text.encode("utf-8")
-        # Unchanged files are left alone: re-rendering a large run costs reads, not fsyncs.
+        # Unchanged files are left alone: re-rendering a large run costs reads, not writes.
         if not (target.is_file() and not target.is_symlink() and target.read_bytes() == data):
-            atomic_write_bytes(target, data)
-        real = _inside(self.root, target)
-        self.written.add(real)
+            atomic_write_bytes(target, data, durable=False)
+        self.written.add(self._checked(target))
         return target
+
+    def sync(self) -> None:
+        """Make the written files' folders durable (once each)."""
+        sync_dirs(p.parent for p in self.written)
 
     def remove_stale(self, skip: Path | None = None) -> list[Path]:
         """Delete files matching `ours` one folder down that this rendering did not write."""

@@ -17,7 +17,7 @@ import orjson
 
 from benchsmith.store import leak_rows
 from benchsmith.store.ledger import Ledger
-from benchsmith.store.rundir import RunDir, atomic_write_json, atomic_write_jsonl
+from benchsmith.store.rundir import RunDir, atomic_write_json, atomic_write_jsonl, sync_dirs
 
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])  # for the child's imports
 
@@ -169,6 +169,17 @@ def write_outputs(ledger: Ledger, rd: RunDir, stages: list[str], unit_states: bo
 
 def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
                    calls: CallsLogWriter | None) -> None:
+    # Derived files: no fsync each, one sync of their folders at the end.
+    folders: set[Path] = set()
+
+    def jsonl(path: Path, rows: Any) -> None:
+        atomic_write_jsonl(path, rows, durable=False)
+        folders.add(path.parent)
+
+    def json_(path: Path, obj: Any) -> None:
+        atomic_write_json(path, obj, durable=False)
+        folders.add(path.parent)
+
     task_states = ledger.task_states()
     ok_attempt = ledger.ok_attempt_numbers()  # for every stage: the ledger does not change
     # One pass per stage finds the datasets with invalid attempts (only they have failed rows).
@@ -177,34 +188,35 @@ def _write_outputs(ledger: Ledger, rd: RunDir, stages: list[str],
     leaking = leak_rows.leaking_tasks(ledger.db)
     for ds in ledger.datasets():
         tasks = ledger.tasks(ds)
-        atomic_write_jsonl(rd.dataset_file(ds, "tasks.jsonl"), (t.to_dict() for t in tasks))
+        jsonl(rd.dataset_file(ds, "tasks.jsonl"), (t.to_dict() for t in tasks))
         complete, incomplete = [], []
         for t in tasks:
             st = task_states.get((ds, t.id), {})
             done = bool(st) and set(st) == {"ok"}
             (complete if done else incomplete).append(t.id)
-        atomic_write_json(rd.manifest(ds, "all"), [t.id for t in tasks])
-        atomic_write_json(rd.manifest(ds, "complete"), complete)
-        atomic_write_json(rd.manifest(ds, "incomplete"), incomplete)
+        json_(rd.manifest(ds, "all"), [t.id for t in tasks])
+        json_(rd.manifest(ds, "complete"), complete)
+        json_(rd.manifest(ds, "incomplete"), incomplete)
         if ds.startswith("swebench"):
-            atomic_write_json(rd.manifest(ds, "first100"), [t.id for t in tasks][:100])
-        atomic_write_json(rd.manifest(ds, "gold_leaks"), leak_rows.manifest_rows(found, ds))
+            json_(rd.manifest(ds, "first100"), [t.id for t in tasks][:100])
+        json_(rd.manifest(ds, "gold_leaks"), leak_rows.manifest_rows(found, ds))
         by_id = {t.id: t for t in tasks}
         failed_tasks: set[str] = set()  # of any stage
         for stage in stages:
-            atomic_write_jsonl(rd.dataset_file(ds, f"{stage}.jsonl"),
-                               _record_lines(ledger, ds, stage, ok_attempt, leaking))
+            jsonl(rd.dataset_file(ds, f"{stage}.jsonl"),
+                  _record_lines(ledger, ds, stage, ok_attempt, leaking))
             failed = failed_rows(ledger, ds, stage) if ds in with_invalid[stage] else []
-            atomic_write_jsonl(rd.failed_file(ds, f"{stage}.jsonl"), failed)
+            jsonl(rd.failed_file(ds, f"{stage}.jsonl"), failed)
             failed_tasks.update(r["task_id"] for r in failed)
-        atomic_write_jsonl(
+        jsonl(
             rd.failed_file(ds, "tasks.jsonl"),
             (by_id[t].to_dict() for t in sorted(failed_tasks) if t in by_id),
         )
     _drop_replanned_datasets(ledger, rd)
     if calls is None or not calls.wait():
-        atomic_write_jsonl(rd.calls_log, call_log_rows(ledger))
-    atomic_write_jsonl(rd.runs_jsonl, invocation_rows(ledger))
+        jsonl(rd.calls_log, call_log_rows(ledger))
+    jsonl(rd.runs_jsonl, invocation_rows(ledger))
+    sync_dirs(folders)
 
 
 _MANIFESTS = ("task_ids", "complete_task_ids", "incomplete_task_ids", "first100_instance_ids",

@@ -36,13 +36,15 @@ NAME_MAX_BYTES = 120  # same, UTF-8 encoded (file systems cap names at 255 bytes
 # --------------------------------------------------------------------------- Markdown
 
 
-_INLINE = re.compile(r"([\\`*_\[\]<>|#~])")
+_INLINE = re.compile(r"[\\`*_\[\]<>|#~]")  # each gets a backslash
+_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#~"})
 # Line starts that would make a list, quote, heading underline or thematic break.
 _LINE_START = re.compile(r"^(\s*)(\d*)([-+=>.)])")
 
 
 def _escape_line(line: str) -> str:
-    s = _INLINE.sub(r"\\\1", line)
+    # Most lines need no escape: a search is 5x cheaper than a substitution.
+    s = line.translate(_ESCAPES) if _INLINE.search(line) else line
     m = _LINE_START.match(s)
     if m and (m.group(2) or m.group(3) in "-+=>"):
         s = m.group(1) + m.group(2) + "\\" + m.group(3) + s[m.end():]
@@ -56,7 +58,10 @@ def md_inline(text: Any) -> str:
 
 def md_block(text: Any, indent: str = "") -> str:
     """Escaped Markdown keeping line breaks; continuation lines get `indent`."""
-    lines = [ln.strip() for ln in str(text).splitlines()] or [""]
+    raw = str(text).splitlines()
+    if len(raw) <= 1:  # the usual case: one line
+        return _escape_line(raw[0].strip()) if raw else ""
+    lines = [ln.strip() for ln in raw]
     out = []
     for i, ln in enumerate(lines):
         esc = _escape_line(ln)
@@ -76,12 +81,16 @@ def md_cell(text: Any, limit: int | None = None) -> str:
 
 
 def _longest_backticks(text: str) -> int:
+    if "`" not in text:  # the usual case, without a regex
+        return 0
     return max((len(m) for m in re.findall(r"`+", text)), default=0)
 
 
 def code_span(text: Any) -> str:
     """An inline code span longer than any backtick run in `text` (whitespace folded)."""
     s = " ".join(str(text).split())
+    if s and "`" not in s:  # the usual case: no padding, one backtick
+        return f"`{s}`"
     tick = "`" * (_longest_backticks(s) + 1)
     pad = " " if s.startswith("`") or s.endswith("`") or not s.strip() else ""
     return f"{tick}{pad}{s}{pad}{tick}"

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 READABLE = "readable"  # the default folder inside the run dir
+# The layouts: a few large part files per dataset and model, or a file per record.
+BULK, PER_RECORD = "bulk", "per_record"
+LAYOUTS = (BULK, PER_RECORD)
 
 
 @dataclass(frozen=True)

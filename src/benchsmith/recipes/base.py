@@ -163,8 +163,9 @@ class RunCheck:
 # Hooks shared layers call on a run of the recipe (ledger: store.ledger.Ledger, rd:
 # store.rundir.RunDir); plain callables so a recipe's closure can hold its own settings.
 WriteFn = Callable[[Any, Any], None]  # (ledger, rd): write the recipe's own files
-# (ledger, rd, output_dir or None, include_task_text) -> export.readable.ReadableReport
-ReadableFn = Callable[[Any, Any, Any, bool], Any]
+# (ledger, rd, output_dir or None, include_task_text, layout) -> export.readable.ReadableReport;
+# layout: "bulk" (a few large files) or "per_record" (a file per record)
+ReadableFn = Callable[[Any, Any, Any, bool, str], Any]
 StatusFn = Callable[[Any], "StatusSummary"]  # ledger -> what `status` adds
 # ledger -> {table name: rows}: what `export` writes besides each dataset's records
 TablesFn = Callable[[Any], "dict[str, list[dict[str, Any]]]"]

@@ -221,9 +221,13 @@ class Ledger(LedgerReads):
     def units(
         self, state: str | None = None, ids: list[str] | None = None, *,
         dataset: str | None = None, stage: str | None = None, current_plan: bool = False,
+        finished: bool = False,
     ) -> Iterator[Unit]:
+        """Units in id order within a task; `finished`: only those no longer pending."""
         q = f"SELECT {self._UNIT_COLS} FROM units"
         where: list[str] = [CURRENT_PLAN] if current_plan else []
+        if finished:
+            where.append("state<>'pending'")
         args: list[Any] = []
         for col, val in (("state", state), ("dataset", dataset), ("stage", stage)):
             if val is not None:

@@ -130,9 +130,9 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write via a temp file in the same folder + rename: readers never see a half file."""
-    atomic_write_chunks(path, (data,))
+    atomic_write_chunks(path, (data,), durable=durable)
 
 
 @functools.lru_cache(maxsize=1)
@@ -144,9 +144,13 @@ def _new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> int:
+def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *, durable: bool = True) -> int:
     """`atomic_write_bytes` of the concatenated chunks, streamed; returns how many.
 
+    `durable=False` skips the file's fsync: for files derived from the ledger, whose
+    folders the caller syncs once at the end (`sync_dirs`). A crash of the process still
+    never leaves a half file; what a crash of the machine loses, the next run, resume or
+    render writes again from the ledger.
     A full disk is raised as a one-line error naming the file (the old file stays whole).
     """
     n = 0
@@ -161,8 +165,9 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> int:
             for chunk in chunks:
                 fh.write(chunk)
                 n += 1
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         try:
@@ -177,9 +182,27 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> int:
     return n
 
 
-def atomic_write_jsonl(path: Path, rows: Iterable[Any]) -> int:
-    return atomic_write_chunks(path, (orjson.dumps(row) + b"\n" for row in rows))
+def atomic_write_jsonl(path: Path, rows: Iterable[Any], *, durable: bool = True) -> int:
+    return atomic_write_chunks(path, (orjson.dumps(row) + b"\n" for row in rows),
+                               durable=durable)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
+def atomic_write_json(path: Path, obj: Any, *, durable: bool = True) -> None:
+    atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n",
+                       durable=durable)
+
+
+def sync_dirs(dirs: Iterable[Path]) -> None:
+    """fsync each folder (its entries: the renames into it), once, after derived files were
+    written into it with `durable=False`. A folder that is gone is skipped."""
+    for d in sorted({Path(d) for d in dirs}):
+        try:
+            fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass  # some file systems cannot sync a folder
+        finally:
+            os.close(fd)

@@ -10,7 +10,7 @@ from typing import Any
 
 from benchsmith.recipes.base import StatusSummary
 from benchsmith.store.ledger import Ledger
-from benchsmith.store.rundir import RunDir, atomic_write_json
+from benchsmith.store.rundir import RunDir, atomic_write_json, sync_dirs
 from benchsmith.recipes.plans.diversity import DUPLICATE_PREFIX
 
 STAGE = "plans"
@@ -31,7 +31,8 @@ def write_similarity(ledger: Ledger, rd: RunDir) -> None:
                 if n:
                     per_task[a["task_id"]] = per_task.get(a["task_id"], 0) + n
         atomic_write_json(rd.manifest(ds, "similarity"),
-                          {t.id: per_task.get(t.id, 0) for t in ledger.tasks(ds)})
+                          {t.id: per_task.get(t.id, 0) for t in ledger.tasks(ds)}, durable=False)
+    sync_dirs([rd.root / "manifests"])  # derived files: one sync for them all
 
 
 def status(ledger: Ledger) -> StatusSummary:

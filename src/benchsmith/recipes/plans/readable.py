@@ -1,6 +1,17 @@
 """The plans recipe's readable rendering: its plans as Markdown, regenerated from the ledger.
 
-Layout (default)::
+Two layouts (`layout`), into the same folders:
+
+- ``bulk`` (what `run` writes by default): the answers of each dataset and model in a few
+  part files, each under a size cap, with an index of the parts (`readable_bulk.py`)::
+
+    runs/R/readable/index.md
+    runs/R/readable/<dataset>/<model>_part<NNN>.md
+    runs/R/failed_plans/readable/index.md
+    runs/R/failed_plans/readable/<dataset>/<model>_part<NNN>.md
+
+- ``per_record`` (`render-readable`'s default): one file per accepted answer and one per
+  invalid attempt, and an index with a row per task (this module)::
 
     runs/R/readable/index.md
     runs/R/readable/<dataset>/<task>_b<batch>_a<attempt>_<hash>.md         per accepted answer
@@ -10,11 +21,10 @@ Layout (default)::
 With an output dir D: ``D/index.md``, ``D/<dataset>/...`` and ``D/failed_plans/...``.
 
 `batch` is the call index + 1, `attempt` the number of the API call (per request), `hash` the
-first 8 hex characters of the request id. Everything shown comes from the model or the
-benchmark and is treated as untrusted text: Markdown is escaped, code and raw output go in
-fences longer than any backtick run they contain, and file names are sanitised and checked to
-stay inside the output folder. Every file is written atomically; re-rendering removes the
-files of a previous rendering that are no longer produced.
+first 8 hex characters of the request id. File names are sanitised and checked to stay
+inside the output folder (the page text is escaped: `readable_pages.py`). Every file is
+written atomically; re-rendering, in either layout, removes the files of a previous
+rendering (of either layout) that are no longer produced.
 """
 
 from __future__ import annotations
@@ -28,9 +38,7 @@ from benchsmith.export.file_tree import FileTree
 from benchsmith.export.jsonl import failed_rows, record_rows
 from benchsmith.export.markdown import (
     code_span,
-    fenced,
     link,
-    md_block,
     md_cell,
     md_inline,
     safe_name,
@@ -38,97 +46,28 @@ from benchsmith.export.markdown import (
     shown_id,
     table_row,
 )
-from benchsmith.recipes.prompt import task_text
-from benchsmith.export.readable_report import READABLE, ReadableReport
-from benchsmith.records import Task
+from benchsmith.export.readable_report import BULK, PER_RECORD, READABLE, ReadableReport
+from benchsmith.recipes.plans.readable_pages import (
+    CELL_MAX,
+    FAILED,
+    INDEX,
+    STAGE,
+    answer_md,
+    failed_md,
+    n_of as _n,
+    slot as _slot,
+)
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir
 
-STAGE = "plans"
-FAILED = "failed_plans"
-INDEX = "index.md"
-CELL_MAX = 200  # characters of a validation error shown in an index table
-
-# A file this module writes in a dataset folder; only such files are removed as stale.
-_OURS = re.compile(r"^.+_b\d+_a\d+_[0-9a-f]{8}(_\d+)?\.md$")
-
-
-# --------------------------------------------------------------------------- pages
-
-
-def _request_hash(request_id: str) -> str:
-    """First 8 hex characters of the request id after its `r1_` prefix."""
-    rest = request_id.split("_", 1)[1] if "_" in request_id else request_id
-    hexpart = rest[:8].lower()
-    if len(hexpart) == 8 and all(c in "0123456789abcdef" for c in hexpart):
-        return hexpart
-    return short_hash(request_id)
-
-
-def _page_head(row: dict[str, Any], title_suffix: str = "") -> list[str]:
-    """A page's heading and the list naming its task, dataset, model, request and slot."""
-    return [
-        f"# {md_inline(shown_id(row['task_id']))}{title_suffix}",
-        "",
-        f"- task id: {code_span(shown_id(row['task_id']))}",
-        f"- dataset: {code_span(row['dataset'])}",
-        f"- model: {code_span(row['model'])}",
-        f"- request id: {code_span(row['request_id'])}",
-        f"- batch: {int(row.get('call_index', 0)) + 1}, attempt: {row.get('attempt', 1)}",
-    ]
-
-
-def _task_section(task: Task | None, include_task_text: bool) -> list[str]:
-    if include_task_text and task is not None:
-        return ["## Task", "", fenced(task_text(task))]
-    return []
-
-
-def _answer_md(rows: list[dict[str, Any]], task: Task | None, include_task_text: bool) -> str:
-    out = [*_page_head(rows[0]), f"- plans: {len(rows)}", ""]
-    out += _task_section(task, include_task_text)
-    for i, r in enumerate(rows, 1):
-        out += [f"## Plan {i}: {md_inline(r.get('title', ''))}", ""]
-        out += [f"plan id: {code_span(r.get('plan_id', ''))}", ""]
-        summary = md_block(r.get("summary", ""))
-        if summary:
-            out += [summary, ""]
-        steps = r.get("steps") or []
-        for j, step in enumerate(steps, 1):
-            prefix = f"{j}. "
-            out.append(prefix + md_block(step, indent=" " * len(prefix)))
-        out.append("")
-    return "\n".join(out).rstrip("\n") + "\n"
-
-
-def _failed_md(row: dict[str, Any], task: Task | None, include_task_text: bool) -> str:
-    out = [*_page_head(row, " (invalid answer)"), "", "## Validation error", ""]
-    issues = [str(i) for i in row.get("issues") or []] or [str(row.get("validation_error") or "")]
-    out += [f"- {md_inline(i)}" for i in issues]
-    out.append("")
-    out += _task_section(task, include_task_text)
-    raw = row.get("raw_output")
-    out += ["## Raw output", ""]
-    out.append(fenced(raw) if raw is not None else "(no output recorded)\n")
-    return "\n".join(out).rstrip("\n") + "\n"
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def _slot(row: dict[str, Any]) -> tuple[str, str]:
-    """(index label, file-name suffix `_b<call+1>_a<attempt>_<hash>`) of an answer row."""
-    batch = int(row.get("call_index") or 0) + 1
-    attempt = int(row.get("attempt") or 1)
-    return f"b{batch} a{attempt}", f"_b{batch}_a{attempt}_{_request_hash(row['request_id'])}"
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+# A file this module or `readable_bulk` writes in a dataset folder; only such files are
+# removed as stale.
+OURS = re.compile(r"^.+_b\d+_a\d+_[0-9a-f]{8}(_\d+)?\.md$|^.+_part\d{3,}(_\d+)?\.md$")
 
 
 def render_plans(
-    ledger: Ledger, rd: RunDir, output_dir: Path | None, include_task_text: bool
+    ledger: Ledger, rd: RunDir, output_dir: Path | None, include_task_text: bool,
+    layout: str = PER_RECORD,
 ) -> ReadableReport:
     """The recipe's `readable` hook: render the run's plans and invalid attempts."""
     if output_dir is None:
@@ -136,13 +75,23 @@ def render_plans(
     else:
         root = Path(output_dir)
         failed_root = root / FAILED
+    if layout == BULK:
+        from benchsmith.recipes.plans.readable_bulk import render_bulk
+
+        return render_bulk(ledger, rd, root, failed_root, include_task_text)
     return _render(ledger, rd, root, failed_root, include_task_text)
+
+
+def rerender_hint(rd: RunDir, layout: str) -> str:
+    """The command that renders the run again in `layout`."""
+    return code_span(f"benchsmith render-readable {shlex.quote(rd.root.as_posix())}"
+                     + ("" if layout == PER_RECORD else f" --layout {layout}"))
 
 
 def _render(
     ledger: Ledger, rd: RunDir, root: Path, failed_root: Path, include_task_text: bool
 ) -> ReadableReport:
-    ok_w, bad_w = FileTree(root, _OURS), FileTree(failed_root, _OURS)
+    ok_w, bad_w = FileTree(root, OURS), FileTree(failed_root, OURS)
     # Under --output-dir the failed files live in D/failed_plans: no dataset folder may take it.
     reserved = [FAILED] if failed_root.parent == root else []
     files: list[Path] = []
@@ -182,7 +131,7 @@ def _render(
             label, suffix = _slot(r0)
             name = ok_w.unique(ds_dir, stem_of(r0["task_id"]) + suffix)
             path = ok_w.write(
-                Path(ds_dir) / name, _answer_md(rows, tasks.get(r0["task_id"]), include_task_text)
+                Path(ds_dir) / name, answer_md(rows, tasks.get(r0["task_id"]), include_task_text)
             )
             files.append(path)
             per_task_ok.setdefault(r0["task_id"], []).append((label, path, len(rows)))
@@ -194,7 +143,7 @@ def _render(
             label, suffix = _slot(row)
             name = bad_w.unique(bad_dir, stem_of(row["task_id"]) + suffix)
             path = bad_w.write(
-                Path(bad_dir) / name, _failed_md(row, tasks.get(row["task_id"]), include_task_text)
+                Path(bad_dir) / name, failed_md(row, tasks.get(row["task_id"]), include_task_text)
             )
             failed_files.append(path)
             per_task_bad.setdefault(row["task_id"], []).append(
@@ -250,9 +199,9 @@ def _render(
         f"{_n(n_tasks, 'task')}, {_n(n_plans, 'plan')} in {_n(len(files), 'answer')}, "
         f"{_n(n_failed, 'invalid attempt')} ([invalid attempts]({link(root, failed_index)})).",
         "",
-        "Generated from the run ledger; re-render with "
-        + code_span(f"benchsmith render-readable --run-dir {shlex.quote(rd.root.as_posix())}")
-        + ".",
+        "Generated from the run ledger, one file per answer; re-render with "
+        + rerender_hint(rd, PER_RECORD) + ", or in a few large files with "
+        + rerender_hint(rd, BULK) + ".",
         "",
     ]
     ok_w.write(Path(INDEX), "\n".join(head + ok_sections).rstrip("\n") + "\n")
@@ -267,6 +216,8 @@ def _render(
 
     removed = ok_w.remove_stale(skip=failed_root if failed_root.parent == root else None)
     removed += bad_w.remove_stale()
+    ok_w.sync()
+    bad_w.sync()
     return ReadableReport(
         index=index,
         failed_index=failed_index,

@@ -243,10 +243,10 @@ def _write_similarity(ledger: Any, rd: Any) -> None:
     write_similarity(ledger, rd)
 
 
-def _render(ledger: Any, rd: Any, output_dir: Any, include_task_text: bool) -> Any:
+def _render(ledger: Any, rd: Any, output_dir: Any, include_task_text: bool, layout: str) -> Any:
     from benchsmith.recipes.plans.readable import render_plans
 
-    return render_plans(ledger, rd, output_dir, include_task_text)
+    return render_plans(ledger, rd, output_dir, include_task_text, layout)
 
 
 def _status(ledger: Any) -> Any:

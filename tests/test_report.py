@@ -100,6 +100,8 @@ def test_plans_run_writes_a_report_that_matches_its_ledger(fake_openai, tmp_path
     assert f"report:   {page_file}" in res.output
     page = page_file.read_text(encoding="utf-8")
     assert page_file.stat().st_size < 10_000_000
+    # Written by the run's own process while it still held the lock: not a live run's page.
+    assert "The run is in progress" not in page and "not running" in page
     db = sqlite3.connect(rd / "ledger.sqlite")
     # Requests per state per dataset and model, as the ledger counts them.
     states = dict(db.execute("SELECT state, COUNT(*) FROM units GROUP BY state").fetchall())
@@ -182,6 +184,20 @@ def test_bad_run_dir_and_bad_out_are_one_line_errors(tmp_path, fake_openai, monk
     res = runner.invoke(app, ["report", str(rd), "--out", str(tmp_path)])
     assert res.exit_code == 1 and "is a folder" in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_the_library_run_writes_the_report_unless_asked_not_to(tmp_path, fake_openai, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    cfg = make_cfg(tmp_path, fake_openai.base_url, tasks=2)
+    off = api.run(cfg, "N", report=False)
+    assert off.report is None and off.report_warning is None
+    assert not (off.run_dir / "report.html").exists()
+    on = api.run(cfg, "Y")
+    assert on.report == on.run_dir / "report.html" and on.report_warning is None
+    page = on.report.read_text(encoding="utf-8")
+    assert "benchsmith run Y" in page and "not running" in page
+    # The readable Markdown was written alongside it.
+    assert (on.run_dir / "readable" / "index.md").is_file()
 
 
 def test_live_run_is_reported_as_it_stands(tmp_path, fake_openai, monkeypatch):

@@ -22,7 +22,7 @@ from benchsmith.engine.online import Stats
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.execute import endpoint, execute_batch, execute_online
 from benchsmith.export.run_files import write_run_files
-from benchsmith.export.readable import render_after_run
+from benchsmith.export.after_run import write_pages
 from benchsmith.planner import Echo, Estimate, check_prices, estimate, open_run, plan_run, wire_for
 from benchsmith.recipes.base import StatusSummary
 from benchsmith.recipe_of import recipe_of_run
@@ -60,6 +60,8 @@ class RunSummary:
     failures: dict[str, int] = field(default_factory=dict)
     # the files the recipe writes at the top of the run dir (names)
     outputs: tuple[str, ...] = ()
+    report: Path | None = None  # the run report, when asked for and written
+    report_warning: str | None = None  # why it was not written
 
 
 def _noop(_msg: str) -> None:
@@ -99,6 +101,7 @@ def run(
     retry_failed: bool = False,
     retry_invalid: bool = False,
     replan: bool = False,
+    report: bool = True,
 ) -> RunSummary:
     """Generate the dataset. Resumable: completed units are never sent again.
 
@@ -106,6 +109,7 @@ def run(
     With `resume`, `retry_failed` / `retry_invalid` re-open the run's failed / invalid units
     for a new attempt (earlier attempts stay in the ledger).
     A resumed run whose plan-shaping settings changed is refused unless `replan`.
+    With `report`, RUN_DIR/report.html is written at the end (a run that stopped early too).
     """
     _check_retry(resume, retry_failed, retry_invalid)
     mode = mode or ("batch" if cfg.openai.use_batch_api else "online")
@@ -122,7 +126,7 @@ def run(
     rd = open_run(cfg, run_id, resume=resume, create=True)
     with run_lock(rd.root, "run"):  # one writer per run; released when the run ends
         return _run_locked(cfg, rd, mode, keys, echo, on_progress, on_estimate,
-                           retry_failed, retry_invalid, replan)
+                           retry_failed, retry_invalid, replan, report)
 
 
 def _run_locked(
@@ -136,6 +140,7 @@ def _run_locked(
     retry_failed: bool,
     retry_invalid: bool,
     replan: bool,
+    report: bool,
 ) -> RunSummary:
     with quiet_cyclic_gc():  # planning makes many objects and frees few: no collector passes
         ledger, recipe, tasks = plan_run(cfg, rd, echo, replan=replan)
@@ -180,9 +185,9 @@ def _run_locked(
                 write_run_files(ledger, rd, recipe)
         with quiet_cyclic_gc():
             # a rendering problem never fails the run
-            warning = render_after_run(rd.root, recipe, cfg.outputs.readable)
-        if warning:
-            echo(warning)
+            pages = write_pages(rd.root, recipe, cfg.outputs.readable, report)
+        if pages.readable_warning:
+            echo(pages.readable_warning)
         counts = ledger.state_counts()
         current = ledger.state_counts(current_plan=True)
         settled, unsettled = ledger.spend()
@@ -196,6 +201,8 @@ def _run_locked(
             status,
             {s: current[s] for s in ("failed", "invalid") if current.get(s)},
             recipe.outputs,
+            pages.report,
+            pages.report_warning,
         )
     finally:
         ledger.close()
@@ -339,13 +346,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Any:
     from benchsmith.report.build import write_report as write
 
     return write(run_dir, out)
-
-
-def report_after_run(run_dir: str | Path) -> str | None:
-    """`write_report` at the end of a run: None when written, else a one-line warning."""
-    from benchsmith.report.build import write_after_run
-
-    return write_after_run(run_dir)
 
 
 def copy_template(dest: Path) -> None:

@@ -87,7 +87,7 @@ def execute(words: list[str], config: Path, recipe: str | None, overrides: dict[
             summary = api.run(
                 cfg, run_id, resume, mode=mode, echo=say, on_progress=prog.update,
                 on_estimate=show_estimate, retry_failed=retry_failed, retry_invalid=retry_invalid,
-                replan=replan,
+                replan=replan, report=report,
             )
     except KeyboardInterrupt:
         console.print(f"interrupted; continue with: {cont}", markup=False)
@@ -95,7 +95,8 @@ def execute(words: list[str], config: Path, recipe: str | None, overrides: dict[
     except BenchsmithError as e:
         fail(e, config, [*words, *flags])
     if report:  # a report that cannot be written is a warning, never the run's failure
-        say(api.report_after_run(summary.run_dir) or f"report:   {summary.run_dir / 'report.html'}")
+        say(summary.report_warning or (f"report:   {summary.report}" if summary.report else
+                                       "warning: the run report was not written"))
     print_summary(summary, as_json, cont)
     if summary.stopped:
         raise typer.Exit(STOP_EXIT.get(summary.stopped, 2))

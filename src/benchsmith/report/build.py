@@ -37,14 +37,16 @@ class ReportResult:
     live: bool  # the run was in progress: the page shows what was committed then
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> ReportResult:
-    """Write the report of the run at `run_dir` to `out` (default RUN_DIR/report.html)."""
+def write_report(run_dir: str | Path, out: str | Path | None = None, *,
+                 run_ended: bool = False) -> ReportResult:
+    """Write the report of the run at `run_dir` to `out` (default RUN_DIR/report.html).
+    `run_ended`: the caller is the run's own process, its work done (it still holds the lock)."""
     rd = existing_run_dir(run_dir)
     ledger = _open(rd)
     dest = Path(out) if out is not None else rd.root / REPORT_NAME
     if dest.is_dir():
         raise ConfigError(str(dest), "--out", "is a folder; name the HTML file to write")
-    live = live_holder(rd.root) is not None
+    live = not run_ended and live_holder(rd.root) is not None
     try:
         sections = _sections(rd, ledger, live)
     except StorageError:
@@ -57,15 +59,16 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> ReportRe
     subtitle = f"{rd.root} · {state} · report written {shared.when(time.time())} UTC"
     page = render(f"benchsmith run {rd.run_id}", subtitle, sections, plotly_js())
     data = page.encode("utf-8")
-    atomic_write_bytes(dest, data)
+    # derived from the ledger: no fsync at the end of a run (its folder is synced once)
+    atomic_write_bytes(dest, data, durable=not run_ended)
     return ReportResult(dest, len(data), tuple(s.title for s in sections), live)
 
 
 def write_after_run(run_dir: str | Path) -> str | None:
-    """The report at the end of `run`: None when written, else a one-line warning (a report
-    that cannot be written never fails the run)."""
+    """The report at the end of `run`, by the run's process: None when written, else a one-line
+    warning (a report that cannot be written never fails the run)."""
     try:
-        write_report(run_dir)
+        write_report(run_dir, run_ended=True)
     except Exception as e:  # the run is done; whatever stops its report stops only that
         why = str(e) if isinstance(e, (BenchsmithError, OSError)) else f"{type(e).__name__}: {e}"
         return (f"warning: the run report was not written ({why[:300]}); try "

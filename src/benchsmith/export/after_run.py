@@ -1,11 +1,12 @@
-"""The derived pages a run writes once its work is done: readable Markdown and the HTML
-report, side by side. The report spends most of its time in SQLite reads, which release the
-GIL, while the Markdown is rendered in Python: together they take little more than the
-longer of the two."""
+"""The derived pages a run writes once its work is done, readable Markdown and the HTML
+report, each in its own thread while the run's files are written: they read the ledger through
+their own connections, and their SQLite reads and file writes release the GIL, so the three
+take little more than the longest of them."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,28 +17,46 @@ from benchsmith.recipes.base import Recipe
 @dataclass(frozen=True)
 class AfterRun:
     readable_warning: str | None
-    report: Path | None  # written here; None when not asked for or not written
+    report: Path | None  # written; None when not asked for or not written
     report_warning: str | None
 
 
-def write_pages(root: Path, recipe: Recipe, readable_layout: str, report: bool) -> AfterRun:
-    """Readable Markdown (`readable_layout`, see `outputs.readable`) and, with `report`, the
-    run report. Never raises for a page that cannot be written: it returns a warning."""
-    box: dict[str, str | None] = {}
-    worker = None
+@dataclass(frozen=True)
+class Pages:
+    """The pages being written; `finish` waits for them."""
+
+    root: Path
+    report: bool
+    threads: tuple[threading.Thread, ...]
+    results: dict[str, str | None]
+
+    def finish(self) -> AfterRun:
+        for t in self.threads:
+            t.join()  # also on Ctrl-C or an error: no thread left writing into the run dir
+        warning = self.results.get("report", "warning: the run report was not written")
+        from benchsmith.report.build import REPORT_NAME
+
+        written = self.root / REPORT_NAME if self.report and warning is None else None
+        return AfterRun(self.results.get("readable"), written,
+                        warning if self.report else None)
+
+
+def start_pages(root: Path, recipe: Recipe, readable_layout: str, report: bool) -> Pages:
+    """Start the readable Markdown (`readable_layout`, see `outputs.readable`) and, with
+    `report`, the run report. Neither raises: a page that cannot be written is a warning."""
+    results: dict[str, str | None] = {}
+
+    def job(name: str, fn: Callable[[], str | None]) -> threading.Thread:
+        def body() -> None:
+            results[name] = fn()
+
+        t = threading.Thread(target=body, name=f"benchsmith-{name}")
+        t.start()
+        return t
+
+    threads = [job("readable", lambda: render_after_run(root, recipe, readable_layout))]
     if report:
-        from benchsmith.report.build import REPORT_NAME, write_after_run
+        from benchsmith.report.build import write_after_run
 
-        def _report() -> None:
-            box["warning"] = write_after_run(root)
-
-        worker = threading.Thread(target=_report, name="benchsmith-report")
-        worker.start()
-    try:
-        readable_warning = render_after_run(root, recipe, readable_layout)
-    finally:
-        if worker is not None:
-            worker.join()  # also on Ctrl-C: no thread left writing into the run dir
-    warning = box.get("warning")
-    written = root / REPORT_NAME if report and "warning" in box and warning is None else None
-    return AfterRun(readable_warning, written, warning)
+        threads.append(job("report", lambda: write_after_run(root)))
+    return Pages(root, report, tuple(threads), results)

@@ -39,10 +39,11 @@ __all__ = [
 
 def render_readable(
     run_dir: Path | str, output_dir: Path | str | None = None, *, include_task_text: bool = True,
-    recipe: Recipe | None = None, layout: str = PER_RECORD,
+    recipe: Recipe | None = None, layout: str = PER_RECORD, lock: bool = True,
 ) -> ReadableReport:
     """Render the run with its recipe's renderer (`recipe`: default, the run's own), in
-    `layout` (`per_record` or `bulk`)."""
+    `layout` (`per_record` or `bulk`). `lock=False`: the caller holds the run's lock (in
+    another thread: the run itself, rendering at its end)."""
     if layout not in LAYOUTS:
         raise ConfigError("command line", "--layout", f"{layout!r}: expected one of "
                           + ", ".join(LAYOUTS))
@@ -59,7 +60,7 @@ def render_readable(
         raise ConfigError(str(rd.root), "", f"recipe {recipe.name} has no readable rendering; "
                           "its outputs are the files in the run dir")
     inside = out is None or out.resolve().is_relative_to(rd.root.resolve())
-    with run_lock(rd.root, "render-readable") if inside else nullcontext():
+    with run_lock(rd.root, "render-readable") if inside and lock else nullcontext():
         try:
             ledger = Ledger.open_readonly(rd.ledger)  # the rendering only writes files
         except StorageError:
@@ -81,9 +82,9 @@ def render_readable(
 
 def render_after_run(run_dir: Path | str, recipe: Recipe | None = None,
                      layout: str = BULK) -> str | None:
-    """Render into the run dir at the end of a run, in `layout` (`outputs.readable`; `off`:
-    not at all), if the recipe has a readable rendering. Never raises: returns a warning or
-    None."""
+    """Render into the run dir at the end of a run, by the run's process (it holds the run's
+    lock), in `layout` (`outputs.readable`; `off`: not at all), if the recipe has a readable
+    rendering. Never raises: returns a warning or None."""
     if layout == "off":
         return None
     try:
@@ -91,7 +92,7 @@ def render_after_run(run_dir: Path | str, recipe: Recipe | None = None,
             recipe = recipe_of_run(Path(run_dir))
         if recipe.readable is None:
             return None
-        render_readable(Path(run_dir), recipe=recipe, layout=layout)
+        render_readable(Path(run_dir), recipe=recipe, layout=layout, lock=False)
     except Exception as e:  # a rendering problem must never fail the run
         msg = " ".join(str(e).split()) or type(e).__name__
         return f"warning: could not render readable output for {run_dir}: {msg}"

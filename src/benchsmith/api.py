@@ -22,7 +22,7 @@ from benchsmith.engine.online import Stats
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.execute import endpoint, execute_batch, execute_online
 from benchsmith.export.run_files import write_run_files
-from benchsmith.export.after_run import Pages, start_pages
+from benchsmith.export.after_run import write_pages
 from benchsmith.planner import Echo, Estimate, check_prices, estimate, open_run, plan_run, wire_for
 from benchsmith.recipes.base import StatusSummary
 from benchsmith.recipe_of import recipe_of_run
@@ -156,8 +156,6 @@ def _run_locked(
         inv = ledger.start_invocation(mode, cfg.budget.max_usd)
         api, structured = wire_for(cfg)
         status, message = "completed", ""
-        raised = False
-        pages: Pages | None = None
         try:
             if mode == "batch":
                 coro = execute_batch(cfg, ledger, recipe, tasks, inv, api, structured, keys,
@@ -176,21 +174,17 @@ def _run_locked(
                 # the current plan's units: a superseded plan's failures are not retried
                 status, message = _with_failures(ledger.state_counts(current_plan=True))
         except KeyboardInterrupt:
-            status, message, raised = "interrupted", "interrupted by user", True
+            status, message = "interrupted", "interrupted by user"
             raise
         except BaseException as e:
-            status, message, raised = "error", str(e)[:500], True
+            status, message = "error", str(e)[:500]
             raise
         finally:
             ledger.end_invocation(inv, status, message)
             with quiet_cyclic_gc():  # the run's objects stay: no collector passes over them
-                if not raised:  # the readable pages and the report, beside the files below
-                    pages = start_pages(rd.root, recipe, cfg.outputs.readable, report)
-                try:
-                    write_run_files(ledger, rd, recipe)
-                finally:
-                    done = pages.finish() if pages is not None else None
-        assert done is not None  # not raised: the pages were started
+                write_run_files(ledger, rd, recipe)
+        with quiet_cyclic_gc():
+            done = write_pages(rd.root, recipe, cfg.outputs.readable, report)
         if done.readable_warning:  # a rendering problem never fails the run
             echo(done.readable_warning)
         counts = ledger.state_counts()

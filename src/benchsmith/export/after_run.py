@@ -1,12 +1,9 @@
-"""The derived pages a run writes once its work is done, readable Markdown and the HTML
-report, each in its own thread while the run's files are written: they read the ledger through
-their own connections, and their SQLite reads and file writes release the GIL, so the three
-take little more than the longest of them."""
+"""The derived pages a run writes once its work is done: readable Markdown and the HTML
+report. One after the other: in threads they took as long (the report's SQLite reads give up
+the GIL and wait to get it back while the Markdown is rendered)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,42 +18,13 @@ class AfterRun:
     report_warning: str | None
 
 
-@dataclass(frozen=True)
-class Pages:
-    """The pages being written; `finish` waits for them."""
+def write_pages(root: Path, recipe: Recipe, readable_layout: str, report: bool) -> AfterRun:
+    """The readable Markdown (`readable_layout`, see `outputs.readable`) and, with `report`,
+    the run report. Never raises for a page that cannot be written: it returns a warning."""
+    readable_warning = render_after_run(root, recipe, readable_layout)
+    if not report:
+        return AfterRun(readable_warning, None, None)
+    from benchsmith.report.build import REPORT_NAME, write_after_run
 
-    root: Path
-    report: bool
-    threads: tuple[threading.Thread, ...]
-    results: dict[str, str | None]
-
-    def finish(self) -> AfterRun:
-        for t in self.threads:
-            t.join()  # also on Ctrl-C or an error: no thread left writing into the run dir
-        warning = self.results.get("report", "warning: the run report was not written")
-        from benchsmith.report.build import REPORT_NAME
-
-        written = self.root / REPORT_NAME if self.report and warning is None else None
-        return AfterRun(self.results.get("readable"), written,
-                        warning if self.report else None)
-
-
-def start_pages(root: Path, recipe: Recipe, readable_layout: str, report: bool) -> Pages:
-    """Start the readable Markdown (`readable_layout`, see `outputs.readable`) and, with
-    `report`, the run report. Neither raises: a page that cannot be written is a warning."""
-    results: dict[str, str | None] = {}
-
-    def job(name: str, fn: Callable[[], str | None]) -> threading.Thread:
-        def body() -> None:
-            results[name] = fn()
-
-        t = threading.Thread(target=body, name=f"benchsmith-{name}")
-        t.start()
-        return t
-
-    threads = [job("readable", lambda: render_after_run(root, recipe, readable_layout))]
-    if report:
-        from benchsmith.report.build import write_after_run
-
-        threads.append(job("report", lambda: write_after_run(root)))
-    return Pages(root, report, tuple(threads), results)
+    warning = write_after_run(root)
+    return AfterRun(readable_warning, None if warning else root / REPORT_NAME, warning)

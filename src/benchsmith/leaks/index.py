@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import json
+from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses
 from collections.abc import Iterator
 
 # Lines long enough to pass the length threshold that still say nothing about an answer.
@@ -73,8 +74,9 @@ class GoldIndex:
     lines: tuple[tuple[str, str], ...]
     pieces: tuple[tuple[str, str, int, str], ...]
     min_shared: int
-    # (gold field, line, the line as a JSON string shows it) for lines that JSON escapes
-    escaped: tuple[tuple[str, str, str], ...] = ()
+    # (gold field, line, the line as a JSON string shows it, its first escape such as `\"`)
+    # for the lines JSON escapes
+    escaped: tuple[tuple[str, str, str, str], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -130,11 +132,10 @@ def as_text(value: Any) -> str:
 
 
 def escaped_forms(line: str) -> list[str]:
-    """How `line` reads inside a JSON string (non-ASCII kept or \\u-escaped), where that
-    differs from the line itself."""
-    forms = {json.dumps(line, ensure_ascii=False)[1:-1], json.dumps(line)[1:-1]}
-    forms.discard(line)
-    return sorted(forms)
+    """How `line` reads inside a JSON string, as prompts write one (non-ASCII kept), where
+    that differs from the line itself."""
+    e = encode_basestring(line)[1:-1]
+    return [e] if e != line else []
 
 
 def is_diff(text: str) -> bool:
@@ -174,18 +175,20 @@ def build_index(gold: Mapping[str, Any], settings: LeakSettings) -> GoldIndex:
     """Index a task's gold fields ({name: value}); built once per task."""
     seen: set[str] = set()
     lines: list[tuple[str, str]] = []
-    escaped: list[tuple[str, str, str]] = []
+    escaped: list[tuple[str, str, str, str]] = []
     pieces: list[tuple[str, str, int, str]] = []
     step = max(1, settings.min_shared_chars // 2)
     for name, value in gold.items():
-        for text in strings_of(value):
+        for text in (value,) if isinstance(value, str) else strings_of(value):
             shaped = line_shaped(text, settings.min_shared_chars)
             for s in gold_lines(text, settings):
                 if s in seen:
                     continue
                 seen.add(s)
                 lines.append((name, s))
-                escaped.extend((name, s, e) for e in escaped_forms(s))
+                e = encode_basestring(s)[1:-1]
+                if e != s:
+                    escaped.append((name, s, e, e[e.index("\\"):][:2]))
                 if not shaped and len(s) > settings.min_shared_chars:
                     pieces.extend((name, s, i, s[i:i + step])
                                   for i in range(0, len(s) - step + 1, step))
@@ -250,6 +253,28 @@ def _shared_around(line: str, start: int, piece: str, text: str, need: int
     return None
 
 
+def _piece_hits(index: GoldIndex, text: str, whole: set[str], hits: list[str],
+                gold_hit: dict[str, None]) -> None:
+    """Add to `hits` the long shared stretches of `text` with the index's pieces."""
+    covered: dict[str, list[tuple[int, int]]] = {}  # line -> spans found in this text
+    for g, line, start, piece in index.pieces:
+        if line in whole:
+            continue
+        end = start + len(piece)
+        spans = covered.setdefault(line, [])
+        if any(lo <= start and end <= hi for lo, hi in spans) or piece not in text:
+            continue
+        span = _shared_around(line, start, piece, text, index.min_shared)
+        if span is None:
+            continue
+        spans.append(span)
+        stretch = line[span[0]:span[1]]
+        if stretch not in whole:
+            whole.add(stretch)
+            hits.append(stretch)
+            gold_hit[g] = None
+
+
 def find(index: GoldIndex, texts: Mapping[str, str]) -> LeakFinding:
     """The gold of `index` that `texts` ({name: text}) carry verbatim."""
     if index.empty:
@@ -265,28 +290,19 @@ def find(index: GoldIndex, texts: Mapping[str, str]) -> LeakFinding:
                 hits.append(s)
                 gold_hit[g] = None
         whole = set(hits)
-        for g, s, e in index.escaped:
-            if s not in whole and e in text:
-                whole.add(s)
-                hits.append(s)
-                gold_hit[g] = None
-        covered: dict[str, list[tuple[int, int]]] = {}  # line -> spans found in this text
-        for g, line, start, piece in index.pieces:
-            if line in whole:
-                continue
-            end = start + len(piece)
-            spans = covered.setdefault(line, [])
-            if any(lo <= start and end <= hi for lo, hi in spans) or piece not in text:
-                continue
-            span = _shared_around(line, start, piece, text, index.min_shared)
-            if span is None:
-                continue
-            spans.append(span)
-            stretch = line[span[0]:span[1]]
-            if stretch not in whole:
-                whole.add(stretch)
-                hits.append(stretch)
-                gold_hit[g] = None
+        if index.escaped and "\\" in text:  # each escaped form has a backslash
+            # a form is looked for only if the text holds its first escape (`\"`, `\\`, ...)
+            has: dict[str, bool] = {}
+            for g, s, e, esc in index.escaped:
+                ok = has.get(esc)
+                if ok is None:
+                    ok = has[esc] = esc in text
+                if ok and s not in whole and e in text:
+                    whole.add(s)
+                    hits.append(s)
+                    gold_hit[g] = None
+        if index.pieces:
+            _piece_hits(index, text, whole, hits, gold_hit)
         if hits:
             found[name] = hits
     if not found:

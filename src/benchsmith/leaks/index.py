@@ -22,13 +22,11 @@ per request: cheap enough for the online hot path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
 import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses
-from collections.abc import Iterator
+from typing import Any
 
 # Lines long enough to pass the length threshold that still say nothing about an answer.
 DEFAULT_STOP_LINES = (

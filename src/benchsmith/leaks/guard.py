@@ -93,8 +93,11 @@ def finding_meta(f: LeakFinding, task: Task, removed: Mapping[str, tuple[str, ..
     if f.leaks:
         texts = task_texts(task)
         for s in f.lines.get(OTHER_TEXT, ()):
-            forms = (s, *escaped_forms(s))
-            name = next((k for k, v in texts.items() if any(e in v for e in forms)), OTHER_TEXT)
+            name = next((k for k, v in texts.items() if s in v), None)
+            if name is None:  # as a JSON string writes it, else the recipe's own text
+                forms = escaped_forms(s)
+                name = next((k for k, v in texts.items() if any(e in v for e in forms)),
+                            OTHER_TEXT)
             per[name] = per.get(name, 0) + 1
         order = [*texts, OTHER_TEXT]
         per = dict(sorted(per.items(), key=lambda kv: order.index(kv[0])))

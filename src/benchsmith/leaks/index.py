@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses
 from typing import Any
 
@@ -72,9 +73,17 @@ class GoldIndex:
     lines: tuple[tuple[str, str], ...]
     pieces: tuple[tuple[str, str, int, str], ...]
     min_shared: int
-    # (gold field, line, the line as a JSON string shows it, its first escape such as `\"`)
-    # for the lines JSON escapes
-    escaped: tuple[tuple[str, str, str, str], ...] = ()
+
+    @cached_property
+    def escaped(self) -> tuple[tuple[str, str, str, str], ...]:
+        """(gold field, line, the line as a JSON string shows it, its first escape such as
+        `\\"`) for the lines JSON escapes; worked out the first time a text has a backslash."""
+        plain = [s for _, s in self.lines]
+        return tuple(
+            (name, s, e[1:-1], e[e.index("\\"):][:2])
+            for (name, s), e in zip(self.lines, map(encode_basestring, plain))
+            if len(e) != len(s) + 2  # escaping lengthens a line, and only then
+        )
 
     @property
     def empty(self) -> bool:
@@ -173,7 +182,6 @@ def build_index(gold: Mapping[str, Any], settings: LeakSettings) -> GoldIndex:
     """Index a task's gold fields ({name: value}); built once per task."""
     seen: set[str] = set()
     lines: list[tuple[str, str]] = []
-    escaped: list[tuple[str, str, str, str]] = []
     pieces: list[tuple[str, str, int, str]] = []
     step = max(1, settings.min_shared_chars // 2)
     for name, value in gold.items():
@@ -184,13 +192,10 @@ def build_index(gold: Mapping[str, Any], settings: LeakSettings) -> GoldIndex:
                     continue
                 seen.add(s)
                 lines.append((name, s))
-                e = encode_basestring(s)[1:-1]
-                if e != s:
-                    escaped.append((name, s, e, e[e.index("\\"):][:2]))
                 if not shaped and len(s) > settings.min_shared_chars:
                     pieces.extend((name, s, i, s[i:i + step])
                                   for i in range(0, len(s) - step + 1, step))
-    return GoldIndex(tuple(lines), tuple(pieces), settings.min_shared_chars, tuple(escaped))
+    return GoldIndex(tuple(lines), tuple(pieces), settings.min_shared_chars)
 
 
 def _same_ahead(a: str, i: int, b: str, j: int) -> int:
@@ -288,7 +293,7 @@ def find(index: GoldIndex, texts: Mapping[str, str]) -> LeakFinding:
                 hits.append(s)
                 gold_hit[g] = None
         whole = set(hits)
-        if index.escaped and "\\" in text:  # each escaped form has a backslash
+        if "\\" in text and index.escaped:  # each escaped form has a backslash
             # a form is looked for only if the text holds its first escape (`\"`, `\\`, ...)
             has: dict[str, bool] = {}
             for g, s, e, esc in index.escaped:

@@ -174,3 +174,106 @@ def test_crafted_leak_caught_on_every_wire(tmp_path: Path, monkeypatch, wire: st
         recs = read_jsonl(rd / "datasets/crafted/plans.jsonl")
         assert recs and all(r["gold_leak"] == (r["task_id"] == leaking) for r in recs)
         assert {r.name: r.ok for r in check_run(rd)}["gold_leaks"]
+
+
+# ------------------------------------------- list, dict and number fields (hostile input)
+
+QUOTED = "HumanEval/148"  # its canonical solution has a line full of double quotes
+
+
+def quoted_line() -> str:
+    sol = humaneval_problems()[QUOTED]["canonical_solution"]
+    return next(s for s in map(str.strip, sol.splitlines()) if s.count('"') >= 4)
+
+
+def odd_plan(tmp_path: Path, notes: dict[str, Any], policy: str, run_id: str) -> Path:
+    """A dry run over HumanEval rows whose `notes` context field is `notes[task id]`."""
+    probs = humaneval_problems()
+    path = tmp_path / f"{run_id}.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for tid, n in notes.items():
+            f.write(json.dumps({**probs[tid], "notes": n}) + "\n")
+    data = cfg_dict(tmp_path, "http://127.0.0.1:9/v1", {"leaks": {"leak_policy": policy}})
+    data["datasets"] = {"odd": {"source": "jsonl", "path": str(path), "fields": {
+        "id": "task_id", "primary": "prompt", "context": ["notes"],
+        "gold": ["canonical_solution"]}}}
+    cfg = parse_config(data, file=str(tmp_path / "c.yaml"), config_dir=str(tmp_path))
+    return api.dry_run(cfg, run_id).run_dir
+
+
+def shown_notes(prompt: str) -> Any:
+    """The `notes` field as the prompt shows it (JSON for a list or dict)."""
+    (ln,) = [ln for ln in prompt.splitlines() if ln.startswith("notes: ")]
+    return json.loads(ln[len("notes: "):])
+
+
+def odd_notes() -> dict[str, Any]:
+    line = quoted_line()
+    return {QUOTED: ["See the reference:", f"  {line}  # copy this"],
+            "HumanEval/0": {"hint": f"It goes:\n{line}", "n": 2**70},
+            "HumanEval/1": ["Think about edge cases.", 'say "hello"'],
+            "HumanEval/2": 2**70}
+
+
+@pytest.mark.parametrize("policy", ["warn", "skip"])
+def test_quoted_gold_line_in_a_list_or_dict_field_is_caught(tmp_path: Path, policy: str):
+    line = quoted_line()
+    rd = odd_plan(tmp_path, odd_notes(), policy, "Q")
+    prompts = first_prompts(rd)
+    assert json.dumps(line, ensure_ascii=False)[1:-1] in prompts[QUOTED]  # escaped as sent
+    assert line not in prompts[QUOTED]
+    found = {tid: json.loads(f) for tid, f in ledger_rows(
+        rd, "SELECT task_id, fields_json FROM gold_leaks")}
+    # HumanEval/0's notes carry HumanEval/148's line, not its own gold
+    assert found == {QUOTED: {"notes": 1}}
+    states = {tid: (s, r) for tid, s, r in ledger_rows(
+        rd, "SELECT task_id, state, reason FROM units")}
+    want = ("skipped", "gold_leak:notes") if policy == "skip" else ("pending", None)
+    assert states[QUOTED] == want
+    assert all(states[t] == ("pending", None) for t in states if t != QUOTED)
+
+
+def test_redact_keeps_a_list_or_dict_field_and_removes_its_gold_strings(tmp_path: Path):
+    line = quoted_line()
+    notes = odd_notes()
+    notes["HumanEval/0"] = {"hint": f"It goes:\n{humaneval_problems()['HumanEval/0']['canonical_solution']}",
+                            "n": 2**70, "more": ["ok", notes["HumanEval/0"]["hint"]]}
+    warned = first_prompts(odd_plan(tmp_path, notes, "warn", "W"))
+    rd = odd_plan(tmp_path, notes, "redact", "X")
+    prompts = first_prompts(rd)
+    assert shown_notes(prompts[QUOTED]) == ["See the reference:", MARKER]
+    sol0 = humaneval_problems()["HumanEval/0"]["canonical_solution"]
+    gone0 = [s.strip() for s in sol0.splitlines() if len(s.strip()) >= 25]
+    assert gone0  # the test needs a line of HumanEval/0's gold to remove
+    got = shown_notes(prompts["HumanEval/0"])
+    assert got["n"] == 2**70 and got["more"] == ["ok", notes["HumanEval/0"]["more"][1]]
+    kept = [ln for ln in f"It goes:\n{sol0}".splitlines(keepends=True)]
+    assert got["hint"] == "".join(MARKER + "\n" if ln.strip() in gone0 else ln for ln in kept)
+    for tid in ("HumanEval/1", "HumanEval/2"):  # nothing to remove
+        assert prompts[tid] == warned[tid]
+    removed = {tid: json.loads(r) for tid, r in ledger_rows(
+        rd, "SELECT task_id, removed_json FROM gold_leaks")}
+    assert removed[QUOTED] == {"notes": [f"{line}  # copy this"]}
+    assert removed["HumanEval/0"] == {"notes": gone0}
+    st = api.run_status(rd)["gold_leaks"]
+    assert st["tasks"] == 0  # nothing leaks once removed
+    assert line not in json.dumps(prompts[QUOTED]) and all(
+        json.dumps(s)[1:-1] not in prompts["HumanEval/0"] for s in gone0)
+
+
+def test_leaks_command_reads_wide_ints_and_nested_fields(tmp_path: Path):
+    path = tmp_path / "odd.jsonl"
+    probs = humaneval_problems()
+    with path.open("w", encoding="utf-8") as f:
+        for tid, n in odd_notes().items():
+            f.write(json.dumps({**probs[tid], "notes": n, "wide": 2**70}) + "\n")
+        f.write(json.dumps({"task_id": "wide", "prompt": "p", "notes": f"is {2**100}",
+                            "wide": 2**100}) + "\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"datasets": {"odd": {"source": "jsonl", "path": str(path), "fields": {
+        "id": "task_id", "primary": "prompt", "context": ["notes"],
+        "gold": ["canonical_solution", "wide"]}}}}), encoding="utf-8")
+    res = CliRunner().invoke(app, ["leaks", str(cfg), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {(r["task_id"], r["field"]): r["gold_fields"] for r in json.loads(res.output)["leaks"]}
+    assert rows == {(QUOTED, "notes"): ["canonical_solution"], ("wide", "notes"): ["wide"]}

@@ -151,3 +151,30 @@ def test_leaks_command(tmp_path: Path):
     assert "humaneval: 0 of 164 task(s) leak their gold (none)" in text.output
     bad = CliRunner().invoke(app, ["leaks", str(tmp_path / "missing.yaml")])
     assert bad.exit_code == 1 and "missing.yaml" in bad.output
+
+
+def test_repetitive_long_gold_against_repetitive_text_is_found():
+    # every piece of the gold occurs at tens of thousands of places in the text: the search
+    # must stay bounded and still report the shared stretch
+    blob = json.dumps({"v": [0] * 3000})
+    idx = build_index({"expected": blob}, LeakSettings())
+    f = find(idx, {"hints": "0, " * 70000})
+    assert f.fields == ("hints",) and f.gold_fields == ("expected",)
+    assert f.matched >= 1 and all(len(s) >= 80 and s in blob for s in f.lines["hints"])
+
+
+def test_gold_wider_than_64_bits():
+    wide = 2**100
+    idx = build_index({"answer": wide, "small": 2**70}, LeakSettings())
+    assert find(idx, {"t": f"the answer is {wide}."}).gold_fields == ("answer",)
+    assert not find(idx, {"t": "the answer is 42"}).leaks
+
+
+def test_dict_and_list_gold_index_each_string():
+    one = "result = compute_the_answer(alpha, beta, gamma)"
+    two = "assert check(candidate) == expected_value_here"
+    idx = build_index({"gold": {"a": one, "b": [2, {"c": "def f():\n    " + two}]}},
+                      LeakSettings())
+    assert find(idx, {"notes": f"hint: {one}"}).matched == 1
+    f = find(idx, {"notes": f"x\n{two}\n"})
+    assert (f.matched, f.sample) == (1, two)

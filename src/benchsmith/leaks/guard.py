@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from benchsmith.leaks.finding import META_KEY, OTHER_TEXT
-from benchsmith.leaks.index import GoldIndex, LeakFinding, LeakSettings, as_text, find
+from benchsmith.leaks.index import (
+    GoldIndex, LeakFinding, LeakSettings, as_text, escaped_forms, find,
+)
 from benchsmith.leaks.table import task_index, task_texts
 from benchsmith.recipes.base import Recipe, RequestSpec, Stage
 from benchsmith.records import Task
@@ -91,7 +93,11 @@ def finding_meta(f: LeakFinding, task: Task, removed: Mapping[str, tuple[str, ..
     if f.leaks:
         texts = task_texts(task)
         for s in f.lines.get(OTHER_TEXT, ()):
-            name = next((k for k, v in texts.items() if s in v), OTHER_TEXT)
+            name = next((k for k, v in texts.items() if s in v), None)
+            if name is None:  # as a JSON string writes it, else the recipe's own text
+                forms = escaped_forms(s)
+                name = next((k for k, v in texts.items() if any(e in v for e in forms)),
+                            OTHER_TEXT)
             per[name] = per.get(name, 0) + 1
         order = [*texts, OTHER_TEXT]
         per = dict(sorted(per.items(), key=lambda kv: order.index(kv[0])))
@@ -101,28 +107,46 @@ def finding_meta(f: LeakFinding, task: Task, removed: Mapping[str, tuple[str, ..
 
 
 def redact_task(task: Task, index: GoldIndex) -> tuple[Task, dict[str, tuple[str, ...]]]:
-    """A copy of `task` whose context text fields have each line that holds gold replaced
-    by MARKER, and the lines removed per field. The primary field is kept as it is."""
+    """A copy of `task` whose context fields have each line that holds gold replaced by
+    MARKER (in a list or dict field, each string inside it, the structure kept), and the
+    lines removed per field. The primary field is kept as it is."""
     context = dict(task.context)
     removed: dict[str, tuple[str, ...]] = {}
     for k, v in task.context.items():
-        if not isinstance(v, str):
-            continue
-        f = find(index, {k: v})
-        if not f.leaks:
-            continue
-        hits = f.lines[k]
-        kept, gone = [], []
-        for line in v.splitlines(keepends=True):
-            if any(s in line for s in hits):
-                end = line[len(line.rstrip("\r\n")):]
-                kept.append(MARKER + end)
-                gone.append(line.strip()[:_MAX_LINE])
-            else:
-                kept.append(line)
-        context[k] = "".join(kept)
-        removed[k] = tuple(gone[:_MAX_REMOVED])
+        gone: list[str] = []
+        new = _redact_value(v, index, gone)
+        if gone:
+            context[k] = new
+            removed[k] = tuple(gone[:_MAX_REMOVED])
     return dataclasses.replace(task, context=context), removed
+
+
+def _redact_value(value: Any, index: GoldIndex, gone: list[str]) -> Any:
+    """`value` with the gold lines of each string in it replaced (`gone` gets them)."""
+    if isinstance(value, str):
+        return _redact_text(value, index, gone)
+    if isinstance(value, list):
+        return [_redact_value(v, index, gone) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_value(v, index, gone) for k, v in value.items()}
+    return value
+
+
+def _redact_text(text: str, index: GoldIndex, gone: list[str]) -> str:
+    f = find(index, {"text": text})
+    if not f.leaks:
+        return text
+    # a line may hold the gold as JSON writes it (a string field quoting a JSON blob)
+    hits = {e for s in f.lines["text"] for e in (s, *escaped_forms(s))}
+    kept = []
+    for line in text.splitlines(keepends=True):
+        if any(s in line for s in hits):
+            end = line[len(line.rstrip("\r\n")):]
+            kept.append(MARKER + end)
+            gone.append(line.strip()[:_MAX_LINE])
+        else:
+            kept.append(line)
+    return "".join(kept)
 
 
 def _guarded(stage: Stage, guard: LeakGuard) -> Stage:

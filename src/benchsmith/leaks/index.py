@@ -4,12 +4,17 @@ A task's gold (its patch, tests, canonical solution) is cut into normalised line
 unified diff its added lines (removed ones only if asked: they are the code before the fix,
 which a prompt showing the files holds by construction), for anything else its lines, each
 stripped of surrounding whitespace. Lines shorter than `min_line_chars` or on the stop-list say nothing
-about the answer and are left out. A text leaks a gold line when it contains it verbatim.
+about the answer and are left out. A gold list or dict is each string inside it, indexed
+on its own. A text leaks a gold line when it contains it verbatim, or JSON-escaped (a
+prompt shows a list or dict field as JSON, where quotes and backslashes are escaped).
 Gold that is not line-shaped (a value whose lines average over `min_shared_chars`: JSON, a
 paragraph; code and diffs are matched by whole lines) is also cut into
 `min_shared_chars // 2` character pieces, so a text sharing `min_shared_chars` or more of it
 contains a whole piece; a piece found is then grown both ways and counts only if the shared
-stretch reaches `min_shared_chars`.
+stretch reaches `min_shared_chars`. That search is bounded, so repetitive gold against a
+repetitive text stays cheap: a piece inside a stretch already found is skipped, a piece
+is tried at no more than `_MAX_PLACES` places of the text, and the first place giving a
+long enough stretch ends it.
 
 The check is a handful of `str.__contains__` scans per gold line, so it costs microseconds
 per request: cheap enough for the online hot path.
@@ -17,11 +22,12 @@ per request: cheap enough for the online hot path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
+from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses
 from typing import Any
-
-import orjson
 
 # Lines long enough to pass the length threshold that still say nothing about an answer.
 DEFAULT_STOP_LINES = (
@@ -40,6 +46,7 @@ DEFAULT_STOP_LINES = (
     "}",
 )
 SAMPLE_CHARS = 80
+_MAX_PLACES = 8  # places of the text one gold piece is tried at
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,17 @@ class GoldIndex:
     lines: tuple[tuple[str, str], ...]
     pieces: tuple[tuple[str, str, int, str], ...]
     min_shared: int
+
+    @cached_property
+    def escaped(self) -> tuple[tuple[str, str, str, str], ...]:
+        """(gold field, line, the line as a JSON string shows it, its first escape such as
+        `\\"`) for the lines JSON escapes; worked out the first time a text has a backslash."""
+        plain = [s for _, s in self.lines]
+        return tuple(
+            (name, s, e[1:-1], e[e.index("\\"):][:2])
+            for (name, s), e in zip(self.lines, map(encode_basestring, plain))
+            if len(e) != len(s) + 2  # escaping lengthens a line, and only then
+        )
 
     @property
     def empty(self) -> bool:
@@ -95,13 +113,36 @@ class LeakFinding:
 NO_LEAK = LeakFinding()
 
 
-def as_text(value: Any) -> str:
-    """A field's value as the text a prompt would show (lists of strings one per line)."""
+def strings_of(value: Any) -> Iterator[str]:
+    """The texts a field's value holds: a string itself; the keys and values of a list or
+    dict, nested; a number or boolean as JSON writes it (ints of any width)."""
+    if value is None:
+        return
     if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "\n".join(value)
-    return orjson.dumps(value).decode() if value is not None else ""
+        yield value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from strings_of(k)
+            yield from strings_of(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from strings_of(v)
+    elif isinstance(value, (bool, int, float)):
+        yield json.dumps(value)
+    else:
+        yield str(value)
+
+
+def as_text(value: Any) -> str:
+    """A field's value as text: its strings (see `strings_of`) one per line."""
+    return value if isinstance(value, str) else "\n".join(strings_of(value))
+
+
+def escaped_forms(line: str) -> list[str]:
+    """How `line` reads inside a JSON string, as prompts write one (non-ASCII kept), where
+    that differs from the line itself."""
+    e = encode_basestring(line)[1:-1]
+    return [e] if e != line else []
 
 
 def is_diff(text: str) -> bool:
@@ -144,35 +185,97 @@ def build_index(gold: Mapping[str, Any], settings: LeakSettings) -> GoldIndex:
     pieces: list[tuple[str, str, int, str]] = []
     step = max(1, settings.min_shared_chars // 2)
     for name, value in gold.items():
-        text = as_text(value)
-        shaped = line_shaped(text, settings.min_shared_chars)
-        for s in gold_lines(text, settings):
-            if s in seen:
-                continue
-            seen.add(s)
-            lines.append((name, s))
-            if not shaped and len(s) > settings.min_shared_chars:
-                pieces.extend((name, s, i, s[i:i + step])
-                              for i in range(0, len(s) - step + 1, step))
+        for text in (value,) if isinstance(value, str) else strings_of(value):
+            shaped = line_shaped(text, settings.min_shared_chars)
+            for s in gold_lines(text, settings):
+                if s in seen:
+                    continue
+                seen.add(s)
+                lines.append((name, s))
+                if not shaped and len(s) > settings.min_shared_chars:
+                    pieces.extend((name, s, i, s[i:i + step])
+                                  for i in range(0, len(s) - step + 1, step))
     return GoldIndex(tuple(lines), tuple(pieces), settings.min_shared_chars)
 
 
-def _shared_around(line: str, start: int, piece: str, text: str) -> str | None:
-    """The longest stretch of `line` around `line[start:]`'s piece that `text` holds at one
-    of the piece's places, if it reaches the index's minimum (None otherwise)."""
-    best = ""
+def _same_ahead(a: str, i: int, b: str, j: int) -> int:
+    """How many characters `a[i:]` and `b[j:]` share from their start (slices compared in
+    doubling steps, then halved: C-speed, no loop per character)."""
+    n = min(len(a) - i, len(b) - j)
+    lo, step = 0, 64
+    while lo < n:
+        k = min(step, n - lo)
+        if a[i + lo:i + lo + k] != b[j + lo:j + lo + k]:
+            while k > 1:
+                half = k // 2
+                if a[i + lo:i + lo + half] == b[j + lo:j + lo + half]:
+                    lo += half
+                    k -= half
+                else:
+                    k = half
+            return lo
+        lo += k
+        step *= 2
+    return n
+
+
+def _same_behind(a: str, i: int, b: str, j: int) -> int:
+    """How many characters `a[:i]` and `b[:j]` share at their end."""
+    n = min(i, j)
+    lo, step = 0, 64
+    while lo < n:
+        k = min(step, n - lo)
+        if a[i - lo - k:i - lo] != b[j - lo - k:j - lo]:
+            while k > 1:
+                half = k // 2
+                if a[i - lo - half:i - lo] == b[j - lo - half:j - lo]:
+                    lo += half
+                    k -= half
+                else:
+                    k = half
+            return lo
+        lo += k
+        step *= 2
+    return n
+
+
+def _shared_around(line: str, start: int, piece: str, text: str, need: int
+                   ) -> tuple[int, int] | None:
+    """The span of `line` around `line[start:]`'s piece that `text` holds at one of the
+    piece's first `_MAX_PLACES` places, the first reaching `need` characters (else None)."""
     at = text.find(piece)
-    while at >= 0:
-        lo, hi = start, start + len(piece)
-        tlo, thi = at, at + len(piece)
-        while lo > 0 and tlo > 0 and line[lo - 1] == text[tlo - 1]:
-            lo, tlo = lo - 1, tlo - 1
-        while hi < len(line) and thi < len(text) and line[hi] == text[thi]:
-            hi, thi = hi + 1, thi + 1
-        if hi - lo > len(best):
-            best = line[lo:hi]
+    for _ in range(_MAX_PLACES):
+        if at < 0:
+            return None
+        end = start + len(piece)
+        lo = start - _same_behind(line, start, text, at)
+        hi = end + _same_ahead(line, end, text, at + len(piece))
+        if hi - lo >= need:
+            return lo, hi
         at = text.find(piece, at + 1)
-    return best or None
+    return None
+
+
+def _piece_hits(index: GoldIndex, text: str, whole: set[str], hits: list[str],
+                gold_hit: dict[str, None]) -> None:
+    """Add to `hits` the long shared stretches of `text` with the index's pieces."""
+    covered: dict[str, list[tuple[int, int]]] = {}  # line -> spans found in this text
+    for g, line, start, piece in index.pieces:
+        if line in whole:
+            continue
+        end = start + len(piece)
+        spans = covered.setdefault(line, [])
+        if any(lo <= start and end <= hi for lo, hi in spans) or piece not in text:
+            continue
+        span = _shared_around(line, start, piece, text, index.min_shared)
+        if span is None:
+            continue
+        spans.append(span)
+        stretch = line[span[0]:span[1]]
+        if stretch not in whole:
+            whole.add(stretch)
+            hits.append(stretch)
+            gold_hit[g] = None
 
 
 def find(index: GoldIndex, texts: Mapping[str, str]) -> LeakFinding:
@@ -190,14 +293,19 @@ def find(index: GoldIndex, texts: Mapping[str, str]) -> LeakFinding:
                 hits.append(s)
                 gold_hit[g] = None
         whole = set(hits)
-        for g, line, start, piece in index.pieces:
-            if line in whole or piece not in text:
-                continue
-            stretch = _shared_around(line, start, piece, text)
-            if stretch and len(stretch) >= index.min_shared and stretch not in whole:
-                whole.add(stretch)
-                hits.append(stretch)
-                gold_hit[g] = None
+        if "\\" in text and index.escaped:  # each escaped form has a backslash
+            # a form is looked for only if the text holds its first escape (`\"`, `\\`, ...)
+            has: dict[str, bool] = {}
+            for g, s, e, esc in index.escaped:
+                ok = has.get(esc)
+                if ok is None:
+                    ok = has[esc] = esc in text
+                if ok and s not in whole and e in text:
+                    whole.add(s)
+                    hits.append(s)
+                    gold_hit[g] = None
+        if index.pieces:
+            _piece_hits(index, text, whole, hits, gold_hit)
         if hits:
             found[name] = hits
     if not found:

@@ -9,6 +9,7 @@ under-counted. No secret ever enters a row.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -31,7 +32,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # an int wider than 64 bits in a task's data: the stdlib writes any int
+        return json.dumps(obj, ensure_ascii=False).encode()
 
 
 class Ledger(LedgerReads):

@@ -148,7 +148,9 @@ def _run_locked(
         if retry_failed or retry_invalid:
             _reopen(ledger, retry_failed, retry_invalid, echo)
         multiplier = cfg.batch.price_multiplier if mode == "batch" else 1.0
-        est = estimate(cfg, ledger, recipe, multiplier)
+        # read once: the estimate and the executor both go through every pending unit
+        pending = list(ledger.units(state="pending")) if mode == "online" else None
+        est = estimate(cfg, ledger, recipe, multiplier, pending)
         if on_estimate:
             on_estimate(est)
         settled, unsettled = ledger.spend()
@@ -165,7 +167,7 @@ def _run_locked(
                 with endpoint(cfg, rd, echo) as base_url:
                     outcome = asyncio.run(
                         execute_online(cfg, ledger, recipe, tasks, inv, api, structured, keys,
-                                       base_url, budget, on_progress, echo)
+                                       base_url, budget, on_progress, echo, pending)
                     )
             status = {"budget": "stopped_budget", "auth": "stopped_auth",
                       "interrupted": "interrupted"}.get(outcome.stopped or "", "completed")

@@ -16,6 +16,7 @@ from benchsmith.engine.shutdown import stop_signals
 from benchsmith.recipes.base import Recipe
 from benchsmith.records import Task
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.units import Unit
 from benchsmith.store.rundir import RunDir
 
 Echo = Callable[[str], None]
@@ -40,7 +41,9 @@ async def execute_online(
     cfg: RunConfig, ledger: Ledger, recipe: Recipe, tasks: dict[tuple[str, str], Task], inv: int,
     api: str, structured: str, keys: list[str], base_url: str, budget: Budget,
     on_progress: Callable[[Stats], None] | None, echo: Echo = lambda _m: None,
+    pending: list[Unit] | None = None,
 ) -> Any:
+    """`pending`: the run's pending units, when the caller has read them already."""
     eng = cfg.engine
     settings = EngineSettings(
         api=api, structured=structured, keys=keys, concurrency=eng.concurrency,
@@ -49,7 +52,8 @@ async def execute_online(
         schema_bounds=_bounds(cfg, structured),
         context=ContextLimits.from_config(cfg, api, structured),
     )
-    pending = list(ledger.units(state="pending"))
+    if pending is None:
+        pending = list(ledger.units(state="pending"))
     prices = (lambda _m: None) if cfg.provider == "local" else cfg.price_for
     async with HttpClient(base_url, eng.concurrency, eng.timeout_s) as http:
         ex = OnlineExecutor(

@@ -23,6 +23,7 @@ from benchsmith.records import Task
 from benchsmith.sources import load_tasks
 from benchsmith.store.ids import unit_id
 from benchsmith.store.ledger import Ledger
+from benchsmith.store.units import Unit
 from benchsmith.store.names import check_run_id
 from benchsmith.store.plans import Plan, adopt_units, settle, supersede_pending
 from benchsmith.store.reopen import CHAIN_SUPERSEDED, children_after_reopen, reopened_ids
@@ -178,8 +179,10 @@ def replan_children(
             return
 
 
-def estimate(cfg: RunConfig, ledger: Ledger, recipe: Recipe, multiplier: float = 1.0) -> Estimate:
-    """Upper bounds: first attempts, and with every validation retry (at `multiplier` x price)."""
+def estimate(cfg: RunConfig, ledger: Ledger, recipe: Recipe, multiplier: float = 1.0,
+             pending: list[Unit] | None = None) -> Estimate:
+    """Upper bounds: first attempts, and with every validation retry (at `multiplier` x price).
+    `pending`: the run's pending units when the caller has read them already."""
     api, structured = wire_for(cfg)
     first = total = 0.0
     n = 0
@@ -187,7 +190,7 @@ def estimate(cfg: RunConfig, ledger: Ledger, recipe: Recipe, multiplier: float =
     local = cfg.provider == "local"
     other_prices = [None if local else cfg.price_for(m.name) for m in cfg.all_models()] or [None]
     free = {s.name for s in recipe.stages if s.local is not None}  # model-free: no cost
-    for u in ledger.units(state="pending"):
+    for u in ledger.units(state="pending") if pending is None else pending:
         if u.stage in free:
             continue
         spec = u.spec

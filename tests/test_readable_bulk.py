@@ -227,3 +227,50 @@ def test_derived_files_sync_folders_not_files(
     assert len(synced) <= 8
     assert read_jsonl(rd / "datasets/humaneval/plans.jsonl")  # whole files, in place
     assert not list(rd.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("readable", ["bulk", "per_record"])
+def test_a_child_process_renders_a_large_run_the_same(
+        fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch, readable: str) -> None:
+    """A large run's Markdown comes from a child process while the parent writes the run's
+    files: the same files, byte for byte, as the parent renders them itself."""
+    from benchsmith.export import after_run
+
+    started: list[object] = []
+    real_start = after_run.ReadableChild.start.__func__
+
+    def spy(cls, *a):
+        child = real_start(cls, *a)
+        started.append(child)
+        return child
+
+    monkeypatch.setattr(after_run, "READABLE_CHILD_MIN", 1)
+    monkeypatch.setattr(after_run.ReadableChild, "start", classmethod(spy))
+    rd = _run(tmp_path / "child", fake_openai, monkeypatch, readable)
+    assert started and started[0] is not None and started[0].proc.returncode == 0
+    by_child = {p.relative_to(rd): p.read_bytes() for p in _md_files(rd / "readable")}
+    assert len(by_child) >= 2
+    # the same run rendered again by this process
+    render_readable(rd, layout=readable)
+    assert {p.relative_to(rd): p.read_bytes() for p in _md_files(rd / "readable")} == by_child
+
+
+def test_a_child_that_dies_leaves_the_rendering_to_the_parent(
+        fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch) -> None:
+    from benchsmith.export import after_run
+
+    monkeypatch.setattr(after_run, "READABLE_CHILD_MIN", 1)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "broken"))  # the child cannot start...
+    broken = tmp_path / "broken" / "benchsmith"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise SystemExit(3)\n")  # ...and exits non-zero
+    monkeypatch.setattr(after_run, "_PKG_PARENT", str(tmp_path / "broken"))
+    started: list[object] = []
+    real_start = after_run.ReadableChild.start.__func__
+    monkeypatch.setattr(after_run.ReadableChild, "start",
+                        classmethod(lambda cls, *a: started.append(real_start(cls, *a)) or started[-1]))
+    rd = _run(tmp_path, fake_openai, monkeypatch)
+    assert started and started[0] is not None and started[0].proc.returncode == 3
+    plans = read_jsonl(rd / "datasets/humaneval/plans.jsonl")
+    part = rd / "readable" / "humaneval" / f"{plans[0]['model']}_part001.md"
+    assert part.is_file() and (rd / "readable" / "index.md").is_file()

@@ -22,7 +22,7 @@ from benchsmith.engine.online import Stats
 from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.execute import endpoint, execute_batch, execute_online
 from benchsmith.export.run_files import write_run_files
-from benchsmith.export.after_run import write_pages
+from benchsmith.export.after_run import ReadableChild, write_pages
 from benchsmith.planner import Echo, Estimate, check_prices, estimate, open_run, plan_run, wire_for
 from benchsmith.recipes.base import StatusSummary
 from benchsmith.recipe_of import recipe_of_run
@@ -158,6 +158,8 @@ def _run_locked(
         inv = ledger.start_invocation(mode, cfg.budget.max_usd)
         api, structured = wire_for(cfg)
         status, message = "completed", ""
+        raised = False
+        child: ReadableChild | None = None
         try:
             if mode == "batch":
                 coro = execute_batch(cfg, ledger, recipe, tasks, inv, api, structured, keys,
@@ -176,17 +178,24 @@ def _run_locked(
                 # the current plan's units: a superseded plan's failures are not retried
                 status, message = _with_failures(ledger.state_counts(current_plan=True))
         except KeyboardInterrupt:
-            status, message = "interrupted", "interrupted by user"
+            status, message, raised = "interrupted", "interrupted by user", True
             raise
         except BaseException as e:
-            status, message = "error", str(e)[:500]
+            status, message, raised = "error", str(e)[:500], True
             raise
         finally:
             ledger.end_invocation(inv, status, message)
-            with quiet_cyclic_gc():  # the run's objects stay: no collector passes over them
-                write_run_files(ledger, rd, recipe)
+            if not raised:  # a large run's Markdown, rendered meanwhile by a child process
+                child = ReadableChild.start(ledger, rd.root, recipe, cfg.outputs.readable)
+            try:
+                with quiet_cyclic_gc():  # the run's objects stay: no collector passes over them
+                    write_run_files(ledger, rd, recipe)
+            except BaseException:
+                if child:
+                    child.stop()
+                raise
         with quiet_cyclic_gc():
-            done = write_pages(rd.root, recipe, cfg.outputs.readable, report)
+            done = write_pages(rd.root, recipe, cfg.outputs.readable, report, child)
         if done.readable_warning:  # a rendering problem never fails the run
             echo(done.readable_warning)
         counts = ledger.state_counts()

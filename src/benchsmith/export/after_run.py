@@ -1,14 +1,25 @@
 """The derived pages a run writes once its work is done: readable Markdown and the HTML
-report. One after the other: in threads they took as long (the report's SQLite reads give up
-the GIL and wait to get it back while the Markdown is rendered)."""
+report. On a large run the Markdown is rendered by a child process (its own read-only ledger
+connection, the run's lock held for it by the parent) while the parent writes the run's files
+and the report: two cores, not one. Threads did not help here: the report's short SQLite reads
+give up the GIL and wait to get it back while the renderer holds it."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchsmith.export.readable import render_after_run
 from benchsmith.recipes.base import Recipe
+from benchsmith.recipes.registry import builtin_names
+from benchsmith.store.ledger import Ledger
+
+READABLE_CHILD_MIN = 2_000  # accepted answers from which a child renders the Markdown
+_PKG_PARENT = str(Path(__file__).resolve().parents[2])  # for the child's imports
 
 
 @dataclass(frozen=True)
@@ -18,13 +29,75 @@ class AfterRun:
     report_warning: str | None
 
 
-def write_pages(root: Path, recipe: Recipe, readable_layout: str, report: bool) -> AfterRun:
-    """The readable Markdown (`readable_layout`, see `outputs.readable`) and, with `report`,
-    the run report. Never raises for a page that cannot be written: it returns a warning."""
-    readable_warning = render_after_run(root, recipe, readable_layout)
-    if not report:
-        return AfterRun(readable_warning, None, None)
-    from benchsmith.report.build import REPORT_NAME, write_after_run
+@dataclass(frozen=True)
+class ReadableChild:
+    """A child process rendering the run's readable Markdown."""
 
-    warning = write_after_run(root)
-    return AfterRun(readable_warning, None if warning else root / REPORT_NAME, warning)
+    proc: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, ledger: Ledger, root: Path, recipe: Recipe, layout: str) -> ReadableChild | None:
+        """The child, when it pays: a large run, two cores, a recipe a new process finds by
+        name (a built-in one); else None and the parent renders."""
+        if (layout == "off" or recipe.readable is None or recipe.name not in builtin_names()
+                or os.name != "posix" or (os.cpu_count() or 1) < 2):
+            return None
+        (n,) = ledger.db.execute("SELECT COUNT(*) FROM units WHERE state='ok'").fetchone()
+        if n < READABLE_CHILD_MIN:
+            return None
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_PARENT, env.get("PYTHONPATH")) if p)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c",
+                 "from benchsmith.export.after_run import _readable_main; _readable_main()",
+                 str(root), layout],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return None
+        return cls(proc)
+
+    def wait(self) -> tuple[bool, str | None]:
+        """(whether the child finished its work, its warning)."""
+        out, _ = self.proc.communicate()
+        text = out.decode("utf-8", "replace").strip()
+        return self.proc.returncode == 0, text or None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # the child's atomic writes remove their temp files
+            self.proc.wait()
+
+
+def _readable_main() -> None:
+    """The child of `ReadableChild`: argv = run dir, layout; prints a warning, if any."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    warning = render_after_run(Path(sys.argv[1]), None, sys.argv[2])
+    if warning:
+        sys.stdout.write(warning + "\n")
+
+
+def write_pages(root: Path, recipe: Recipe, readable_layout: str, report: bool,
+                child: ReadableChild | None = None) -> AfterRun:
+    """The readable Markdown (`readable_layout`, see `outputs.readable`; by `child` when one
+    was started) and, with `report`, the run report. Never raises for a page that cannot be
+    written: it returns a warning."""
+    try:
+        readable_warning = None if child else render_after_run(root, recipe, readable_layout)
+        report_path = report_warning = None
+        if report:
+            from benchsmith.report.build import REPORT_NAME, write_after_run
+
+            report_warning = write_after_run(root)
+            report_path = None if report_warning else root / REPORT_NAME
+        if child:
+            done, readable_warning = child.wait()
+            if not done:  # killed or broken: render here, nothing is lost
+                readable_warning = render_after_run(root, recipe, readable_layout)
+    except BaseException:
+        if child:
+            child.stop()
+        raise
+    return AfterRun(readable_warning, report_path, report_warning)

@@ -103,6 +103,12 @@ def run_e2e(sc: tp.Scenario, n: int, calls: int, diversity: bool, api: str,
             sys.stderr.write(child.stdout[-2000:] + child.stderr[-2000:])
             raise RuntimeError(f"benchsmith run for {sc.name} failed (exit {child.returncode})")
         first, last, counts = _span(work / "runs" / "R" / "ledger.sqlite")
+        # the default outputs were all written (the figures are worth nothing otherwise)
+        run = work / "runs" / "R"
+        parts = list((run / "readable").rglob("*_part*.md"))
+        if not (parts and (run / "readable" / "index.md").is_file()
+                and (run / "report.html").is_file()):
+            raise RuntimeError(f"{sc.name}: the run's readable Markdown or report is missing")
     span = last - first
     eff = (n / span) / (min(sc.concurrency, n) / sc.latency_s) if sc.latency_s > 0 else None
     ratio = wall / span

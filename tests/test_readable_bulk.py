@@ -274,3 +274,26 @@ def test_a_child_that_dies_leaves_the_rendering_to_the_parent(
     plans = read_jsonl(rd / "datasets/humaneval/plans.jsonl")
     part = rd / "readable" / "humaneval" / f"{plans[0]['model']}_part001.md"
     assert part.is_file() and (rd / "readable" / "index.md").is_file()
+
+
+def test_a_run_that_fails_stops_its_child_without_rendering(
+        fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch) -> None:
+    from benchsmith import api as api_mod
+    from benchsmith.export import after_run
+
+    monkeypatch.setattr(after_run, "READABLE_CHILD_MIN", 1)
+    started: list[object] = []
+    real_start = after_run.ReadableChild.start.__func__
+    monkeypatch.setattr(after_run.ReadableChild, "start",
+                        classmethod(lambda cls, *a: started.append(real_start(cls, *a)) or started[-1]))
+
+    async def broken(*_a, **_k):
+        raise RuntimeError("the engine broke")
+
+    monkeypatch.setattr(api_mod, "execute_online", broken)
+    with pytest.raises(RuntimeError, match="the engine broke"):
+        _run(tmp_path, fake_openai, monkeypatch)
+    child = started[0]
+    assert child is not None and child.proc.poll() == 0  # exited, told to stop
+    assert (tmp_path / "R" / "ledger.sqlite").is_file()  # the run was there...
+    assert not (tmp_path / "R" / "readable").exists()  # ...and nothing rendered it

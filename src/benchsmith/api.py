@@ -159,7 +159,9 @@ def _run_locked(
         api, structured = wire_for(cfg)
         status, message = "completed", ""
         raised = False
-        child: ReadableChild | None = None
+        # a large run's Markdown is rendered at the end by a child process started now
+        child = (ReadableChild.start(ledger, rd.root, recipe, cfg.outputs.readable)
+                 if mode == "online" else None)
         try:
             if mode == "batch":
                 coro = execute_batch(cfg, ledger, recipe, tasks, inv, api, structured, keys,
@@ -185,8 +187,10 @@ def _run_locked(
             raise
         finally:
             ledger.end_invocation(inv, status, message)
-            if not raised:  # a large run's Markdown, rendered meanwhile by a child process
-                child = ReadableChild.start(ledger, rd.root, recipe, cfg.outputs.readable)
+            if child and raised:
+                child.stop()
+            elif child:
+                child.go()  # renders while the run's files are written below
             try:
                 with quiet_cyclic_gc():  # the run's objects stay: no collector passes over them
                     write_run_files(ledger, rd, recipe)

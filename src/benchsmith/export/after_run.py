@@ -31,49 +31,83 @@ class AfterRun:
 
 @dataclass(frozen=True)
 class ReadableChild:
-    """A child process rendering the run's readable Markdown."""
+    """A child process that renders the run's readable Markdown. Started with the run, it
+    imports what it needs while requests are in flight, then waits for `go`: the rendering is
+    all that is left on the critical path at the end."""
 
     proc: subprocess.Popen[bytes]
 
     @classmethod
     def start(cls, ledger: Ledger, root: Path, recipe: Recipe, layout: str) -> ReadableChild | None:
-        """The child, when it pays: a large run, two cores, a recipe a new process finds by
-        name (a built-in one); else None and the parent renders."""
+        """The child, when it pays: a large run (counting the requests still to send), two
+        cores, a recipe a new process finds by name (a built-in one); else None and the
+        parent renders."""
         if (layout == "off" or recipe.readable is None or recipe.name not in builtin_names()
                 or os.name != "posix" or (os.cpu_count() or 1) < 2):
             return None
-        (n,) = ledger.db.execute("SELECT COUNT(*) FROM units WHERE state='ok'").fetchone()
+        (n,) = ledger.db.execute(
+            "SELECT COUNT(*) FROM units WHERE state IN ('ok', 'pending')").fetchone()
         if n < READABLE_CHILD_MIN:
             return None
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_PARENT, env.get("PYTHONPATH")) if p)
         try:
             proc = subprocess.Popen(
+                # Ctrl-C is the parent's to handle: it stops the run, then says go or stop.
                 [sys.executable, "-c",
+                 "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                  "from benchsmith.export.after_run import _readable_main; _readable_main()",
                  str(root), layout],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 env=env,
             )
         except (OSError, ValueError, subprocess.SubprocessError):
             return None
         return cls(proc)
 
+    def go(self) -> None:
+        """Render now: the run's answers are all in the ledger."""
+        if self.proc.stdin is None or self.proc.stdin.closed:
+            return
+        try:
+            self.proc.stdin.write(b"go\n")
+            self.proc.stdin.close()
+        except OSError:
+            pass  # the child is gone: `wait` says so and the parent renders
+
     def wait(self) -> tuple[bool, str | None]:
-        """(whether the child finished its work, its warning)."""
-        out, _ = self.proc.communicate()
+        """(whether the child rendered, its warning)."""
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()  # a line at most; EOF when the child exits
+        self.proc.stdout.close()
+        self.proc.wait()
         text = out.decode("utf-8", "replace").strip()
-        return self.proc.returncode == 0, text or None
+        return self.proc.returncode == 0 and text != _NOT_RENDERED, text or None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        """No rendering: the run did not end normally."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()  # end of input: the child exits without rendering
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             self.proc.terminate()  # the child's atomic writes remove their temp files
             self.proc.wait()
 
 
+_NOT_RENDERED = "not rendered"
+
+
 def _readable_main() -> None:
-    """The child of `ReadableChild`: argv = run dir, layout; prints a warning, if any."""
+    """The child of `ReadableChild`: argv = run dir, layout. Renders after a `go` line on
+    stdin (end of input: exits without rendering); prints a warning, if any."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    if sys.stdin.readline().strip() != "go":
+        sys.stdout.write(_NOT_RENDERED + "\n")
+        return
     warning = render_after_run(Path(sys.argv[1]), None, sys.argv[2])
     if warning:
         sys.stdout.write(warning + "\n")
@@ -93,6 +127,7 @@ def write_pages(root: Path, recipe: Recipe, readable_layout: str, report: bool,
             report_warning = write_after_run(root)
             report_path = None if report_warning else root / REPORT_NAME
         if child:
+            child.go()  # (already told, on the usual path)
             done, readable_warning = child.wait()
             if not done:  # killed or broken: render here, nothing is lost
                 readable_warning = render_after_run(root, recipe, readable_layout)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from benchsmith.errors import BenchsmithError, ConfigError
 from benchsmith.export.card import CARD, MARKER, card_text, run_summary
 from benchsmith.export.jsonl import record_rows
 from benchsmith.recipe_of import recipe_of_run
-from benchsmith.store.io_errors import StorageError
+from benchsmith.store.io_errors import reading_ledger
 from benchsmith.store.leak_rows import leaking_tasks
 from benchsmith.store.rundir import atomic_write_bytes, atomic_write_jsonl, open_existing_run
 
@@ -72,21 +71,18 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> 
         _require_datasets()
     rd, ledger = open_existing_run(run_dir)
     try:
-        recipe = recipe_of_run(rd.root)
-        stage = recipe.primary_stage
-        leaking = leaking_tasks(ledger.db)
-        raw: list[tuple[str, str, list[dict[str, Any]]]] = [
-            (ds, f"dataset {ds}, stage {stage}", list(record_rows(ledger, ds, stage, leaking)))
-            for ds in ledger.datasets()
-        ]
-        if recipe.export_tables is not None:
-            for name, rows in recipe.export_tables(ledger).items():
-                raw.append((name, f"recipe {recipe.name}", list(rows)))
-        summary = run_summary(rd, ledger, recipe, stage)
-    except StorageError:
-        raise
-    except sqlite3.Error as e:
-        raise BenchsmithError(f"{rd.ledger}: cannot read the ledger: {e}") from None
+        with reading_ledger(rd.ledger):
+            recipe = recipe_of_run(rd.root)
+            stage = recipe.primary_stage
+            leaking = leaking_tasks(ledger.db)
+            raw: list[tuple[str, str, list[dict[str, Any]]]] = [
+                (ds, f"dataset {ds}, stage {stage}", list(record_rows(ledger, ds, stage, leaking)))
+                for ds in ledger.datasets()
+            ]
+            if recipe.export_tables is not None:
+                for name, rows in recipe.export_tables(ledger).items():
+                    raw.append((name, f"recipe {recipe.name}", list(rows)))
+            summary = run_summary(rd, ledger, recipe, stage)
     finally:
         ledger.close()
     tables = _tables(raw)

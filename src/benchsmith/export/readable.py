@@ -20,7 +20,7 @@ from benchsmith.export.markdown import safe_name
 from benchsmith.export.readable_report import BULK, LAYOUTS, PER_RECORD, READABLE, ReadableReport
 from benchsmith.recipes.base import Recipe
 from benchsmith.recipe_of import recipe_of_run
-from benchsmith.store.io_errors import StorageError
+from benchsmith.store.io_errors import StorageError, reading_ledger
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import run_lock
 from benchsmith.store.rundir import existing_run_dir
@@ -61,12 +61,8 @@ def render_readable(
                           "its outputs are the files in the run dir")
     inside = out is None or out.resolve().is_relative_to(rd.root.resolve())
     with run_lock(rd.root, "render-readable") if inside and lock else nullcontext():
-        try:
+        with reading_ledger(rd.ledger):
             ledger = Ledger.open_readonly(rd.ledger)  # the rendering only writes files
-        except StorageError:
-            raise  # already names the file and the fix
-        except sqlite3.Error as e:
-            raise BenchsmithError(f"{rd.ledger}: cannot read the ledger: {e}") from None
         try:
             report: ReadableReport = recipe.readable(ledger, rd, out, include_task_text, layout)
             return report

@@ -17,7 +17,7 @@ from benchsmith.recipes.report_section import Section
 from benchsmith.report import shared
 from benchsmith.report.charts import plotly_js
 from benchsmith.report.page import render
-from benchsmith.store.io_errors import LedgerUnreadable, StorageError
+from benchsmith.store.io_errors import LedgerUnreadable, reading_ledger
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.lock import live_holder
 from benchsmith.store.plans import current_plan
@@ -42,17 +42,14 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
     """Write the report of the run at `run_dir` to `out` (default RUN_DIR/report.html).
     `run_ended`: the caller is the run's own process, its work done (it still holds the lock)."""
     rd = existing_run_dir(run_dir)
-    ledger = _open(rd)
     dest = Path(out) if out is not None else rd.root / REPORT_NAME
     if dest.is_dir():
         raise ConfigError(str(dest), "--out", "is a folder; name the HTML file to write")
+    ledger = _open(rd)
     live = not run_ended and live_holder(rd.root) is not None
     try:
-        sections = _sections(rd, ledger, live)
-    except StorageError:
-        raise
-    except sqlite3.Error as e:
-        raise BenchsmithError(f"{rd.ledger}: cannot read the ledger: {e}") from None
+        with reading_ledger(rd.ledger):
+            sections = _sections(rd, ledger, live)
     finally:
         ledger.close()
     state = "in progress (live)" if live else "not running"

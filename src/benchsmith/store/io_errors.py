@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno
 import shlex
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,18 @@ class LedgerWriteFailed(StorageError, sqlite3.OperationalError):
 
 class FileWriteFailed(StorageError, OSError):
     pass
+
+
+@contextmanager
+def reading_ledger(path: Path) -> Iterator[None]:
+    """A read of the ledger at `path`: an SQLite error becomes a one-line error naming it (a
+    StorageError already does)."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except sqlite3.Error as e:
+        raise BenchsmithError(f"{path}: cannot read the ledger: {e}") from None
 
 
 def ledger_error(path: Path, e: sqlite3.Error) -> StorageError | None:

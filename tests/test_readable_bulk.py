@@ -264,7 +264,9 @@ def test_a_child_that_dies_leaves_the_rendering_to_the_parent(
     broken = tmp_path / "broken" / "benchsmith"
     broken.mkdir(parents=True)
     (broken / "__init__.py").write_text("raise SystemExit(3)\n")  # ...and exits non-zero
-    monkeypatch.setattr(after_run, "_PKG_PARENT", str(tmp_path / "broken"))
+    from benchsmith.export import child_process
+
+    monkeypatch.setattr(child_process, "_PKG_PARENT", str(tmp_path / "broken"))
     started: list[object] = []
     real_start = after_run.ReadableChild.start.__func__
     monkeypatch.setattr(after_run.ReadableChild, "start",

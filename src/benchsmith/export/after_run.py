@@ -6,20 +6,19 @@ give up the GIL and wait to get it back while the renderer holds it."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchsmith.export.child_process import second_core, spawn_python
 from benchsmith.export.readable import render_after_run
 from benchsmith.recipes.base import Recipe
 from benchsmith.recipes.registry import builtin_names
 from benchsmith.store.ledger import Ledger
 
 READABLE_CHILD_MIN = 2_000  # accepted answers from which a child renders the Markdown
-_PKG_PARENT = str(Path(__file__).resolve().parents[2])  # for the child's imports
 
 
 @dataclass(frozen=True)
@@ -42,26 +41,19 @@ class ReadableChild:
         """The child, when it pays: a large run (counting the requests still to send), two
         cores, a recipe a new process finds by name (a built-in one); else None and the
         parent renders."""
-        if (layout == "off" or recipe.readable is None or recipe.name not in builtin_names()
-                or os.name != "posix" or (os.cpu_count() or 1) < 2):
+        if layout == "off" or recipe.readable is None or recipe.name not in builtin_names() \
+                or not second_core():
             return None
         (n,) = ledger.db.execute(
             "SELECT COUNT(*) FROM units WHERE state IN ('ok', 'pending')").fetchone()
         if n < READABLE_CHILD_MIN:
             return None
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_PARENT, env.get("PYTHONPATH")) if p)
-        try:
-            proc = subprocess.Popen(
-                # Ctrl-C is the parent's to handle: it stops the run, then says go or stop.
-                [sys.executable, "-c",
-                 "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                 "from benchsmith.export.after_run import _readable_main; _readable_main()",
-                 str(root), layout],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                env=env,
-            )
-        except (OSError, ValueError, subprocess.SubprocessError):
+        proc = spawn_python(
+            # Ctrl-C is the parent's to handle: it stops the run, then says go or stop.
+            "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "from benchsmith.export.after_run import _readable_main; _readable_main()",
+            [str(root), layout], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        if proc is None:
             return None
         return cls(proc)
 

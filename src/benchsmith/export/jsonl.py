@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -15,11 +14,11 @@ from typing import Any, Protocol
 
 import orjson
 
+from benchsmith.export.child_process import second_core, spawn_python
 from benchsmith.store import leak_rows
 from benchsmith.store.ledger import Ledger
 from benchsmith.store.rundir import RunDir, atomic_write_json, atomic_write_jsonl, sync_dirs
 
-_PKG_PARENT = str(Path(__file__).resolve().parents[2])  # for the child's imports
 
 
 def record_rows(ledger: Ledger, dataset: str, stage: str,
@@ -249,22 +248,15 @@ class _CallsLogChild:
 
     @classmethod
     def start(cls, ledger: Ledger, rd: RunDir) -> _CallsLogChild | None:
-        if os.name != "posix" or (os.cpu_count() or 1) < 2 or ledger.db.in_transaction:
+        if not second_core() or ledger.db.in_transaction:
             return None
         n = ledger.db.execute("SELECT MAX(id) FROM attempts").fetchone()[0] or 0
         if n < CALLS_LOG_CHILD_MIN:
             return None
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_PARENT, env.get("PYTHONPATH")) if p)
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-c",
-                 "from benchsmith.export.jsonl import _calls_log_main; _calls_log_main()",
-                 str(ledger.path), str(rd.calls_log)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env=env,
-            )
-        except (OSError, ValueError, subprocess.SubprocessError):
+        proc = spawn_python(
+            "from benchsmith.export.jsonl import _calls_log_main; _calls_log_main()",
+            [str(ledger.path), str(rd.calls_log)])
+        if proc is None:
             return None
         return cls(proc)
 

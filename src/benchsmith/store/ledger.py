@@ -9,7 +9,6 @@ under-counted. No secret ever enters a row.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,27 +17,21 @@ from typing import Any
 
 import orjson
 
-from benchsmith.records import Task, Usage
+from benchsmith.records import Task
 from benchsmith.store.io_errors import LedgerUnreadable, connect_ledger
 from benchsmith.store.leak_rows import insert_leaks
+from benchsmith.store.ledger_attempts import LedgerAttempts
 from benchsmith.store.ledger_reads import CURRENT_PLAN, NEWEST_PLAN, LedgerReads
 from benchsmith.store.migrations import MIGRATIONS
 from benchsmith.store.readonly import connect_readonly
-from benchsmith.store.units import Unit, UnitRow  # noqa: F401 - re-exported
+from benchsmith.store.units import Unit, UnitRow, dumps_value as _dumps  # noqa: F401 - re-exported
 
 TERMINAL = ("ok", "invalid", "failed", "skipped")
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _dumps(obj: Any) -> bytes:
-    try:
-        return orjson.dumps(obj)
-    except TypeError:  # an int wider than 64 bits in a task's data: the stdlib writes any int
-        return json.dumps(obj, ensure_ascii=False).encode()
-
-
-class Ledger(LedgerReads):
+class Ledger(LedgerReads, LedgerAttempts):
     """Thin, synchronous access to the run's SQLite file. One instance per process."""
 
     def __init__(self, path: Path):
@@ -303,111 +296,6 @@ class Ledger(LedgerReads):
         )
         return self.db.total_changes - before
 
-    # -- attempts -----------------------------------------------------------------------
-    def begin_attempt(
-        self, unit_id: str, invocation: int, n: int, model: str, reserved_usd: float, key_hint: str
-    ) -> int:
-        cur = self.db.execute(
-            "INSERT INTO attempts (unit_id, invocation, n, model, started_at, status, "
-            "reserved_usd, key_hint) VALUES (?,?,?,?,?,?,?,?)",
-            (unit_id, invocation, n, model, time.time(), "sent", reserved_usd, key_hint),
-        )
-        return int(cur.lastrowid or 0)
-
-    def record_attempt(
-        self, unit_id: str, invocation: int, model: str, key_hint: str, *, status: str,
-        http_status: int | None, usage: Usage, cost_usd: float, raw_output: str | None = None,
-        error: str | None = None, issues: list[str] | tuple[str, ...] | None = None,
-    ) -> int:
-        """A finished attempt in one INSERT (results that arrive without a prior send, e.g.
-        ingested batch output). Numbered after the unit's earlier attempts."""
-        now = time.time()
-        cur = self.db.execute(
-            "INSERT INTO attempts (unit_id, invocation, n, model, started_at, ended_at, status, "
-            "http_status, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, "
-            "reserved_usd, cost_usd, key_hint, raw_output, error, issues_json) "
-            "VALUES (?,?,(SELECT COUNT(*) + 1 FROM attempts WHERE unit_id=?),?,?,?,?,?,?,?,?,?,"
-            "0,?,?,?,?,?)",
-            (unit_id, invocation, unit_id, model, now, now, status, http_status,
-             usage.input_tokens, usage.cached_input_tokens, usage.output_tokens,
-             usage.reasoning_tokens, cost_usd, key_hint, raw_output, error,
-             _dumps(list(issues)) if issues else None),
-        )
-        return int(cur.lastrowid or 0)
-
-    @staticmethod
-    def attempt_row(
-        unit_id: str, invocation: int, model: str, key_hint: str, *, status: str,
-        http_status: int | None, usage: Usage, cost_usd: float, raw_output: str | None = None,
-        error: str | None = None, issues: list[str] | tuple[str, ...] | None = None,
-    ) -> tuple[Any, ...]:
-        """The parameters of one `record_attempt`, for `record_attempts`."""
-        now = time.time()
-        return (unit_id, invocation, unit_id, model, now, now, status, http_status,
-                usage.input_tokens, usage.cached_input_tokens, usage.output_tokens,
-                usage.reasoning_tokens, cost_usd, key_hint, raw_output, error,
-                _dumps(list(issues)) if issues else None)
-
-    def record_attempts(self, rows: list[tuple[Any, ...]]) -> None:
-        """Many `record_attempt`s (rows from `attempt_row`) in one statement, in order: each row
-        is numbered after the unit's earlier attempts, including earlier rows of the same call."""
-        self.db.executemany(
-            "INSERT INTO attempts (unit_id, invocation, n, model, started_at, ended_at, status, "
-            "http_status, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, "
-            "reserved_usd, cost_usd, key_hint, raw_output, error, issues_json) "
-            "VALUES (?,?,(SELECT COUNT(*) + 1 FROM attempts WHERE unit_id=?),?,?,?,?,?,?,?,?,?,"
-            "0,?,?,?,?,?)",
-            rows,
-        )
-
-    def record_ok_attempts(
-        self, invocation: int, key_hint: str,
-        rows: list[tuple[str, str, tuple[int, int, int, int], float, str]],
-    ) -> None:
-        """`record_attempt(..., status="ok", http_status=200, ...)` for many answers, in order:
-        rows of (unit_id, model, usage as (input, cached input, output, reasoning) tokens,
-        cost in USD, raw output)."""
-        now = time.time()
-        self.record_attempts([
-            (uid, invocation, uid, model, now, now, "ok", 200, u[0], u[1], u[2], u[3], cost,
-             key_hint, raw, None, None)
-            for uid, model, u, cost, raw in rows
-        ])
-
-    def end_attempt(
-        self,
-        attempt_id: int,
-        *,
-        status: str,
-        http_status: int | None,
-        latency_s: float | None,
-        usage: Usage | None,
-        cost_usd: float | None,
-        raw_output: str | None = None,
-        error: str | None = None,
-        issues: list[str] | tuple[str, ...] | None = None,
-    ) -> None:
-        u = usage or Usage()
-        self.db.execute(
-            "UPDATE attempts SET ended_at=?, status=?, http_status=?, latency_s=?, "
-            "input_tokens=?, cached_input_tokens=?, output_tokens=?, reasoning_tokens=?, "
-            "cost_usd=?, raw_output=?, error=?, issues_json=? WHERE id=?",
-            (
-                time.time(),
-                status,
-                http_status,
-                latency_s,
-                u.input_tokens,
-                u.cached_input_tokens,
-                u.output_tokens,
-                u.reasoning_tokens,
-                cost_usd,
-                raw_output,
-                error,
-                _dumps(list(issues)) if issues else None,
-                attempt_id,
-            ),
-        )
 
 class _Tx:
     def __init__(self, db: sqlite3.Connection):

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+
+def dumps_value(obj: Any) -> bytes:
+    """A value as the ledger stores it (JSON)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # an int wider than 64 bits in a task's data: the stdlib writes any int
+        return json.dumps(obj, ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)

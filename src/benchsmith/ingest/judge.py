@@ -1,5 +1,5 @@
 """Judging batch result lines for ingest: each 200 answer parsed and validated against its
-unit's spec ahead of applying it (`reconcile.judge_answer`), in blocks read from the result
+unit's spec ahead of applying it (`batch_answer.judge_answer`), in blocks read from the result
 files. The same code runs here and in the helper process (ingest/helper.py).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from benchsmith.config import RunConfig
-from benchsmith.engine.reconcile import Answer, judge_answer, ok_answer_parts
+from benchsmith.engine.batch_answer import Answer, judge_answer, ok_answer_parts
 from benchsmith.recipes.base import Recipe, RequestSpec
 from benchsmith.store import batches as bstore
 from benchsmith.store.ledger import Ledger

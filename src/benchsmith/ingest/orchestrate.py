@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from benchsmith.engine.budget import overspend_problems
-from benchsmith.engine.reconcile import Answer, Reconciler
+from benchsmith.engine.batch_answer import Answer
+from benchsmith.engine.reconcile import Reconciler
 from benchsmith.errors import ConfigError
 from benchsmith.export.jsonl import calls_log_written_by
 from benchsmith.export.run_files import write_run_files

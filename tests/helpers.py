@@ -263,6 +263,21 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def kill9_when(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str) -> None:
+    """SIGKILL the benchsmith process `proc` once `ready()` holds (it must still be running
+    then); never leaves it behind."""
+    try:
+        wait_for(lambda: ready() or proc.poll() is not None, timeout=60, what=what)
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(20)
+    proc.communicate()
+
+
 def popen_cli(
     args: list[str], *, env: dict[str, str], cwd: Path | None = None
 ) -> subprocess.Popen[str]:

@@ -9,7 +9,6 @@ a batch that never finishes keeps it live for as long as the test needs."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from fake_openai import BatchScript, FakeOpenAI
 from helpers import (
     KEY_ENV,
+    kill9_when,
     SECRET,
     cfg_dict,
     cli_env,
@@ -133,17 +133,7 @@ def test_calls_of_a_killed_run_are_unsettled_not_in_flight(
     cfg = _cfg(tmp_path, fake_openai, {"engine": {"concurrency": 4}})
     rd = tmp_path / "runs" / "K"
     proc = popen_cli(_run_args(cfg, "K"), env=env)
-    try:
-        wait_for(lambda: len(fake_openai.requests) >= N_TASKS or proc.poll() is not None,
-                 timeout=60, what="the run's requests")
-        assert proc.poll() is None, proc.communicate()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(20)
-    proc.communicate()
+    kill9_when(proc, lambda: len(fake_openai.requests) >= N_TASKS, "the run's requests")
     st, text = _status(rd, env)
     assert st["live"] is None and st["last_status"] == "interrupted"
     sent = ledger_rows(rd, "SELECT COUNT(*) FROM attempts WHERE status='sent'")[0][0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from collections import Counter
 from pathlib import Path
@@ -14,6 +13,7 @@ from benchsmith import api
 from fake_openai import FakeOpenAI, Reply
 from helpers import (
     KEY_ENV,
+    kill9_when,
     SECRET,
     assert_no_secret,
     assert_terminal_invariants,
@@ -29,7 +29,6 @@ from helpers import (
     run_cli,
     unit_specs,
     unit_states,
-    wait_for,
     write_yaml,
 )
 
@@ -55,17 +54,7 @@ def test_sigkill_then_resume(fake_openai: FakeOpenAI, tmp_path: Path, kill_after
     rd = tmp_path / "runs" / "K"
 
     proc = popen_cli(["run", "--config", str(cfg), "--run-id", "K", "--quiet"], env=env)
-    try:
-        wait_for(lambda: len(fake_openai.requests) >= kill_after or proc.poll() is not None,
-                 timeout=60, what=f"{kill_after} requests")
-        assert proc.poll() is None, proc.communicate()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(20)
-    proc.communicate()
+    kill9_when(proc, lambda: len(fake_openai.requests) >= kill_after, f"{kill_after} requests")
     assert proc.returncode == -signal.SIGKILL
 
     # The ledger right after the kill.

@@ -28,6 +28,7 @@ from benchsmith.store.lock import LOCK_NAME, RunInUse, live_holder, run_lock
 from fake_openai import FakeOpenAI
 from helpers import (
     KEY_ENV,
+    kill9_when,
     SECRET,
     cfg_dict,
     cli_env,
@@ -172,17 +173,7 @@ def test_kill9_leaves_an_interrupted_invocation_that_does_not_block(
     cfg = _cfg(tmp_path, fake_openai)
     rd = tmp_path / "runs" / "K"
     proc = popen_cli(_run_args(cfg, "K"), env=env)
-    try:
-        wait_for(lambda: len(fake_openai.requests) > 0 or proc.poll() is not None,
-                 timeout=60, what="the run's first request")
-        assert proc.poll() is None, proc.communicate()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(20)
-    proc.communicate()
+    kill9_when(proc, lambda: len(fake_openai.requests) > 0, "the run's first request")
     assert proc.returncode == -signal.SIGKILL
     assert ledger_rows(rd, "SELECT status FROM invocations") == [("running",)]
 
